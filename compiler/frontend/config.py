@@ -1,0 +1,374 @@
+"""Model configuration: one normalised view of a Hugging Face `config.json`.
+
+Accepts the 2024–2025 hub spelling (top-level `rope_theta`, `rope_scaling`, `torch_dtype`),
+the transformers 5.x spelling (`rope_parameters`, `dtype`) and the vendor's
+`pulsar2 llm_build --model_config` JSON, whose values override or complete `config.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from axc.errors import AxcError
+
+SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
+ROPE_KINDS = ("default", "linear", "llama3", "dynamic", "yarn", "longrope")
+QUANT_METHODS = ("gptq",)
+GPTQ_BITS = (2, 3, 4, 8)
+GPTQ_FORMATS = ("gptq", "gptq_v2")
+
+# Vendor --model_config key -> canonical key.
+VENDOR_KEYS = {
+    "model_type": "model_type",
+    "num_hidden_layers": "num_hidden_layers",
+    "num_attention_heads": "num_attention_heads",
+    "num_key_value_heads": "num_key_value_heads",
+    "hidden_size": "hidden_size",
+    "intermediate_size": "intermediate_size",
+    "vocab_size": "vocab_size",
+    "rope_theta_base": "rope_theta",
+    "norm_eps": "rms_norm_eps",
+    "max_position_embedings": "max_position_embeddings",
+    "max_position_embeddings": "max_position_embeddings",
+    "rope_partial_factor": "rope_partial_factor",
+    "norm_type": "norm_type",
+    "hidden_act": "hidden_act",
+    "tie_word_embeddings": "tie_word_embeddings",
+    "head_dim": "head_dim",
+}
+
+REQUIRED_KEYS = (
+    "model_type",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "hidden_size",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+)
+POSITIVE_INT_KEYS = (
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "hidden_size",
+    "head_dim",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+)
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    """Rotary-embedding frequency scaling (`rope_scaling` / `rope_parameters`)."""
+
+    kind: str
+    factor: float = 1.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_position_embeddings: int = 0
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Pre-quantized checkpoint settings (`quantization_config` / `quantize_config.json`)."""
+
+    method: str
+    bits: int
+    group_size: int
+    desc_act: bool
+    sym: bool
+    checkpoint_format: str
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model hyper-parameters the compiler needs, whatever file spelling they came from."""
+
+    model_name: str
+    model_type: str
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    hidden_size: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    rope_theta: float
+    max_position_embeddings: int
+    rope_partial_factor: float
+    rms_norm_eps: float
+    norm_type: str
+    hidden_act: str
+    tie_word_embeddings: bool
+    attention_bias: bool
+    mlp_bias: bool
+    dtype: str
+    rope_scaling: RopeScaling
+    quant: QuantConfig | None
+    bos_token_id: int | None
+    eos_token_id: int | list[int] | None
+
+    @property
+    def kv_dim(self) -> int:
+        return self.num_key_value_heads * self.head_dim
+
+    @property
+    def rotary_dim(self) -> int:
+        return int(self.head_dim * self.rope_partial_factor)
+
+    def format_block(self) -> str:
+        """A `Config(...)` block, one `key=value,` per line, like the vendor tool's log."""
+        fields: list[tuple[str, Any]] = [
+            (name, getattr(self, name))
+            for name in (
+                "model_name",
+                "model_type",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "hidden_size",
+                "head_dim",
+                "intermediate_size",
+                "vocab_size",
+                "rope_theta",
+                "max_position_embeddings",
+                "rope_partial_factor",
+                "rms_norm_eps",
+                "norm_type",
+                "hidden_act",
+                "tie_word_embeddings",
+            )
+        ]
+        if self.quant is None:
+            fields.append(("quant_method", None))
+        else:
+            q = self.quant
+            fields += [
+                ("quant_method", q.method),
+                ("quant_bits", q.bits),
+                ("quant_group_size", q.group_size),
+                ("quant_desc_act", q.desc_act),
+                ("quant_sym", q.sym),
+                ("quant_format", q.checkpoint_format),
+            ]
+        r = self.rope_scaling
+        fields += [
+            ("rope_scaling_type", r.kind),
+            ("rope_scaling_factor", r.factor),
+            ("rope_scaling_low_freq_factor", r.low_freq_factor),
+            ("rope_scaling_high_freq_factor", r.high_freq_factor),
+            ("rope_scaling_original_max_position_embeddings", r.original_max_position_embeddings),
+        ]
+        lines = ["Config("] + [f"    {key}={value!r}," for key, value in fields] + [")"]
+        return "\n".join(lines)
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """Parse a JSON object from `path`; malformed input becomes a one-line `AxcError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise AxcError(f"{what} {path} is not UTF-8 text ({error.reason}); pass a JSON file") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise AxcError(
+            f"malformed JSON in {what} {path} at line {error.lineno} column {error.colno}: {error.msg}; "
+            "fix or re-download the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise AxcError(f"{what} {path} must hold a JSON object, not {type(data).__name__}; fix the file")
+    return data
+
+
+def _rope_scaling(raw: dict[str, Any], where: Path) -> RopeScaling:
+    params = raw.get("rope_scaling") or raw.get("rope_parameters") or {}
+    if not isinstance(params, dict):
+        raise AxcError(f"rope_scaling in {where} must be an object or null; fix the config")
+    kind = params.get("rope_type", params.get("type", "default")) or "default"
+    if kind not in ROPE_KINDS:
+        raise AxcError(
+            f"unsupported rope scaling type {kind!r} in {where}; supported: {', '.join(ROPE_KINDS)}"
+        )
+    try:
+        return RopeScaling(
+            kind=kind,
+            factor=float(params.get("factor", 1.0)),
+            low_freq_factor=float(params.get("low_freq_factor", 1.0)),
+            high_freq_factor=float(params.get("high_freq_factor", 4.0)),
+            original_max_position_embeddings=int(params.get("original_max_position_embeddings", 0) or 0),
+        )
+    except (TypeError, ValueError):
+        raise AxcError(f"rope scaling parameters in {where} must be numbers: {params}; fix the config") from None
+
+
+def _hf_values(raw: dict[str, Any]) -> dict[str, Any]:
+    """The canonical keys found in a Hugging Face config.json (either spelling)."""
+    params = raw.get("rope_parameters") if isinstance(raw.get("rope_parameters"), dict) else {}
+    values = {
+        key: raw[key]
+        for key in (
+            "model_type",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "hidden_size",
+            "head_dim",
+            "intermediate_size",
+            "vocab_size",
+            "max_position_embeddings",
+            "rms_norm_eps",
+            "hidden_act",
+            "tie_word_embeddings",
+            "attention_bias",
+            "mlp_bias",
+            "bos_token_id",
+            "eos_token_id",
+        )
+        if raw.get(key) is not None
+    }
+    for key, sources in (
+        ("rope_theta", (raw.get("rope_theta"), params.get("rope_theta"))),
+        ("rope_partial_factor", (raw.get("partial_rotary_factor"), params.get("partial_rotary_factor"))),
+        ("dtype", (raw.get("dtype"), raw.get("torch_dtype"))),
+    ):
+        found = next((value for value in sources if value is not None), None)
+        if found is not None:
+            values[key] = found
+    return values
+
+
+def _quant_config(raw: dict[str, Any], model_dir: Path, config_path: Path) -> QuantConfig | None:
+    where = config_path
+    data = raw.get("quantization_config")
+    if data is None and (model_dir / "quantize_config.json").is_file():
+        where = model_dir / "quantize_config.json"
+        data = read_json(where, "quantization config")
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise AxcError(f"quantization_config in {where} must be an object; fix the config")
+    method = data.get("quant_method", data.get("method", "gptq"))
+    if method not in QUANT_METHODS:
+        raise AxcError(
+            f"unsupported quantization method {method!r} in {where}; supported: {', '.join(QUANT_METHODS)}"
+        )
+    bits = data.get("bits")
+    if bits not in GPTQ_BITS:
+        raise AxcError(f"GPTQ bits={bits!r} in {where} is not supported; use one of {GPTQ_BITS}")
+    group_size = data.get("group_size", -1)
+    if not isinstance(group_size, int) or isinstance(group_size, bool) or (group_size <= 0 and group_size != -1):
+        raise AxcError(f"GPTQ group_size={group_size!r} in {where} must be a positive integer or -1")
+    fmt = data.get("checkpoint_format") or data.get("format") or "gptq"
+    if fmt not in GPTQ_FORMATS:
+        raise AxcError(f"GPTQ checkpoint format {fmt!r} in {where} is not supported; use one of {GPTQ_FORMATS}")
+    pack_dtype = data.get("pack_dtype", "int32")
+    if pack_dtype != "int32":
+        raise AxcError(f"GPTQ pack_dtype={pack_dtype!r} in {where} is not supported; re-quantize with int32")
+    return QuantConfig(
+        method=method,
+        bits=bits,
+        group_size=group_size,
+        desc_act=bool(data.get("desc_act", False)),
+        sym=bool(data.get("sym", True)),
+        checkpoint_format=fmt,
+    )
+
+
+def load_config(model_dir: str | Path, model_config: str | Path | None = None) -> ModelConfig:
+    """Read `model_dir/config.json`, completed/overridden by a vendor `--model_config` JSON."""
+    model_dir = Path(model_dir)
+    config_path = model_dir / "config.json"
+    raw: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    origin: dict[str, Path] = {}
+    files: list[Path] = []
+    if config_path.is_file():
+        raw = read_json(config_path, "model config")
+        values = _hf_values(raw)
+        origin = dict.fromkeys(values, config_path)
+        files.append(config_path)
+    elif model_config is None:
+        raise AxcError(
+            f"no config.json in {model_dir}; pass a Hugging Face model directory or a --model_config JSON"
+        )
+    if model_config is not None:
+        vendor_path = Path(model_config)
+        if not vendor_path.is_file():
+            raise AxcError(f"model config {vendor_path} does not exist; check the --model_config path")
+        vendor = read_json(vendor_path, "model config")
+        files.append(vendor_path)
+        for key, canonical in VENDOR_KEYS.items():
+            if vendor.get(key) is not None:
+                values[canonical] = vendor[key]
+                origin[canonical] = vendor_path
+    sources = " + ".join(str(path) for path in files)
+
+    for key in REQUIRED_KEYS:
+        if key not in values:
+            raise AxcError(f"missing required key {key!r} in {sources}; add it to the model config")
+    model_type = values["model_type"]
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise AxcError(
+            f"unsupported model_type {model_type!r} in {origin['model_type']}; "
+            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    values.setdefault("num_key_value_heads", values["num_attention_heads"])
+    for key in POSITIVE_INT_KEYS:
+        value = values.get(key)
+        if key in values and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise AxcError(f"{key}={value!r} in {origin[key]} must be a positive integer; fix the model config")
+    hidden, heads, kv_heads = values["hidden_size"], values["num_attention_heads"], values["num_key_value_heads"]
+    if "head_dim" not in values:
+        if hidden % heads:
+            raise AxcError(
+                f"hidden_size={hidden} is not divisible by num_attention_heads={heads} in {sources} "
+                "and head_dim is not set; add head_dim to the model config"
+            )
+        values["head_dim"] = hidden // heads
+    if heads % kv_heads:
+        raise AxcError(
+            f"num_attention_heads={heads} is not a multiple of num_key_value_heads={kv_heads} in {sources}; "
+            "fix the model config"
+        )
+    for key, default in (("rope_theta", 10000.0), ("rms_norm_eps", 1e-6), ("rope_partial_factor", 1.0)):
+        value = values.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise AxcError(f"{key}={value!r} in {origin.get(key, sources)} must be a positive number")
+        values[key] = float(value)
+    if values["rope_partial_factor"] > 1.0:
+        raise AxcError(
+            f"rope_partial_factor={values['rope_partial_factor']} in {origin['rope_partial_factor']} "
+            "must be at most 1"
+        )
+
+    return ModelConfig(
+        model_name=model_dir.resolve().name,
+        model_type=model_type,
+        num_hidden_layers=values["num_hidden_layers"],
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        hidden_size=hidden,
+        head_dim=values["head_dim"],
+        intermediate_size=values["intermediate_size"],
+        vocab_size=values["vocab_size"],
+        rope_theta=values["rope_theta"],
+        max_position_embeddings=values["max_position_embeddings"],
+        rope_partial_factor=values["rope_partial_factor"],
+        rms_norm_eps=values["rms_norm_eps"],
+        norm_type=str(values.get("norm_type", "rms_norm")),
+        hidden_act=str(values.get("hidden_act", "silu")),
+        tie_word_embeddings=bool(values.get("tie_word_embeddings", False)),
+        attention_bias=bool(values.get("attention_bias", model_type == "qwen2")),
+        mlp_bias=bool(values.get("mlp_bias", False)),
+        dtype=str(values.get("dtype", "float32")),
+        rope_scaling=_rope_scaling(raw, config_path),
+        quant=_quant_config(raw, model_dir, config_path),
+        bos_token_id=values.get("bos_token_id"),
+        eos_token_id=values.get("eos_token_id"),
+    )

@@ -1,0 +1,158 @@
+"""The host loop of the runtime contract (ax-llm): prefill chunks, KV copies, decode.
+
+The loop is independent of what executes a layer: the tfm/quant interpreters, the npu
+interpreter or the simulator running `.axmodel` files all implement `LayerExecutor`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+MASKED = -65536.0
+"""The runtime's additive mask value for an invisible position (exact in bf16)."""
+
+
+class LayerExecutor(Protocol):
+    def embed(self, token_ids: np.ndarray) -> np.ndarray:
+        """`[T]` ids → `[1, T, hidden]`."""
+        ...
+
+    def run_layer(self, layer: int, group: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one layer's shape group on the contract's named inputs."""
+        ...
+
+    def post(self, hidden: np.ndarray) -> np.ndarray:
+        """`[1, 1, hidden]` → logits `[1, 1, vocab]`."""
+        ...
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """The shape groups of a built model: `histories[0]` is the decode group's cache."""
+
+    num_layers: int
+    kv_dim: int
+    kv_cache_len: int
+    prefill_len: int
+    histories: tuple[int, ...]
+
+
+@dataclass
+class HostLoop:
+    """Keeps the KV cache on the host and drives an executor like the runtime does."""
+
+    executor: LayerExecutor
+    layout: GroupLayout
+    position: int = 0
+    k_cache: np.ndarray = field(init=False)
+    v_cache: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        shape = (self.layout.num_layers, self.layout.kv_cache_len, self.layout.kv_dim)
+        self.k_cache = np.zeros(shape, np.float32)
+        self.v_cache = np.zeros(shape, np.float32)
+
+    def reset(self) -> None:
+        self.position = 0
+        self.k_cache[:] = 0
+        self.v_cache[:] = 0
+
+    def prefill_group(self, cached: int) -> int:
+        for group in range(1, len(self.layout.histories)):
+            if capacity(self.layout.histories[group]) >= cached:
+                return group
+        raise ValueError(
+            f"no prefill group can see {cached} cached tokens (histories {self.layout.histories[1:]})"
+        )
+
+    def prefill(self, token_ids: np.ndarray) -> np.ndarray:
+        """Run the prompt in `prefill_len` chunks; the hidden states `[n, hidden]` of its tokens."""
+        layout = self.layout
+        if layout.prefill_len == 0:
+            return np.concatenate([self.decode_hidden(int(t)) for t in token_ids], axis=0)
+        outputs = []
+        for start in range(0, len(token_ids), layout.prefill_len):
+            chunk = token_ids[start : start + layout.prefill_len]
+            outputs.append(self.prefill_chunk(chunk))
+        return np.concatenate(outputs, axis=0)
+
+    def prefill_chunk(self, chunk: np.ndarray) -> np.ndarray:
+        layout, cached, n = self.layout, self.position, len(chunk)
+        tokens = layout.prefill_len
+        if cached + n > layout.kv_cache_len:
+            raise ValueError(f"context of {cached + n} tokens exceeds kv_cache_len {layout.kv_cache_len}")
+        group = self.prefill_group(cached)
+        history = layout.histories[group]
+        ids = np.zeros(tokens, np.int64)
+        ids[:n] = chunk
+        hidden = self.executor.embed(ids)
+        mask = np.full((1, tokens, history + tokens), MASKED, np.float32)
+        mask[0, :, :cached] = 0.0
+        mask[0, :, history:][np.tril(np.ones((tokens, tokens), bool))] = 0.0
+        indices = (cached + np.arange(tokens, dtype=np.uint32))[None, :]
+        for layer in range(layout.num_layers):
+            k_hist = np.zeros((1, history, layout.kv_dim), np.float32)
+            v_hist = np.zeros((1, history, layout.kv_dim), np.float32)
+            visible = min(cached, history)
+            k_hist[0, :visible] = self.k_cache[layer, :visible]
+            v_hist[0, :visible] = self.v_cache[layer, :visible]
+            out = self.executor.run_layer(
+                layer,
+                group,
+                {"K_cache": k_hist, "V_cache": v_hist, "indices": indices, "input": hidden, "mask": mask},
+            )
+            self.k_cache[layer, cached : cached + n] = out["K_cache_out"][0, :n]
+            self.v_cache[layer, cached : cached + n] = out["V_cache_out"][0, :n]
+            hidden = np.asarray(out["output"], np.float32)
+        self.position += n
+        return hidden[0, :n]
+
+    def decode_hidden(self, token: int) -> np.ndarray:
+        """One decode step; the hidden state `[1, hidden]` of `token`."""
+        layout, pos = self.layout, self.position
+        if pos >= layout.kv_cache_len:
+            raise ValueError(f"context is full ({layout.kv_cache_len} tokens)")
+        hidden = self.executor.embed(np.array([token]))
+        mask = np.full((1, 1, layout.kv_cache_len + 1), MASKED, np.float32)
+        mask[0, 0, :pos] = 0.0
+        mask[0, 0, -1] = 0.0
+        indices = np.array([[pos]], np.uint32)
+        for layer in range(layout.num_layers):
+            out = self.executor.run_layer(
+                layer,
+                0,
+                {
+                    "K_cache": self.k_cache[layer][None],
+                    "V_cache": self.v_cache[layer][None],
+                    "indices": indices,
+                    "input": hidden,
+                    "mask": mask,
+                },
+            )
+            self.k_cache[layer, pos] = out["K_cache_out"][0, 0]
+            self.v_cache[layer, pos] = out["V_cache_out"][0, 0]
+            hidden = np.asarray(out["output"], np.float32)
+        self.position += 1
+        return hidden[0]
+
+    def logits(self, hidden_row: np.ndarray) -> np.ndarray:
+        """Logits `[vocab]` of one hidden state (the post model)."""
+        return np.asarray(self.executor.post(hidden_row.reshape(1, 1, -1)), np.float32).reshape(-1)
+
+    def generate(self, prompt: np.ndarray, max_new_tokens: int, eos: set[int]) -> list[int]:
+        """Greedy generation: prefill the prompt, then decode until EOS or the limit."""
+        hidden = self.prefill(prompt)
+        token = int(np.argmax(self.logits(hidden[-1])))
+        generated = [token]
+        while len(generated) < max_new_tokens and token not in eos and self.position < self.layout.kv_cache_len:
+            token = int(np.argmax(self.logits(self.decode_hidden(token)[-1])))
+            generated.append(token)
+        return generated
+
+
+def capacity(history: int) -> int:
+    """Cached tokens a prefill group with `history` rows can see (a 1-row group is a dummy)."""
+    return 0 if history <= 1 else history

@@ -1,0 +1,29 @@
+"""numpy semantics of the `axc` dialect: parameters read lazily from the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
+
+from axc.dialects.axc import ParamOp
+from axc.params import ParamStore
+
+
+@register_impls
+class AxcFunctions(InterpreterFunctions):
+    """Materialises `axc.param` values (cached: each layer function is called many times)."""
+
+    def __init__(self, store: ParamStore):
+        self.store = store
+        self.cache: dict[tuple[str, str], np.ndarray] = {}
+
+    @impl(ParamOp)
+    def run_param(self, interpreter: Interpreter, op: ParamOp, args: tuple[Any, ...]):
+        key = (op.param.scope.data, op.param.key.data)
+        if key not in self.cache:
+            value = np.asarray(self.store.get(*key))
+            is_float = value.dtype.kind in "fV"  # ml_dtypes' bf16/fp8 are kind "V"
+            self.cache[key] = value.astype(np.float32) if is_float else value
+        return (self.cache[key],)

@@ -1,0 +1,85 @@
+"""Run one function of a module on numpy inputs with the interpreters of every level."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, ModuleOp, StringAttr
+from xdsl.interpreter import Interpreter
+from xdsl.interpreters.func import FuncFunctions
+
+from axc.binding import store_for
+from axc.dialects.tfm import show
+from axc.errors import AxcError
+from axc.interpreters.axc import AxcFunctions
+from axc.interpreters.tfm import TfmFunctions
+from axc.params import ParamStore
+
+
+def io_names(function: func.FuncOp, attr: str, count: int, stem: str) -> list[str]:
+    names = function.attributes.get(attr)
+    if isinstance(names, ArrayAttr):
+        return [n.data for n in names.data if isinstance(n, StringAttr)]
+    return [f"{stem}{i}" for i in range(count)]
+
+
+class ModuleRunner:
+    """An interpreter over one module, reused across calls (parameters are cached)."""
+
+    def __init__(self, module: ModuleOp, store: ParamStore | None = None):
+        self.module = module
+        self.interpreter = Interpreter(module)
+        self.interpreter.register_implementations(FuncFunctions())
+        self.interpreter.register_implementations(TfmFunctions())
+        self.interpreter.register_implementations(
+            AxcFunctions(store if store is not None else store_for(module))
+        )
+
+    def function(self, name: str) -> func.FuncOp:
+        for op in self.module.ops:
+            if isinstance(op, func.FuncOp) and op.sym_name.data == name:
+                return op
+        available = ", ".join(
+            op.sym_name.data for op in self.module.ops if isinstance(op, func.FuncOp)
+        )
+        raise AxcError(f"no function @{name} in the module (available: {available})")
+
+    def input_names(self, name: str) -> list[str]:
+        function = self.function(name)
+        return io_names(function, "axc.input_names", len(function.args), "arg")
+
+    def output_names(self, name: str) -> list[str]:
+        function = self.function(name)
+        count = len(function.function_type.outputs.data)
+        return io_names(function, "axc.output_names", count, "result")
+
+    def call(
+        self, name: str, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray]
+    ) -> list[np.ndarray]:
+        """Run `@name`; inputs by position or by the function's input names."""
+        function = self.function(name)
+        if isinstance(inputs, Mapping):
+            names = self.input_names(name)
+            missing = [n for n in names if n not in inputs]
+            unknown = [n for n in inputs if n not in names]
+            if missing or unknown:
+                raise AxcError(
+                    f"@{name} takes inputs {', '.join(names)}"
+                    + (f"; missing {', '.join(missing)}" if missing else "")
+                    + (f"; unknown {', '.join(unknown)}" if unknown else "")
+                )
+            args = [inputs[n] for n in names]
+        else:
+            args = list(inputs)
+        for value, arg_type, index in zip(args, function.function_type.inputs.data, range(len(args))):
+            expected = tuple(arg_type.get_shape())  # type: ignore[attr-defined]
+            if len(expected) != np.ndim(value) or any(
+                e != DYNAMIC_INDEX and e != a for e, a in zip(expected, np.shape(value))
+            ):
+                raise AxcError(
+                    f"input {self.input_names(name)[index]} of @{name} has shape "
+                    f"{list(np.shape(value))}, expected {show(expected)}"
+                )
+        return [np.asarray(r) for r in self.interpreter.call_op(name, tuple(args))]

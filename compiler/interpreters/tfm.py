@@ -1,0 +1,93 @@
+"""numpy semantics of the `tfm` dialect: the mathematical reference, computed in fp32.
+
+Element types at this level name the storage the later levels will use; the reference
+computes every float in fp32 regardless (rounding to storage types starts at `quant`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
+
+from axc import kernels
+from axc.dialects import tfm
+
+
+def fp32(value: np.ndarray) -> np.ndarray:
+    return np.asarray(value, dtype=np.float32)
+
+
+def rope_spec(op: tfm.RopeOp) -> kernels.RopeSpec:
+    return kernels.RopeSpec(
+        head_dim=op.head_dim.value.data,
+        rotary_dim=op.rotary_dim.value.data,
+        theta=op.theta.value.data,
+        scaling=op.scaling.data,
+        factor=op.factor.value.data,
+        low_freq_factor=op.low_freq_factor.value.data,
+        high_freq_factor=op.high_freq_factor.value.data,
+        original_max_positions=op.original_max_positions.value.data,
+    )
+
+
+def attention_props(op: tfm.AttentionOp) -> dict[str, Any]:
+    return {
+        "num_heads": op.num_heads.value.data,
+        "num_kv_heads": op.num_kv_heads.value.data,
+        "head_dim": op.head_dim.value.data,
+        "scale": op.scale.value.data,
+    }
+
+
+@register_impls
+class TfmFunctions(InterpreterFunctions):
+    @impl(tfm.EmbeddingOp)
+    def run_embedding(self, interpreter: Interpreter, op: tfm.EmbeddingOp, args: tuple[Any, ...]):
+        ids, table = args
+        return (fp32(np.asarray(table)[np.asarray(ids).astype(np.int64)]),)
+
+    @impl(tfm.RMSNormOp)
+    def run_rms_norm(self, interpreter: Interpreter, op: tfm.RMSNormOp, args: tuple[Any, ...]):
+        x, weight = map(fp32, args)
+        return (kernels.rms_norm(x, weight, op.eps.value.data),)
+
+    @impl(tfm.LayerNormOp)
+    def run_layer_norm(self, interpreter: Interpreter, op: tfm.LayerNormOp, args: tuple[Any, ...]):
+        x, weight, *bias = map(fp32, args)
+        return (kernels.layer_norm(x, weight, bias[0] if bias else None, op.eps.value.data),)
+
+    @impl(tfm.LinearOp)
+    def run_linear(self, interpreter: Interpreter, op: tfm.LinearOp, args: tuple[Any, ...]):
+        x, weight, *bias = map(fp32, args)
+        return (kernels.linear(x, weight, bias[0] if bias else None),)
+
+    @impl(tfm.RopeOp)
+    def run_rope(self, interpreter: Interpreter, op: tfm.RopeOp, args: tuple[Any, ...]):
+        x, positions = args
+        return (kernels.rope(fp32(x), np.asarray(positions), op.num_heads.value.data, rope_spec(op)),)
+
+    @impl(tfm.AttentionOp)
+    def run_attention(self, interpreter: Interpreter, op: tfm.AttentionOp, args: tuple[Any, ...]):
+        return (kernels.attention(*map(fp32, args), **attention_props(op)),)
+
+    @impl(tfm.ActOp)
+    def run_act(self, interpreter: Interpreter, op: tfm.ActOp, args: tuple[Any, ...]):
+        return (kernels.activation(op.kind.data, fp32(args[0])),)
+
+    @impl(tfm.AddOp)
+    def run_add(self, interpreter: Interpreter, op: tfm.AddOp, args: tuple[Any, ...]):
+        return (fp32(args[0]) + fp32(args[1]),)
+
+    @impl(tfm.MulOp)
+    def run_mul(self, interpreter: Interpreter, op: tfm.MulOp, args: tuple[Any, ...]):
+        return (fp32(args[0]) * fp32(args[1]),)
+
+    @impl(tfm.CastOp)
+    def run_cast(self, interpreter: Interpreter, op: tfm.CastOp, args: tuple[Any, ...]):
+        return (args[0],)
+
+    @impl(tfm.TopKOp)
+    def run_topk(self, interpreter: Interpreter, op: tfm.TopKOp, args: tuple[Any, ...]):
+        return kernels.topk(fp32(args[0]), op.k.value.data)

@@ -1,0 +1,136 @@
+"""Reference numpy kernels shared by every interpreter level (fp32 in, fp32 out)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+
+
+def rms_norm(x: Array, weight: Array, eps: float) -> Array:
+    variance = np.mean(np.square(x, dtype=np.float32), axis=-1, keepdims=True)
+    return (x / np.sqrt(variance + np.float32(eps))) * weight
+
+
+def layer_norm(x: Array, weight: Array, bias: Array | None, eps: float) -> Array:
+    mean = np.mean(x, axis=-1, keepdims=True)
+    centred = x - mean
+    variance = np.mean(np.square(centred), axis=-1, keepdims=True)
+    out = centred / np.sqrt(variance + np.float32(eps)) * weight
+    return out + bias if bias is not None else out
+
+
+def linear(x: Array, weight: Array, bias: Array | None) -> Array:
+    out = np.matmul(x, weight.T)
+    return out + bias if bias is not None else out
+
+
+def silu(x: Array) -> Array:
+    return x / (np.float32(1) + np.exp(-x))
+
+
+def activation(kind: str, x: Array) -> Array:
+    if kind == "silu":
+        return silu(x)
+    if kind == "relu":
+        return np.maximum(x, np.float32(0))
+    if kind == "gelu_tanh":
+        inner = np.float32(math.sqrt(2 / math.pi)) * (x + np.float32(0.044715) * x**3)
+        return np.float32(0.5) * x * (np.float32(1) + np.tanh(inner))
+    if kind == "gelu":
+        erf = np.vectorize(math.erf, otypes=[np.float64])
+        return (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))).astype(np.float32)
+    raise ValueError(f"unknown activation {kind}")
+
+
+@dataclass(frozen=True)
+class RopeSpec:
+    """Everything that determines the rotary frequencies of a model."""
+
+    head_dim: int
+    rotary_dim: int
+    theta: float
+    scaling: str = "default"
+    factor: float = 1.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_positions: int = 0
+
+    def inverse_frequencies(self) -> Array:
+        """The per-pair frequencies, as transformers computes them (fp32)."""
+        exponents = np.arange(0, self.rotary_dim, 2, dtype=np.int64).astype(np.float32)
+        inv_freq = (1.0 / (self.theta ** (exponents / self.rotary_dim))).astype(np.float32)
+        if self.scaling == "linear":
+            return (inv_freq / np.float32(self.factor)).astype(np.float32)
+        if self.scaling == "llama3":
+            old_len = self.original_max_positions
+            low_wavelen = old_len / self.low_freq_factor
+            high_wavelen = old_len / self.high_freq_factor
+            wavelen = 2 * math.pi / inv_freq
+            scaled = np.where(wavelen > low_wavelen, inv_freq / self.factor, inv_freq)
+            smooth = (old_len / wavelen - self.low_freq_factor) / (
+                self.high_freq_factor - self.low_freq_factor
+            )
+            smoothed = (1 - smooth) * scaled / self.factor + smooth * scaled
+            medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+            return np.where(medium, smoothed, scaled).astype(np.float32)
+        return inv_freq
+
+    def cos_sin(self, positions: Array) -> tuple[Array, Array]:
+        """`cos`, `sin` tables `[tokens, rotary_dim]` for integer positions."""
+        freqs = positions.astype(np.float32)[:, None] * self.inverse_frequencies()[None, :]
+        emb = np.concatenate([freqs, freqs], axis=-1)
+        return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
+
+
+def rope(x: Array, positions: Array, num_heads: int, spec: RopeSpec) -> Array:
+    """Rotate `x [1, T, heads*head_dim]` at `positions [1, T]` (rotate-half form)."""
+    tokens = x.shape[1]
+    heads = x.reshape(tokens, num_heads, spec.head_dim)
+    cos, sin = spec.cos_sin(positions.reshape(tokens))
+    half = spec.rotary_dim // 2
+    rot = heads[..., : spec.rotary_dim]
+    rotated = np.concatenate([-rot[..., half:], rot[..., :half]], axis=-1)
+    out = heads.copy()
+    out[..., : spec.rotary_dim] = rot * cos[:, None, :] + rotated * sin[:, None, :]
+    return out.reshape(x.shape)
+
+
+def softmax(x: Array, axis: int = -1) -> Array:
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def attention(
+    q: Array,
+    k: Array,
+    v: Array,
+    k_cache: Array,
+    v_cache: Array,
+    mask: Array,
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+    scale: float,
+) -> Array:
+    """Grouped-query attention of `T` new tokens over `S` cached plus the new rows."""
+    tokens = q.shape[1]
+    keys = np.concatenate([k_cache[0], k[0]], axis=0).reshape(-1, num_kv_heads, head_dim)
+    values = np.concatenate([v_cache[0], v[0]], axis=0).reshape(-1, num_kv_heads, head_dim)
+    group = num_heads // num_kv_heads
+    queries = q[0].reshape(tokens, num_kv_heads, group, head_dim)
+    scores = np.einsum("tkgd,skd->kgts", queries, keys) * np.float32(scale)
+    probs = softmax(scores + mask[0][None, None, :, :])
+    out = np.einsum("kgts,skd->tkgd", probs, values)
+    return out.reshape(1, tokens, num_heads * head_dim).astype(np.float32)
+
+
+def topk(x: Array, k: int) -> tuple[Array, Array]:
+    """Softmax probabilities and indices of the `k` largest logits (largest first)."""
+    probs = softmax(x.astype(np.float32))
+    order = np.argsort(-x, axis=-1, kind="stable")[..., :k]
+    return np.take_along_axis(probs, order, axis=-1), order.astype(np.int32)

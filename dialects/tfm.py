@@ -1,0 +1,378 @@
+"""The `tfm` dialect: the transformer level of the pipeline.
+
+Ops work on whole tensors; token and cache dimensions may be dynamic (`?`) until
+`specialize-groups` fixes them per shape group. Weights arrive as `axc.param` values.
+
+```mlir
+%h = tfm.rms_norm %x, %w {eps = 1.0e-06 : f64} : (tensor<1x?x896xbf16>, tensor<896xbf16>) -> tensor<1x?x896xbf16>
+%q = tfm.linear %h, %wq, %bq : (tensor<1x?x896xbf16>, tensor<896x896xbf16>, tensor<896xbf16>) -> tensor<1x?x896xbf16>
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    StringAttr,
+    TensorType,
+    f64,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    prop_def,
+    result_def,
+    traits_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
+ROPE_SCALINGS = ("default", "linear", "llama3")
+
+
+def shape_of(value: SSAValue | Attribute) -> tuple[int, ...]:
+    """The static shape of a tensor value or type; dynamic dims are `DYNAMIC_INDEX`."""
+    type_ = value.type if isinstance(value, SSAValue) else value
+    assert isinstance(type_, TensorType)
+    return tuple(type_.get_shape())
+
+
+def dims_match(a: int, b: int) -> bool:
+    return a == b or a == DYNAMIC_INDEX or b == DYNAMIC_INDEX
+
+
+def shapes_match(a: Sequence[int], b: Sequence[int]) -> bool:
+    return len(a) == len(b) and all(dims_match(x, y) for x, y in zip(a, b))
+
+
+def show(shape: Sequence[int]) -> str:
+    return "x".join("?" if d == DYNAMIC_INDEX else str(d) for d in shape)
+
+
+def float_prop(value: float) -> FloatAttr:
+    return FloatAttr(value, f64)
+
+
+def int_prop(value: int) -> IntegerAttr:
+    return IntegerAttr(value, i64)
+
+
+class TfmOp(IRDLOperation):
+    """Common syntax: operands, properties in the attribute dictionary, functional type."""
+
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+
+    def fail(self, message: str) -> VerifyException:
+        return VerifyException(f"'{self.name}' op {message}")
+
+    def inferred_shape(self) -> tuple[int, ...]:
+        """The result shape implied by the operands (same as the first operand by default)."""
+        return shape_of(self.operands[0])
+
+    def expect_shape(self, what: str, actual: Sequence[int], expected: Sequence[int]) -> None:
+        if not shapes_match(actual, expected):
+            raise self.fail(
+                f"{what} has shape {show(actual)}, expected {show(expected)}"
+            )
+
+
+@irdl_op_definition
+class EmbeddingOp(TfmOp):
+    """Row gather: `ids [1, T]` × `table [vocab, hidden]` → `[1, T, hidden]`."""
+
+    name = "tfm.embedding"
+    ids = operand_def(TensorType)
+    table = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    def __init__(self, ids: SSAValue, table: SSAValue, result_type: TensorType):
+        super().__init__(operands=[ids, table], result_types=[result_type])
+
+    def inferred_shape(self) -> tuple[int, ...]:
+        return (*shape_of(self.ids), shape_of(self.table)[1])
+
+    def verify_(self) -> None:
+        ids, table = shape_of(self.ids), shape_of(self.table)
+        if not isinstance(self.ids.type.get_element_type(), IntegerType):  # type: ignore[union-attr]
+            raise self.fail("ids must be integers")
+        if len(table) != 2:
+            raise self.fail(f"table must be 2-D, got {show(table)}")
+        self.expect_shape("result", shape_of(self.result), (*ids, table[1]))
+
+
+@irdl_op_definition
+class RMSNormOp(TfmOp):
+    """`x * rsqrt(mean(x², -1) + eps) * weight` over the last dimension."""
+
+    name = "tfm.rms_norm"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    result = result_def(TensorType)
+    eps = prop_def(FloatAttr)
+
+    def __init__(self, input: SSAValue, weight: SSAValue, eps: float):
+        super().__init__(
+            operands=[input, weight],
+            result_types=[input.type],
+            properties={"eps": float_prop(eps)},
+        )
+
+    def verify_(self) -> None:
+        x = shape_of(self.input)
+        self.expect_shape("weight", shape_of(self.weight), (x[-1],))
+        self.expect_shape("result", shape_of(self.result), x)
+        if self.eps.value.data <= 0:
+            raise self.fail("eps must be positive")
+
+
+@irdl_op_definition
+class LayerNormOp(TfmOp):
+    """`(x - mean) * rsqrt(var + eps) * weight (+ bias)` over the last dimension."""
+
+    name = "tfm.layer_norm"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+    eps = prop_def(FloatAttr)
+
+    def verify_(self) -> None:
+        x = shape_of(self.input)
+        self.expect_shape("weight", shape_of(self.weight), (x[-1],))
+        if self.bias is not None:
+            self.expect_shape("bias", shape_of(self.bias), (x[-1],))
+        self.expect_shape("result", shape_of(self.result), x)
+
+
+@irdl_op_definition
+class LinearOp(TfmOp):
+    """`x @ weight.T (+ bias)` with `weight [out, in]` as Hugging Face stores it."""
+
+    name = "tfm.linear"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: SSAValue,
+        bias: SSAValue | None,
+        result_type: TensorType,
+    ):
+        super().__init__(
+            operands=[input, weight, [bias] if bias is not None else []],
+            result_types=[result_type],
+        )
+
+    def inferred_shape(self) -> tuple[int, ...]:
+        return (*shape_of(self.input)[:-1], shape_of(self.weight)[0])
+
+    def verify_(self) -> None:
+        x, w = shape_of(self.input), shape_of(self.weight)
+        if len(w) != 2:
+            raise self.fail(f"weight must be 2-D [out, in], got {show(w)}")
+        if not dims_match(x[-1], w[1]):
+            raise self.fail(
+                f"input has {x[-1]} features but weight {show(w)} expects {w[1]}"
+            )
+        if self.bias is not None:
+            self.expect_shape("bias", shape_of(self.bias), (w[0],))
+        self.expect_shape("result", shape_of(self.result), (*x[:-1], w[0]))
+
+
+@irdl_op_definition
+class RopeOp(TfmOp):
+    """Rotary position embedding (rotate-half form) of `[1, T, heads*head_dim]`.
+
+    The first `rotary_dim` features of each head rotate; `scaling` adjusts the
+    frequencies (`linear`: positions / factor; `llama3`: the Llama 3.1 band rule).
+    """
+
+    name = "tfm.rope"
+    input = operand_def(TensorType)
+    positions = operand_def(TensorType)
+    result = result_def(TensorType)
+    num_heads = prop_def(IntegerAttr)
+    head_dim = prop_def(IntegerAttr)
+    rotary_dim = prop_def(IntegerAttr)
+    theta = prop_def(FloatAttr)
+    scaling = prop_def(StringAttr, default_value=StringAttr("default"))
+    factor = prop_def(FloatAttr, default_value=float_prop(1.0))
+    low_freq_factor = prop_def(FloatAttr, default_value=float_prop(1.0))
+    high_freq_factor = prop_def(FloatAttr, default_value=float_prop(4.0))
+    original_max_positions = prop_def(IntegerAttr, default_value=int_prop(0))
+
+    def verify_(self) -> None:
+        x, pos = shape_of(self.input), shape_of(self.positions)
+        heads, head_dim = self.num_heads.value.data, self.head_dim.value.data
+        rotary = self.rotary_dim.value.data
+        if len(x) != 3 or not dims_match(x[2], heads * head_dim):
+            raise self.fail(
+                f"input {show(x)} is not [1, tokens, num_heads*head_dim = {heads * head_dim}]"
+            )
+        if len(pos) != 2 or not dims_match(pos[1], x[1]):
+            raise self.fail(f"positions {show(pos)} do not match {x[1]} tokens")
+        if rotary <= 0 or rotary > head_dim or rotary % 2:
+            raise self.fail(f"rotary_dim {rotary} must be even and in (0, {head_dim}]")
+        if self.scaling.data not in ROPE_SCALINGS:
+            raise self.fail(
+                f"unknown scaling '{self.scaling.data}' (supported: {', '.join(ROPE_SCALINGS)})"
+            )
+        self.expect_shape("result", shape_of(self.result), x)
+
+
+@irdl_op_definition
+class AttentionOp(TfmOp):
+    """Grouped-query attention over `concat(cache, new)` keys with an additive mask.
+
+    `q [1, T, H*d]`, `k`/`v [1, T, Hkv*d]`, `k_cache`/`v_cache [1, S, Hkv*d]`,
+    `mask [1, T, S+T]` → `[1, T, H*d]`.
+    """
+
+    name = "tfm.attention"
+    query = operand_def(TensorType)
+    key = operand_def(TensorType)
+    value = operand_def(TensorType)
+    key_cache = operand_def(TensorType)
+    value_cache = operand_def(TensorType)
+    mask = operand_def(TensorType)
+    result = result_def(TensorType)
+    num_heads = prop_def(IntegerAttr)
+    num_kv_heads = prop_def(IntegerAttr)
+    head_dim = prop_def(IntegerAttr)
+    scale = prop_def(FloatAttr)
+
+    def verify_(self) -> None:
+        heads, kv_heads = self.num_heads.value.data, self.num_kv_heads.value.data
+        head_dim = self.head_dim.value.data
+        if heads <= 0 or kv_heads <= 0 or heads % kv_heads:
+            raise self.fail(
+                f"num_heads {heads} must be a positive multiple of num_kv_heads {kv_heads}"
+            )
+        q = shape_of(self.query)
+        tokens = q[1] if len(q) == 3 else DYNAMIC_INDEX
+        self.expect_shape("query", q, (1, tokens, heads * head_dim))
+        for what, value in (("key", self.key), ("value", self.value)):
+            self.expect_shape(what, shape_of(value), (1, tokens, kv_heads * head_dim))
+        cache = shape_of(self.key_cache)
+        self.expect_shape("key_cache", cache, (1, DYNAMIC_INDEX, kv_heads * head_dim))
+        self.expect_shape("value_cache", shape_of(self.value_cache), cache)
+        history = cache[1]
+        total = (
+            history + tokens
+            if DYNAMIC_INDEX not in (history, tokens)
+            else DYNAMIC_INDEX
+        )
+        self.expect_shape("mask", shape_of(self.mask), (1, tokens, total))
+        self.expect_shape("result", shape_of(self.result), q)
+
+
+@irdl_op_definition
+class ActOp(TfmOp):
+    """Elementwise activation: silu, gelu (erf), gelu_tanh or relu."""
+
+    name = "tfm.act"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    kind = prop_def(StringAttr)
+
+    def verify_(self) -> None:
+        if self.kind.data not in ACTIVATIONS:
+            raise self.fail(
+                f"unknown activation '{self.kind.data}' (supported: {', '.join(ACTIVATIONS)})"
+            )
+        self.expect_shape("result", shape_of(self.result), shape_of(self.input))
+
+
+class BinaryOp(TfmOp):
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    def __init__(self, lhs: SSAValue, rhs: SSAValue):
+        super().__init__(operands=[lhs, rhs], result_types=[lhs.type])
+
+    def verify_(self) -> None:
+        lhs = shape_of(self.lhs)
+        self.expect_shape("rhs", shape_of(self.rhs), lhs)
+        self.expect_shape("result", shape_of(self.result), lhs)
+
+
+@irdl_op_definition
+class AddOp(BinaryOp):
+    """Elementwise sum (residual connections)."""
+
+    name = "tfm.add"
+
+
+@irdl_op_definition
+class MulOp(BinaryOp):
+    """Elementwise product (gated MLP)."""
+
+    name = "tfm.mul"
+
+
+@irdl_op_definition
+class CastOp(TfmOp):
+    """Change the element type (round to nearest even when narrowing)."""
+
+    name = "tfm.cast"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    def verify_(self) -> None:
+        self.expect_shape("result", shape_of(self.result), shape_of(self.input))
+
+
+@irdl_op_definition
+class TopKOp(TfmOp):
+    """The `k` largest entries of the last dimension: softmax probabilities and indices."""
+
+    name = "tfm.topk"
+    input = operand_def(TensorType)
+    values = result_def(TensorType)
+    indices = result_def(TensorType)
+    k = prop_def(IntegerAttr)
+
+    def inferred_shape(self) -> tuple[int, ...]:
+        return (*shape_of(self.input)[:-1], self.k.value.data)
+
+    def verify_(self) -> None:
+        x, k = shape_of(self.input), self.k.value.data
+        if k <= 0 or not dims_match(x[-1], max(k, x[-1])):
+            raise self.fail(f"k = {k} must be in [1, {x[-1]}]")
+        for what, value in (("values", self.values), ("indices", self.indices)):
+            self.expect_shape(what, shape_of(value), (*x[:-1], k))
+
+
+TFM = Dialect(
+    "tfm",
+    [
+        EmbeddingOp,
+        RMSNormOp,
+        LayerNormOp,
+        LinearOp,
+        RopeOp,
+        AttentionOp,
+        ActOp,
+        AddOp,
+        MulOp,
+        CastOp,
+        TopKOp,
+    ],
+)
