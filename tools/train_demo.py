@@ -72,6 +72,23 @@ def build_tokenizer() -> Any:
     )
 
 
+def save_tokenizer(tokenizer: Any, out: Path) -> None:
+    """Write ``tokenizer.json`` + ``tokenizer_config.json`` to ``out``.
+
+    ``tokenizer_class`` is pinned to ``PreTrainedTokenizerFast`` so that
+    transformers 4.x (which has no ``TokenizersBackend``) loads ``tokenizer.json``
+    verbatim.  transformers 5.x always maps ``model_type: qwen2`` to
+    ``Qwen2Tokenizer`` (a merge-less byte-level BPE over the same vocab); for
+    this all-ASCII, one-token-per-character alphabet it produces identical ids,
+    which ``test/unit/test_demo_model.py`` checks.
+    """
+    tokenizer.save_pretrained(out)
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
 def encode(tokenizer: Any, text: str) -> list[int]:
     """Encode ``text`` to ids, one per character, without special tokens."""
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -304,7 +321,7 @@ def train(args: argparse.Namespace) -> None:
     print(f"held-out accuracy (whole model in bf16): {accuracy(bf16, tokenizer, heldout):.4f}")
 
     model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
     (out / HELDOUT_FILE).write_text(json.dumps([[a, b] for a, b in heldout]) + "\n")
     print(f"saved to {out}")
 
