@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -12,6 +13,14 @@ T = TypeVar("T")
 
 class AxcError(Exception):
     """An error caused by the user's input, reported as a single line."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit code 1, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(1)
 
 
 def report_errors(tool: str) -> Callable[[Callable[[], T]], Callable[[], T]]:

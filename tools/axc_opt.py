@@ -6,16 +6,33 @@
 from __future__ import annotations
 
 import argparse
-from typing import ClassVar
+import dataclasses
+import sys
+from io import StringIO
+from typing import IO, ClassVar
 
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.utils.arg_spec import parse_pipeline
+from xdsl.utils.exceptions import ArgSpecParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from axc import __version__
 from axc.binding import write_created_params
 from axc.dialects import DIALECTS
-from axc.errors import report_errors
+from axc.errors import AxcError, report_errors
 from axc.passes import PASSES
+from axc.textio import write_text
+
+
+class _Buffer(StringIO):
+    """The output, kept in memory until every chunk succeeded (xDSL closes it either way)."""
+
+    def close(self) -> None:
+        pass
+
+
+def _option_names(pass_class: type) -> list[str]:
+    return [f.name.replace("_", "-") for f in dataclasses.fields(pass_class) if f.init]
 
 
 class AxcOptMain(xDSLOptMain):
@@ -40,6 +57,44 @@ class AxcOptMain(xDSLOptMain):
             default=None,
             help="write the parameters created by passes to this .safetensors file",
         )
+
+    def setup_pipeline(self) -> None:
+        """Check the `-p` pipeline first, so a mistake in it is one line, not a traceback."""
+        spec_text = self.args.passes
+        try:
+            specs = list(parse_pipeline(spec_text))
+        except ArgSpecParseError as error:
+            detail = [line.strip() for line in str(error).splitlines() if line.strip()][-1]
+            raise AxcError(f"malformed pass pipeline '{spec_text}': {detail.lstrip('^ ')}") from None
+        for spec in specs:
+            if spec.name not in self.available_passes:
+                raise AxcError(
+                    f"unknown pass '{spec.name}'; available passes: {', '.join(sorted(self.available_passes))}"
+                )
+            pass_class = self.available_passes[spec.name]()
+            options = _option_names(pass_class)
+            unknown = [name for name in spec.parameters if name.replace("_", "-") not in options]
+            if unknown:
+                raise AxcError(
+                    f"unknown option '{unknown[0]}' of pass {spec.name}; options: {', '.join(options)}"
+                )
+            try:
+                pass_class.from_pass_spec(spec)
+            except ValueError as error:
+                raise AxcError(f"bad options for pass {spec.name} in '{spec_text}': {error}") from None
+        super().setup_pipeline()
+
+    def prepare_output(self) -> IO[str]:
+        if self.args.output_file is None:
+            return sys.stdout
+        self._buffer = _Buffer()
+        return self._buffer
+
+    def run(self) -> None:
+        """As xDSL's, but `-o FILE` is written (atomically) only when everything succeeded."""
+        super().run()
+        if self.args.output_file is not None:
+            write_text(self._buffer.getvalue(), self.args.output_file)
 
     def apply_passes(self, prog: ModuleOp) -> None:
         super().apply_passes(prog)

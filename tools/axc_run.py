@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from axc import __version__
-from axc.errors import AxcError, report_errors
+from axc.errors import ArgumentParser, AxcError, report_errors
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="axc-run", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="axc-run", description=__doc__.splitlines()[0])
     p.add_argument("file", help="an .mlir file")
     p.add_argument("--func", required=True, help="the function to run, e.g. layer_0_g0")
     p.add_argument(
@@ -34,6 +34,8 @@ def load_inputs(specs: list[str]) -> dict[str, np.ndarray]:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise AxcError(f"--input expects NAME=FILE.npy, got '{spec}'")
+        if not Path(path).is_file():
+            raise AxcError(f"input {name}: {path} does not exist; pass an existing .npy file")
         try:
             inputs[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as error:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 
 from axc import __version__
-from axc.errors import report_errors
+from axc.errors import ArgumentParser, report_errors
 from axc.textio import module_text, write_text
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="axc-translate", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="axc-translate", description=__doc__.splitlines()[0])
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--import-hf", metavar="DIR", help="Hugging Face directory → tfm IR")
     p.add_argument("--model-config", metavar="JSON", help="vendor-style model config overriding config.json")

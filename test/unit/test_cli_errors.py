@@ -1,0 +1,291 @@
+"""Bad input to the console scripts: one line on stderr, exit code 1, no output file.
+
+Every case runs the real installed scripts (`axc-translate`, `axc-opt`, `axc-run` beside
+this interpreter) as a subprocess, on broken copies of test/fixtures/tiny-qwen2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "tiny-qwen2"
+BIN = Path(sys.executable).parent
+GROUPS = "specialize-groups{kv-cache-len=31 prefill-len=8 last-kv-cache-len=8,16}"
+
+
+def run_tool(tool: str, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / tool), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], tool: str, *fragments: str) -> str:
+    """Exit code 1 and exactly one stderr line `tool: error: ...` containing `fragments`."""
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 1, f"exit {proc.returncode}, stderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}:\n{proc.stderr}"
+    assert lines[0].startswith(f"{tool}: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def assert_no_output(directory: Path, name: str = "out.mlir") -> None:
+    """No output file and no temporary left beside it."""
+    assert not (directory / name).exists()
+    assert not [p.name for p in directory.iterdir() if p.name.startswith(f".{name}.")]
+
+
+# --- safetensors without torch: header + raw bytes, so tests can edit headers ---------
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, tuple[str, list[int], bytes]], dict[str, str]]:
+    data = path.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    metadata = header.pop("__metadata__", {})
+    base = 8 + size
+    tensors = {
+        key: (info["dtype"], info["shape"], data[base + info["data_offsets"][0] : base + info["data_offsets"][1]])
+        for key, info in header.items()
+    }
+    return tensors, metadata
+
+
+def write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int], bytes]], metadata: dict[str, str]) -> None:
+    header: dict[str, object] = {"__metadata__": metadata} if metadata else {}
+    offset = 0
+    for key, (dtype, shape, raw) in tensors.items():
+        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(raw for _, _, raw in tensors.values()))
+
+
+def edit_tensors(model: Path, edit: Callable[[dict[str, tuple[str, list[int], bytes]]], None]) -> None:
+    path = model / "model.safetensors"
+    tensors, metadata = read_safetensors(path)
+    edit(tensors)
+    write_safetensors(path, tensors, metadata)
+
+
+def edit_config(model: Path, edit: Callable[[dict[str, object]], None]) -> None:
+    path = model / "config.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config, indent=2))
+
+
+# --- axc-translate --import-hf -----------------------------------------------------------
+
+
+def missing_config(model: Path) -> None:
+    (model / "config.json").unlink()
+
+
+def malformed_config(model: Path) -> None:
+    (model / "config.json").write_text('{"model_type": "qwen2", "hidden_size": 16,\n')
+
+
+def unknown_model_type(model: Path) -> None:
+    edit_config(model, lambda c: c.update(model_type="gpt2"))
+
+
+def missing_tensor(model: Path) -> None:
+    edit_tensors(model, lambda t: t.pop("model.layers.1.mlp.up_proj.weight"))
+
+
+def shrink_gate_proj(tensors: dict[str, tuple[str, list[int], bytes]]) -> None:
+    key = "model.layers.0.mlp.gate_proj.weight"
+    dtype, (rows, cols), raw = tensors[key]
+    tensors[key] = (dtype, [24, cols], raw[: 24 * cols * 2])
+
+
+def header_shape_mismatch(model: Path) -> None:
+    edit_tensors(model, shrink_gate_proj)
+
+
+def truncated_safetensors(model: Path) -> None:
+    path = model / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def corrupt_header(model: Path) -> None:
+    path = model / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[8:20] = b"#garbage#!!!"
+    path.write_bytes(bytes(data))
+
+
+def _bin_with(model: Path, extra: dict[str, object]) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    state: dict[str, object] = dict(load_file(model / "model.safetensors"))
+    (model / "model.safetensors").unlink()
+    torch.save({**state, **extra}, model / "pytorch_model.bin")
+
+
+def bin_with_python_object(model: Path) -> None:
+    import argparse
+
+    _bin_with(model, {"training_args": argparse.Namespace(lr=1e-3)})
+
+
+def bin_with_string(model: Path) -> None:
+    _bin_with(model, {"note": "not a tensor"})
+
+
+IMPORT_CASES = {
+    "missing-config": (missing_config, ("no config.json",)),
+    "malformed-config": (malformed_config, ("malformed JSON", "config.json", "line 2")),
+    "unknown-model-type": (unknown_model_type, ("unsupported model_type 'gpt2'", "qwen2", "llama")),
+    "missing-tensor": (missing_tensor, ("model.layers.1.mlp.up_proj.weight", "missing")),
+    "header-shape": (
+        header_shape_mismatch,
+        ("model.layers.0.mlp.gate_proj.weight", "[24, 16]", "[32, 16]", "intermediate_size=32"),
+    ),
+    "truncated-safetensors": (truncated_safetensors, ("truncated", "model.safetensors")),
+    "corrupt-header": (corrupt_header, ("corrupt", "model.safetensors")),
+    "bin-python-object": (bin_with_python_object, ("pytorch_model.bin", "non-tensor", "argparse.Namespace")),
+    "bin-string": (bin_with_string, ("pytorch_model.bin", "non-tensor", "'note'")),
+}
+
+
+@pytest.mark.parametrize("case", list(IMPORT_CASES))
+def test_import_hf_bad_checkpoint(case: str, tmp_path: Path) -> None:
+    break_it, fragments = IMPORT_CASES[case]
+    model = tmp_path / "model"
+    shutil.copytree(FIXTURE, model)
+    break_it(model)
+    proc = run_tool("axc-translate", "--import-hf", model, "-o", "out.mlir", cwd=tmp_path)
+    assert_one_line_error(proc, "axc-translate", *fragments)
+    assert_no_output(tmp_path)
+
+
+def test_shapes_checked_from_headers_before_any_data_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shape check needs headers only: reading a tensor's data would fail here."""
+    from axc import params
+    from axc.errors import AxcError
+    from axc.frontend.hf_import import import_hf
+
+    def no_data(self: object, key: str) -> np.ndarray:
+        raise AssertionError(f"tensor data of {key} read during import")
+
+    monkeypatch.setattr(params._SafetensorsFile, "get", no_data)
+    import_hf(FIXTURE)  # a good checkpoint imports from headers alone
+    model = tmp_path / "model"
+    shutil.copytree(FIXTURE, model)
+    header_shape_mismatch(model)
+    with pytest.raises(AxcError, match=r"gate_proj\.weight has shape \[24, 16\]"):
+        import_hf(model)
+
+
+def test_failed_import_keeps_existing_output(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(FIXTURE, model)
+    missing_tensor(model)
+    (tmp_path / "out.mlir").write_text("previous\n")
+    proc = run_tool("axc-translate", "--import-hf", model, "-o", "out.mlir", cwd=tmp_path)
+    assert_one_line_error(proc, "axc-translate", "missing")
+    assert (tmp_path / "out.mlir").read_text() == "previous\n"
+
+
+# --- axc-opt -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tfm_ir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("ir")
+    proc = run_tool("axc-translate", "--import-hf", FIXTURE, "-o", "tiny.mlir", cwd=directory)
+    assert proc.returncode == 0, proc.stderr
+    return directory / "tiny.mlir"
+
+
+@pytest.mark.parametrize(
+    "text, position, message",
+    [
+        ("builtin.module {\n  %0 = tfm.bogus : tensor<1xf32>\n}\n", r"bad\.mlir:2:\d+", "tfm.bogus is not registered"),
+        ("builtin.module {\n  func.func @f( {\n}\n", r"bad\.mlir:2:\d+", "Expected argument or type"),
+    ],
+    ids=["unknown-op", "syntax"],
+)
+def test_opt_malformed_ir(text: str, position: str, message: str, tmp_path: Path) -> None:
+    (tmp_path / "bad.mlir").write_text(text)
+    proc = run_tool("axc-opt", "bad.mlir", "-o", "out.mlir", cwd=tmp_path)
+    line = assert_one_line_error(proc, "axc-opt", message)
+    assert re.match(rf"axc-opt: error: {position}: ", line), line
+    assert_no_output(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "pipeline, fragments",
+    [
+        ("specialize-groups{kv-cache-len=31 bogus=3}", ("unknown option 'bogus'", "kv-cache-len, prefill-len")),
+        ("specialize-groups{kv-cache-len=abc}", ("specialize-groups", "abc")),
+        ("no-such-pass", ("unknown pass 'no-such-pass'", "specialize-groups")),
+        ("specialize-groups{", ("malformed pass pipeline",)),
+        ("specialize-groups{kv-cache-len=31 prefill-len=8 last-kv-cache-len=4}", ("last-kv-cache-len 4",)),
+    ],
+    ids=["unknown-option", "bad-value", "unknown-pass", "malformed-pipeline", "bad-group"],
+)
+def test_opt_bad_pass_options(pipeline: str, fragments: tuple[str, ...], tfm_ir: Path, tmp_path: Path) -> None:
+    proc = run_tool("axc-opt", tfm_ir, "-p", pipeline, "-o", "out.mlir", cwd=tmp_path)
+    assert_one_line_error(proc, "axc-opt", *fragments)
+    assert_no_output(tmp_path)
+
+
+# --- axc-run -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def groups_ir(tfm_ir: Path) -> Path:
+    directory = tfm_ir.parent
+    proc = run_tool("axc-opt", tfm_ir, "-p", GROUPS, "-o", "groups.mlir", cwd=directory)
+    assert proc.returncode == 0, proc.stderr
+    inputs = {
+        "k": np.zeros((1, 31, 8), np.float32),
+        "v": np.zeros((1, 31, 8), np.float32),
+        "idx": np.zeros((1, 1), np.uint32),
+        "x": np.ones((1, 1, 16), np.float32),
+        "x2": np.ones((1, 2, 16), np.float32),
+        "mask": np.zeros((1, 1, 32), np.float32),
+    }
+    for name, value in inputs.items():
+        np.save(directory / f"{name}.npy", value)
+    return directory / "groups.mlir"
+
+
+def decode_args(groups_ir: Path, **override: str) -> list[str]:
+    d = groups_ir.parent
+    files = {"K_cache": "k", "V_cache": "v", "indices": "idx", "input": "x", "mask": "mask", **override}
+    return [f"--input={name}={d / file}.npy" for name, file in files.items() if file]
+
+
+@pytest.mark.parametrize(
+    "func, override, fragments",
+    [
+        ("layer_0_g0", {"mask": ""}, ("@layer_0_g0 takes inputs", "missing mask")),
+        ("layer_0_g0", {"input": "x2"}, ("input input of @layer_0_g0 has shape [1, 2, 16]", "1x1x16")),
+        ("layer_0_g0", {"input": "no-such-file"}, ("no-such-file.npy does not exist",)),
+        ("layer_9_g0", {}, ("no function @layer_9_g0", "layer_0_g0")),
+    ],
+    ids=["missing-input", "wrong-shape", "missing-npy", "unknown-func"],
+)
+def test_run_bad_input(func: str, override: dict[str, str], fragments: tuple[str, ...], groups_ir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_tool("axc-run", groups_ir, "--func", func, *decode_args(groups_ir, **override), "--output-dir", out, cwd=tmp_path)
+    assert_one_line_error(proc, "axc-run", *fragments)
+    assert not out.exists() or not list(out.iterdir())

@@ -1,0 +1,54 @@
+"""The runtime's side files: the bf16 embedding (round to nearest even), config.json,
+post_config.json and the tokenizer copy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+
+from axc.build.runtime_files import (
+    EMBED_FILENAME,
+    GREEDY_POST_CONFIG,
+    write_runtime_files,
+)
+from axc.frontend.config import load_config
+from axc.params import Checkpoint
+
+DEMO = Path(__file__).resolve().parents[2] / "demo" / "qwen2-add"
+
+
+def test_runtime_files_of_the_demo_model(tmp_path: Path) -> None:
+    config = load_config(DEMO)
+    with Checkpoint.open(DEMO) as checkpoint:
+        names = write_runtime_files(config, checkpoint, DEMO, tmp_path, prefill_len=16)
+        table = np.asarray(checkpoint.get("model.embed_tokens.weight"), np.float32)
+    raw = (tmp_path / EMBED_FILENAME).read_bytes()
+    assert len(raw) == config.vocab_size * config.hidden_size * 2
+    written = np.frombuffer(raw, ml_dtypes.bfloat16).reshape(table.shape)
+    np.testing.assert_array_equal(written, table.astype(ml_dtypes.bfloat16))
+    runtime = json.loads((tmp_path / "config.json").read_text())
+    assert runtime["template_filename_axmodel"] % 1 == "qwen2_p16_l1_together.axmodel"
+    assert runtime["axmodel_num"] == 2 and runtime["filename_post_axmodel"] == "qwen2_post.axmodel"
+    assert (runtime["tokens_embed_num"], runtime["tokens_embed_size"]) == (16, 128)
+    assert json.loads((tmp_path / "post_config.json").read_text()) == GREEDY_POST_CONFIG
+    assert {"tokenizer.json", "tokenizer_config.json"} <= set(names)
+    assert (tmp_path / "tokenizer.json").read_bytes() == (DEMO / "tokenizer.json").read_bytes()
+
+
+def test_embedding_rounds_to_nearest_even(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    # 1 + 2^-8 + 2^-9 lies above the bf16 midpoint: RNE rounds up, truncation would not.
+    values = np.array([[1 + 2**-8 + 2**-9, 1 + 2**-8, -(1 + 3 * 2**-9)]], np.float32)
+    save_file({"model.embed_tokens.weight": values}, str(tmp_path / "model.safetensors"))
+    from axc.build.runtime_files import write_embedding
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with Checkpoint.open(tmp_path) as checkpoint:
+        write_embedding(checkpoint, out)
+    got = np.frombuffer((out / EMBED_FILENAME).read_bytes(), ml_dtypes.bfloat16).astype(np.float32)
+    np.testing.assert_array_equal(got, [1 + 2**-7, 1.0, -(1 + 2**-7)])
