@@ -1,0 +1,386 @@
+"""The `.axmodel` container: an ONNX protobuf with one opaque node per shape group.
+
+The layout (names, initializers, metadata keys) is documented in docs/axmodel-format.md;
+the command-stream encoding inside the blobs is not this module's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import onnx
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+from onnx import TensorProto
+
+import axc
+from axc.errors import AxcError
+from axc.targets import get_target
+from axc.textio import atomic_output
+
+V = TypeVar("V")
+
+FORMAT_VERSION = "1"
+PRODUCER = "axc"
+IR_VERSION = 10
+OPSET = 18
+DOMAIN = "axc.npu"
+DOMAIN_VERSION = 1
+OP_TYPE = "NpuSubgraph"
+PARAMS = "npu_params"
+GROUP_ATTR = "group"
+
+FORMAT_KEY = "axc.format_version"
+GROUP_COUNT_KEY = "axc.group_count"
+CHECKSUM_PREFIX = "axc.sha256."
+RESERVED_PREFIX = "axc."
+REQUIRED_METADATA = ("chip", "npu_mode")
+
+# Protobuf refuses messages of 2 GiB or more; leave room for the graph around the blobs.
+MAX_BLOB_BYTES = (1 << 31) - (1 << 20)
+
+DTYPES: dict[str, int] = {
+    "bf16": TensorProto.BFLOAT16,
+    "fp16": TensorProto.FLOAT16,
+    "fp32": TensorProto.FLOAT,
+    "fp64": TensorProto.DOUBLE,
+    "int8": TensorProto.INT8,
+    "uint8": TensorProto.UINT8,
+    "int16": TensorProto.INT16,
+    "uint16": TensorProto.UINT16,
+    "int32": TensorProto.INT32,
+    "uint32": TensorProto.UINT32,
+    "int64": TensorProto.INT64,
+    "uint64": TensorProto.UINT64,
+    "bool": TensorProto.BOOL,
+}
+_DTYPE_NAMES = {code: name for name, code in DTYPES.items()}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A graph input or output of one shape group (plain name, without the group suffix)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(self.shape))
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """One shape group: its I/O and its command stream."""
+
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    commands: bytes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+
+
+@dataclass(frozen=True)
+class AxModel:
+    """A whole file: shape groups sharing one parameter blob, and user metadata.
+
+    `metadata` needs `chip` and `npu_mode`; `build_options`, when present, is a JSON object.
+    Keys starting with `axc.` belong to the container and are computed on write.
+    """
+
+    groups: tuple[GroupSpec, ...]
+    params: bytes
+    metadata: dict[str, str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "groups", tuple(self.groups))
+
+
+def node_name(k: int) -> str:
+    return f"subgraph_npu_{k}"
+
+
+def command_name(k: int) -> str:
+    return f"subgraph_npu_{k}_b1_neu"
+
+
+def graph_name(name: str, k: int) -> str:
+    """The in-file name of group `k`'s tensor `name`: later groups get a `_<k>` suffix."""
+    return name if k == 0 else f"{name}_{k}"
+
+
+def group_io(model: AxModel, k: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The plain (unsuffixed) input and output names of group `k`."""
+    if not 0 <= k < len(model.groups):
+        raise AxcError(f"no shape group {k} (the model has {len(model.groups)}); pass 0..{len(model.groups) - 1}")
+    group = model.groups[k]
+    return tuple(t.name for t in group.inputs), tuple(t.name for t in group.outputs)
+
+
+def _check(model: AxModel, where: str) -> None:
+    """Refuse a model whose file would be invalid or would not read back equal."""
+    if not model.groups:
+        raise AxcError(f"{where}: an .axmodel needs at least one shape group")
+    for key in REQUIRED_METADATA:
+        if key not in model.metadata:
+            raise AxcError(f"{where}: metadata lacks {key!r}; set chip and npu_mode")
+    try:
+        get_target(model.metadata["chip"], model.metadata["npu_mode"])
+    except AxcError as error:
+        raise AxcError(f"{where}: {error}") from None
+    for key, value in model.metadata.items():
+        if key.startswith(RESERVED_PREFIX):
+            raise AxcError(f"{where}: metadata key {key!r} is reserved for the container; rename it")
+        if not isinstance(value, str):
+            raise AxcError(f"{where}: metadata {key!r} is not a string; encode it (e.g. as JSON)")
+    if "build_options" in model.metadata:
+        try:
+            options = json.loads(model.metadata["build_options"])
+        except ValueError:
+            options = None
+        if not isinstance(options, dict):
+            raise AxcError(f"{where}: metadata 'build_options' is not a JSON object; write it with json.dumps")
+    total = len(model.params) + sum(len(g.commands) for g in model.groups)
+    if total > MAX_BLOB_BYTES:
+        raise AxcError(f"{where}: blobs total {total} bytes, over the 2 GiB protobuf limit; split the model")
+    reserved = {PARAMS, *(command_name(k) for k in range(len(model.groups)))}
+    seen: set[str] = set()
+    for k, group in enumerate(model.groups):
+        for spec in (*group.inputs, *group.outputs):
+            what = f"{where}: group {k} tensor {spec.name!r}"
+            if not spec.name:
+                raise AxcError(f"{where}: group {k} has a tensor without a name; name it")
+            if spec.dtype not in DTYPES:
+                raise AxcError(f"{what} has unknown dtype {spec.dtype!r} (valid: {', '.join(DTYPES)})")
+            if any(not isinstance(d, int) or d < 0 for d in spec.shape):
+                raise AxcError(f"{what} has shape {spec.shape}; dims must be non-negative integers")
+            name = graph_name(spec.name, k)
+            if name in seen or name in reserved:
+                raise AxcError(f"{what} is named {name!r} in the file, which is already taken; rename it")
+            seen.add(name)
+        if not group.outputs:
+            raise AxcError(f"{where}: group {k} has no outputs; every group needs one")
+
+
+def _value_info(spec: TensorSpec, k: int) -> onnx.ValueInfoProto:
+    return onnx.helper.make_tensor_value_info(graph_name(spec.name, k), DTYPES[spec.dtype], spec.shape)
+
+
+def to_proto(model: AxModel, where: str = "axmodel") -> onnx.ModelProto:
+    """The ONNX model of `model` (validated; see docs/axmodel-format.md)."""
+    _check(model, where)
+    proto = onnx.ModelProto(
+        ir_version=IR_VERSION,
+        producer_name=PRODUCER,
+        producer_version=axc.__version__,
+        doc_string=f"axc {axc.__version__} .axmodel, container format {FORMAT_VERSION} (docs/axmodel-format.md)",
+    )
+    proto.opset_import.extend(
+        [onnx.helper.make_opsetid("", OPSET), onnx.helper.make_opsetid(DOMAIN, DOMAIN_VERSION)]
+    )
+    graph = proto.graph
+    graph.name = "axc"
+    blobs = [(PARAMS, model.params), *((command_name(k), g.commands) for k, g in enumerate(model.groups))]
+    for name, blob in blobs:
+        tensor = graph.initializer.add()
+        tensor.name = name
+        tensor.data_type = TensorProto.UINT8
+        tensor.dims.append(len(blob))
+        tensor.raw_data = blob
+    for k, group in enumerate(model.groups):
+        inputs = [_value_info(spec, k) for spec in group.inputs]
+        outputs = [_value_info(spec, k) for spec in group.outputs]
+        graph.input.extend(inputs)
+        graph.output.extend(outputs)
+        graph.node.append(
+            onnx.helper.make_node(
+                OP_TYPE,
+                [vi.name for vi in inputs] + [command_name(k), PARAMS],
+                [vi.name for vi in outputs],
+                name=node_name(k),
+                domain=DOMAIN,
+                **{GROUP_ATTR: group.name},
+            )
+        )
+    props = {
+        FORMAT_KEY: FORMAT_VERSION,
+        GROUP_COUNT_KEY: str(len(model.groups)),
+        **{CHECKSUM_PREFIX + name: hashlib.sha256(blob).hexdigest() for name, blob in blobs},
+        **dict(sorted(model.metadata.items())),
+    }
+    onnx.helper.set_model_props(proto, props)
+    return proto
+
+
+def write_axmodel(path: str | Path, model: AxModel) -> None:
+    """Write `model` to `path` atomically; the same model always gives the same bytes."""
+    data = to_proto(model, str(path)).SerializeToString(deterministic=True)
+    with atomic_output(path, "wb") as stream:
+        stream.write(data)
+
+
+def read_axmodel(path: str | Path) -> AxModel:
+    """Read and verify an axc `.axmodel`; any defect is one AxcError line."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise AxcError(f"cannot read {path}: {error.strerror or error}; check the path") from None
+    return parse_axmodel(data, str(path))
+
+
+def parse_axmodel(data: bytes, where: str = "axmodel") -> AxModel:
+    """The AxModel in the bytes of an `.axmodel` file; `where` names it in errors."""
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except DecodeError:
+        raise AxcError(f"{where}: not an ONNX protobuf (truncated or corrupt); rebuild the .axmodel") from None
+    return from_proto(proto, where)
+
+
+def from_proto(proto: onnx.ModelProto, where: str = "axmodel") -> AxModel:
+    """The AxModel stored in `proto`, after checking every structural rule and checksum."""
+    if not _is_text(proto):
+        raise _corrupt(where, "a text field is not UTF-8")
+    try:
+        return _decode(proto, where)
+    except UnicodeDecodeError:  # a group name attribute (bytes) that is not UTF-8
+        raise _corrupt(where, "a text field is not UTF-8") from None
+
+
+def _is_text(message: Message) -> bool:
+    """Whether every string field is UTF-8: protobuf parses bad proto2 strings and hands them out as bytes.
+
+    Walks the descriptor rather than ListFields() so that blobs (bytes fields) are not copied.
+    """
+    for field in message.DESCRIPTOR.fields:
+        if field.type == FieldDescriptor.TYPE_STRING:
+            value = getattr(message, field.name)
+            if not all(isinstance(text, str) for text in (value if field.is_repeated else [value])):
+                return False
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.is_repeated:
+                children = getattr(message, field.name)
+            else:
+                children = [getattr(message, field.name)] if message.HasField(field.name) else []
+            if not all(_is_text(child) for child in children):
+                return False
+    return True
+
+
+def _corrupt(where: str, what: str) -> AxcError:
+    return AxcError(f"{where}: corrupt ({what}); rebuild the .axmodel")
+
+
+def _mismatch(where: str, what: str) -> AxcError:
+    return AxcError(f"{where}: {what} does not match the graph's inputs and outputs; rebuild the .axmodel")
+
+
+def _short(text: str) -> str:
+    return repr(text[:40] + ("..." if len(text) > 40 else ""))
+
+
+def _unique(where: str, what: str, pairs: list[tuple[str, V]]) -> dict[str, V]:
+    result: dict[str, V] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _corrupt(where, f"duplicate {what} {_short(key)}")
+        result[key] = value
+    return result
+
+
+def _decode(proto: onnx.ModelProto, where: str) -> AxModel:
+    props = _unique(where, "metadata key", [(p.key, p.value) for p in proto.metadata_props])
+    if proto.producer_name != PRODUCER or FORMAT_KEY not in props:
+        raise AxcError(
+            f"{where}: not an axc .axmodel (wrong magic/version: producer {_short(proto.producer_name)}); "
+            "axc reads only files it wrote"
+        )
+    if props[FORMAT_KEY] != FORMAT_VERSION:
+        raise AxcError(
+            f"{where}: unsupported axc format version {_short(props[FORMAT_KEY])} (this axc reads "
+            f"{FORMAT_VERSION}); rebuild it with this axc"
+        )
+    opsets = {o.domain: o.version for o in proto.opset_import}
+    if opsets.get(DOMAIN) != DOMAIN_VERSION:
+        raise _corrupt(where, f"opset import {DOMAIN} {DOMAIN_VERSION} missing")
+    count_text = props.get(GROUP_COUNT_KEY, "")
+    if not (count_text.isdecimal() and len(count_text) < 10 and 0 < int(count_text) == len(proto.graph.node)):
+        raise _corrupt(where, f"{GROUP_COUNT_KEY} {_short(count_text)} but {len(proto.graph.node)} nodes")
+    count = int(count_text)
+    blobs = _blobs(proto, props, count, where)
+    graph_inputs = _unique(where, "graph input", [(vi.name, vi) for vi in proto.graph.input])
+    graph_outputs = _unique(where, "graph output", [(vi.name, vi) for vi in proto.graph.output])
+    groups = []
+    for k, node in enumerate(proto.graph.node):
+        if (node.name, node.op_type, node.domain) != (node_name(k), OP_TYPE, DOMAIN):
+            op = _short(f"{node.domain}.{node.op_type}")
+            raise _corrupt(where, f"node {k} is {_short(node.name)} of op {op}, not {node_name(k)} of {DOMAIN}.{OP_TYPE}")
+        if list(node.input[-2:]) != [command_name(k), PARAMS]:
+            raise _corrupt(where, f"node {node_name(k)} does not take {command_name(k)} and {PARAMS}")
+        names = [a.s.decode() for a in node.attribute if (a.name, a.type) == (GROUP_ATTR, onnx.AttributeProto.STRING)]
+        if len(names) != 1:
+            raise _corrupt(where, f"node {node_name(k)} lacks its {GROUP_ATTR!r} name")
+        inputs = tuple(_spec(graph_inputs, name, k, where) for name in node.input[:-2])
+        outputs = tuple(_spec(graph_outputs, name, k, where) for name in node.output)
+        groups.append(GroupSpec(names[0], inputs, outputs, blobs[command_name(k)]))
+    used_inputs = [name for node in proto.graph.node for name in node.input[:-2]]
+    used_outputs = [name for node in proto.graph.node for name in node.output]
+    if used_inputs != list(graph_inputs) or used_outputs != list(graph_outputs):
+        raise _mismatch(where, "the groups' I/O")
+    metadata = {key: value for key, value in props.items() if not key.startswith(RESERVED_PREFIX)}
+    model = AxModel(tuple(groups), blobs[PARAMS], metadata)
+    _check(model, where)
+    return model
+
+
+def _blobs(proto: onnx.ModelProto, props: dict[str, str], count: int, where: str) -> dict[str, bytes]:
+    """The UINT8 initializers by name, each checked against its recorded sha256."""
+    tensors = _unique(where, "initializer", [(t.name, t) for t in proto.graph.initializer])
+    wanted = [PARAMS, *(command_name(k) for k in range(count))]
+    extra = sorted(set(tensors) - set(wanted))
+    if extra:
+        raise _corrupt(where, f"unexpected initializer {_short(extra[0])}")
+    blobs: dict[str, bytes] = {}
+    for name in wanted:
+        tensor = tensors.get(name)
+        if tensor is None:
+            raise AxcError(f"{where}: missing initializer {name!r}; the file is incomplete, rebuild it")
+        blob = tensor.raw_data
+        if (
+            tensor.data_type != TensorProto.UINT8
+            or list(tensor.dims) != [len(blob)]
+            or tensor.data_location == TensorProto.EXTERNAL
+        ):
+            raise _corrupt(where, f"initializer {name!r} is not a UINT8 blob of its stated size")
+        recorded = props.get(CHECKSUM_PREFIX + name)
+        actual = hashlib.sha256(blob).hexdigest()
+        if recorded != actual:
+            raise AxcError(
+                f"{where}: checksum mismatch for {name} (sha256 {actual[:16]}..., recorded "
+                f"{_short(recorded or '')}); the file is corrupt, rebuild it"
+            )
+        blobs[name] = blob
+    return blobs
+
+
+def _spec(values: dict[str, onnx.ValueInfoProto], name: str, k: int, where: str) -> TensorSpec:
+    """The TensorSpec of group `k`'s graph value `name`, with the group suffix removed."""
+    value = values.get(name)
+    suffix = f"_{k}" if k else ""
+    if value is None or not name.endswith(suffix) or name == suffix:
+        raise _mismatch(where, f"group {k} I/O {_short(name)}")
+    tensor = value.type.tensor_type
+    dtype = _DTYPE_NAMES.get(tensor.elem_type)
+    dims = tensor.shape.dim
+    static = all(d.HasField("dim_value") for d in dims)
+    if not value.type.HasField("tensor_type") or dtype is None or not static:
+        raise _corrupt(where, f"group {k} tensor {_short(name)} has no supported dtype or static shape")
+    return TensorSpec(name[: len(name) - len(suffix)], dtype, tuple(d.dim_value for d in dims))
