@@ -9,7 +9,8 @@ from xdsl.dialects.builtin import ModuleOp
 
 from axc.dialects.axc import module_scopes, set_module_scopes
 from axc.errors import AxcError
-from axc.params import Checkpoint, ParamStore
+from axc.frontend.gptq import open_checkpoint
+from axc.params import ParamStore
 
 CREATED_SCOPE = "axc"
 """The scope of parameters that passes create (quantized weights, scales, blobs)."""
@@ -18,18 +19,25 @@ _stores: WeakKeyDictionary[ModuleOp, ParamStore] = WeakKeyDictionary()
 
 
 def store_for(module: ModuleOp) -> ParamStore:
-    """The store of `module`, opening each bound checkpoint (headers only) once."""
+    """The store of `module`, opening each bound checkpoint (headers only) once.
+
+    A GPTQ model directory opens as a `GptqCheckpoint` (dequantized `<prefix>.weight` view).
+    """
     store = _stores.get(module)
     if store is None:
         store = ParamStore()
         for scope, path in module_scopes(module).items():
-            store.bind(scope, Checkpoint.open(path))
+            store.bind(scope, open_checkpoint(path))
         _stores[module] = store
     return store
 
 
 def write_created_params(module: ModuleOp, path: str | Path | None) -> None:
-    """Save the parameters passes created to `path` and bind their scope to it."""
+    """Save the parameters passes created to `path` and bind their scope to it.
+
+    The scope may already be bound to an earlier `--params-out` file: its parameters are
+    carried over into `path`, so a pipeline can run in several `axc-opt` steps.
+    """
     store = _stores.get(module)
     created = store.created() if store is not None else {}
     if not created:
@@ -41,6 +49,11 @@ def write_created_params(module: ModuleOp, path: str | Path | None) -> None:
         )
     path = Path(path).resolve()
     assert store is not None
+    for scope, params in created.items():
+        earlier = store.checkpoint(scope)
+        for key in earlier.keys() if earlier is not None else ():
+            if key not in params:
+                store.add(scope, key, earlier.get(key))
     store.save(path)
     scopes = module_scopes(module)
     for scope in created:

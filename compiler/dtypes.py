@@ -51,3 +51,11 @@ def round_to(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         return np.asarray(array).astype(dtype)
     return np.asarray(array, dtype=np.float32).astype(dtype).astype(np.float32)
+
+
+def round_result(value: np.ndarray, type_: Attribute) -> np.ndarray:
+    """`value` rounded to the element type of tensor type `type_` (floats kept as fp32 arrays)."""
+    dtype = tensor_dtype(type_)
+    if dtype == np.float32 or (np.issubdtype(dtype, np.integer) and np.asarray(value).dtype == dtype):
+        return value
+    return round_to(value, dtype)

@@ -10,8 +10,10 @@ they are, and the header metadata records the scope under `axc.scope`.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,8 +40,8 @@ WEIGHT_FILES = (
 )
 SCOPE_METADATA_KEY = "axc.scope"
 
-# (safetensors dtype, numpy dtype, torch dtype name); torch is imported only to read
-# dtypes numpy cannot (bf16, fp8) and `.bin` files, so header-only work stays fast.
+# (safetensors dtype, numpy dtype, torch dtype name); bf16/fp8 are ml_dtypes types, and
+# torch is imported only to read `.bin` files, so safetensors work stays fast.
 _DTYPES: tuple[tuple[str, np.dtype, str], ...] = tuple(
     (name, np.dtype(np_type), torch_name)
     for name, np_type, torch_name in (
@@ -61,7 +63,6 @@ _DTYPES: tuple[tuple[str, np.dtype, str], ...] = tuple(
     )
 )
 _NUMPY_OF_SAFETENSORS = {name: np_type for name, np_type, _ in _DTYPES}
-_NUMPY_NATIVE = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "F32", "F64"}
 
 
 @cache
@@ -101,17 +102,28 @@ class _WeightsFile(Protocol):
 
 
 class _SafetensorsFile:
-    """One safetensors file, memory-mapped by `safe_open`."""
+    """One safetensors file: `safe_open` checks it and gives names, shapes and dtypes.
+
+    Tensors are read with one positioned read each rather than through the memory map, so
+    a tensor a pass streams through leaves no file pages in the process's resident set.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._torch_handle: Any = None
         try:
             self._handle = safe_open(str(path), framework="numpy")
         except SafetensorError as error:
             raise AxcError(
                 f"corrupt or truncated safetensors file: {path} ({error}); re-download or re-export it"
             ) from None
+        with path.open("rb") as stream:
+            (size,) = struct.unpack("<Q", stream.read(8))
+            header = json.loads(stream.read(size))
+        self._extents = {
+            key: (8 + size + info["data_offsets"][0], info["data_offsets"][1] - info["data_offsets"][0])
+            for key, info in header.items()
+            if key != "__metadata__"
+        }
 
     def keys(self) -> list[str]:
         return list(self._handle.keys())
@@ -123,17 +135,16 @@ class _SafetensorsFile:
         return _numpy_dtype(_NUMPY_OF_SAFETENSORS, self._handle.get_slice(key).get_dtype(), key, self.path)
 
     def get(self, key: str) -> np.ndarray:
-        self.dtype(key)
-        if self._handle.get_slice(key).get_dtype() in _NUMPY_NATIVE:
-            return self._handle.get_tensor(key)
-        if self._torch_handle is None:
-            self._torch_handle = safe_open(str(self.path), framework="pt")
-        return to_numpy(self._torch_handle.get_tensor(key))
+        dtype, (offset, size) = self.dtype(key), self._extents[key]
+        raw = np.fromfile(self.path, dtype=np.uint8, count=size, offset=offset)
+        if raw.size != size:
+            raise AxcError(
+                f"corrupt or truncated safetensors file: {self.path} (tensor {key} is cut short); re-download it"
+            )
+        return raw.view(dtype).reshape(self.shape(key))
 
     def close(self) -> None:
         self._handle.__exit__(None, None, None)
-        if self._torch_handle is not None:
-            self._torch_handle.__exit__(None, None, None)
 
 
 def _corrupt_bin(path: Path, detail: str) -> AxcError:
@@ -300,7 +311,7 @@ class Checkpoint:
         return self._file(key).dtype(key)
 
     def get(self, key: str) -> np.ndarray:
-        """One tensor in its stored dtype: a read-only array over the mapped file (copy to modify)."""
+        """One tensor in its stored dtype, as a read-only array (copy to modify)."""
         array = self._file(key).get(key)
         array.flags.writeable = False
         return array
@@ -345,6 +356,14 @@ class ParamStore:
         if scope in self._bound:
             return self._bound[scope]
         raise AxcError(f"parameter {scope}::{key} not found: scope {scope!r} is not bound to a checkpoint")
+
+    def scopes(self) -> list[str]:
+        """The scopes bound to checkpoints."""
+        return list(self._bound)
+
+    def checkpoint(self, scope: str) -> Checkpoint | None:
+        """The checkpoint bound to `scope`, if any."""
+        return self._bound.get(scope)
 
     def has(self, scope: str, key: str) -> bool:
         return key in self._created.get(scope, {}) or (scope in self._bound and key in self._bound[scope])

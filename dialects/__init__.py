@@ -20,6 +20,18 @@ def _tfm() -> Dialect:
     return TFM
 
 
+def _quant() -> Dialect:
+    from axc.dialects.quant import QUANT
+
+    return QUANT
+
+
+def _npu() -> Dialect:
+    from axc.dialects.npu import NPU
+
+    return NPU
+
+
 def _builtin() -> Dialect:
     from xdsl.dialects.builtin import Builtin
 
@@ -37,6 +49,8 @@ DIALECTS: dict[str, Callable[[], Dialect]] = {
     "func": _func,
     "axc": _axc,
     "tfm": _tfm,
+    "quant": _quant,
+    "npu": _npu,
 }
 
 

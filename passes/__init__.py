@@ -13,6 +13,55 @@ def _specialize_groups() -> type[ModulePass]:
     return SpecializeGroups
 
 
+def _quantize_weights() -> type[ModulePass]:
+    from axc.passes.quantize_weights import QuantizeWeights
+
+    return QuantizeWeights
+
+
+def _import_gptq() -> type[ModulePass]:
+    from axc.passes.import_gptq import ImportGptq
+
+    return ImportGptq
+
+
+def _set_activation_type() -> type[ModulePass]:
+    from axc.passes.set_activation_type import SetActivationType
+
+    return SetActivationType
+
+
+def _tile() -> type[ModulePass]:
+    from axc.passes.tile import Tile
+
+    return Tile
+
+
+def _allocate_ocm() -> type[ModulePass]:
+    from axc.passes.allocate_ocm import AllocateOcm
+
+    return AllocateOcm
+
+
+def _fuse() -> type[ModulePass]:
+    from axc.passes.fuse import Fuse
+
+    return Fuse
+
+
+def _double_buffer() -> type[ModulePass]:
+    from axc.passes.double_buffer import DoubleBuffer
+
+    return DoubleBuffer
+
+
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "specialize-groups": _specialize_groups,
+    "quantize-weights": _quantize_weights,
+    "import-gptq": _import_gptq,
+    "set-activation-type": _set_activation_type,
+    "tile": _tile,
+    "fuse": _fuse,
+    "double-buffer": _double_buffer,
+    "allocate-ocm": _allocate_ocm,
 }

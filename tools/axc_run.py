@@ -2,28 +2,45 @@
 
     axc-run model.mlir --func layer_0_g0 --input K_cache=k.npy ... --output-dir out/
 
-Each result is written as `<output name>.npy` (fp32 for floating point results).
+Each result is written as `<output name>.npy` (fp32 for floating point results);
+`--report` prints what an npu-level function cost (DDR bytes, MACs, vector ops).
+
+    axc-run quant.mlir --compare reference.mlir [--tokens 64 --prompt-len 48] [--json report.json]
+
+compares every layer and shape group of a model with a reference built with the same
+shape groups (usually the fp32 tfm level), teacher-forced over random tokens, and the
+final logits (see `axc.accuracy`).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from axc import __version__
 from axc.errors import ArgumentParser, AxcError, report_errors
 
+if TYPE_CHECKING:
+    from axc.interpreters.runner import ModuleRunner
+
 
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="axc-run", description=__doc__.splitlines()[0])
     p.add_argument("file", help="an .mlir file")
-    p.add_argument("--func", required=True, help="the function to run, e.g. layer_0_g0")
+    p.add_argument("--func", help="the function to run, e.g. layer_0_g0 (required without --compare)")
     p.add_argument(
         "--input", action="append", default=[], metavar="NAME=FILE.npy", help="one per input"
     )
-    p.add_argument("--output-dir", required=True, help="where to write <name>.npy results")
+    p.add_argument("--output-dir", help="where to write <name>.npy results (required without --compare)")
+    p.add_argument("--compare", metavar="REFERENCE.mlir", help="accuracy report of FILE against this reference")
+    p.add_argument("--tokens", type=int, default=64, help="--compare: teacher-forced tokens (default 64)")
+    p.add_argument("--prompt-len", type=int, help="--compare: tokens prefilled before decoding (default 3/4)")
+    p.add_argument("--seed", type=int, default=0, help="--compare: seed of the random token ids")
+    p.add_argument("--json", metavar="FILE", help="--compare: also write the report as JSON")
+    p.add_argument("--report", action="store_true", help="print the npu cost counters (DDR bytes, MACs, vector ops)")
     p.add_argument("--version", action="version", version=f"axc-run {__version__}")
     return p
 
@@ -43,9 +60,41 @@ def load_inputs(specs: list[str]) -> dict[str, np.ndarray]:
     return inputs
 
 
+def compare(args: argparse.Namespace) -> None:
+    from axc.accuracy import max_prompt_len, print_report, record
+    from axc.accuracy import compare as compare_to
+    from axc.interpreters.executor import ModuleExecutor
+    from axc.textio import read_module
+
+    candidate, reference = (ModuleExecutor(read_module(path)) for path in (args.file, args.compare))
+    if candidate.layout != reference.layout:
+        raise AxcError(
+            f"{args.file} and {args.compare} have different shape groups; run specialize-groups with the same options"
+        )
+    longest = max_prompt_len(reference.layout)
+    prompt_len = args.prompt_len if args.prompt_len is not None else min(args.tokens * 3 // 4, longest)
+    if not 0 < prompt_len <= min(args.tokens, longest) or args.tokens > reference.layout.kv_cache_len:
+        raise AxcError(
+            f"need 0 < --prompt-len ({prompt_len}) <= --tokens ({args.tokens}) <= kv-cache-len "
+            f"({reference.layout.kv_cache_len}), and a prompt the prefill groups can take (at most {longest})"
+        )
+    logits_type = reference.runner.function("post").function_type.outputs.data[0]
+    vocab = logits_type.get_shape()[-1]  # type: ignore[attr-defined]
+    tokens = np.random.default_rng(args.seed).integers(0, vocab, size=args.tokens)
+    recording = record(reference, reference.layout, tokens, prompt_len)
+    report = compare_to(recording, candidate, tokens, prompt_len, label=args.file)
+    print_report(report)
+    if args.json:
+        report.save_json(args.json)
+
+
 @report_errors("axc-run")
 def main() -> None:
     args = parser().parse_args()
+    if args.compare:
+        return compare(args)
+    if not args.func or not args.output_dir:
+        parser().error("--func and --output-dir are required (or pass --compare REFERENCE.mlir)")
     from axc.interpreters.runner import ModuleRunner
     from axc.textio import read_module
 
@@ -59,6 +108,21 @@ def main() -> None:
             value = value.astype(np.float32)
         np.save(out_dir / f"{name}.npy", value)
         print(f"{name}: {list(value.shape)} {value.dtype} -> {out_dir / (name + '.npy')}")
+    if args.report:
+        print_report_table(runner)
+
+
+def print_report_table(runner: ModuleRunner) -> None:
+    from rich.console import Console
+
+    from axc.interpreters.npu import counters_table
+
+    if not runner.npu.counters:
+        print("no npu ops ran: --report counts npu-level programs (run tile first)")
+        return
+    console = Console()
+    console.width = max(console.width, 132)  # keep the table on one line per function when piped
+    console.print(counters_table(runner.npu.counters))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from axc.errors import AxcError
-from axc.frontend.config import ModelConfig
+from axc.frontend.config import ModelConfig, QuantConfig
 from axc.params import Checkpoint
 
 GPTQ_TENSORS = ("qweight", "qzeros", "scales", "g_idx")
@@ -21,6 +21,18 @@ class ExpectedTensor:
     because: tuple[str, ...]
 
 
+def gptq_shapes(quant: QuantConfig, out_features: int, in_features: int) -> dict[str, tuple[int, ...]]:
+    """The shapes of a GPTQ linear's tensors by suffix (qweight, qzeros, scales, g_idx)."""
+    group = in_features if quant.group_size == -1 else quant.group_size
+    groups = math.ceil(in_features / group)
+    return {
+        "qweight": (in_features * quant.bits // 32, out_features),
+        "qzeros": (groups, out_features * quant.bits // 32),
+        "scales": (groups, out_features),
+        "g_idx": (in_features,),
+    }
+
+
 def _linear(
     config: ModelConfig, prefix: str, out_features: int, in_features: int, bias: bool, because: tuple[str, ...]
 ) -> list[ExpectedTensor]:
@@ -28,14 +40,10 @@ def _linear(
     if quant is None or quant.method != "gptq":
         tensors = [ExpectedTensor(f"{prefix}.weight", (out_features, in_features), because)]
     else:
-        group = in_features if quant.group_size == -1 else quant.group_size
-        groups = math.ceil(in_features / group)
         because = (*because, "quant_bits", "quant_group_size")
         tensors = [
-            ExpectedTensor(f"{prefix}.qweight", (in_features * quant.bits // 32, out_features), because),
-            ExpectedTensor(f"{prefix}.qzeros", (groups, out_features * quant.bits // 32), because),
-            ExpectedTensor(f"{prefix}.scales", (groups, out_features), because),
-            ExpectedTensor(f"{prefix}.g_idx", (in_features,), because),
+            ExpectedTensor(f"{prefix}.{suffix}", shape, because)
+            for suffix, shape in gptq_shapes(quant, out_features, in_features).items()
         ]
     if bias:
         tensors.append(ExpectedTensor(f"{prefix}.bias", (out_features,), because))

@@ -256,7 +256,8 @@ def _quant_config(raw: dict[str, Any], model_dir: Path, config_path: Path) -> Qu
     method = data.get("quant_method", data.get("method", "gptq"))
     if method not in QUANT_METHODS:
         raise AxcError(
-            f"unsupported quantization method {method!r} in {where}; supported: {', '.join(QUANT_METHODS)}"
+            f"unsupported quantization method {method!r} in {where} (not supported yet); "
+            f"supported: {', '.join(QUANT_METHODS)}"
         )
     bits = data.get("bits")
     if bits not in GPTQ_BITS:

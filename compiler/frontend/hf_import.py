@@ -9,7 +9,9 @@ func.func @layer_0(%K_cache: tensor<1x?x128xf32>, %V_cache: tensor<1x?x128xf32>,
                    %indices: tensor<1x?xui32>, %input: tensor<1x?x896xf32>,
                    %mask: tensor<1x?x?xf32>) -> (tensor<1x?x128xf32>, tensor<1x?x128xf32>, tensor<1x?x896xf32>)
 ```
-Token and history dimensions stay dynamic until `specialize-groups`.
+Token and history dimensions stay dynamic until `specialize-groups`. A GPTQ linear gets
+the same `<prefix>.weight` parameter, in fp32: the checkpoint view dequantizes it exactly
+(see `axc.frontend.gptq`) until `import-gptq` replaces the linear by a `quant.linear`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from axc.dialects.axc import ParamAttr, ParamOp, set_module_scopes
 from axc.dtypes import FLOAT_TYPES
 from axc.frontend.checkpoint_check import check_checkpoint
 from axc.frontend.config import ModelConfig, load_config
+from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
 from axc.params import Checkpoint
 
 MODEL_SCOPE = "model"
@@ -96,7 +99,14 @@ class FunctionBuilder:
 
 def rope_properties(config: ModelConfig, num_heads: int) -> dict[str, Attribute]:
     scaling = config.rope_scaling
-    kind = scaling.kind if scaling.kind in tfm.ROPE_SCALINGS else "default"
+    kind = scaling.kind
+    if kind not in tfm.ROPE_SCALINGS:
+        from axc.errors import AxcError
+
+        raise AxcError(
+            f"rope scaling '{kind}' of {config.model_name} is not supported yet "
+            f"(supported: {', '.join(tfm.ROPE_SCALINGS)})"
+        )
     return {
         "num_heads": tfm.int_prop(num_heads),
         "head_dim": tfm.int_prop(config.head_dim),
@@ -268,8 +278,10 @@ def import_hf(model_dir: str | Path, model_config: str | Path | None = None) -> 
     """Build the `tfm` module of a Hugging Face checkpoint directory (headers only)."""
     model_dir = Path(model_dir).resolve()
     config = load_config(model_dir, model_config)
-    checkpoint = Checkpoint.open(model_dir)
+    checkpoint = open_checkpoint(model_dir)
     check_checkpoint(config, checkpoint)
+    if isinstance(checkpoint, GptqCheckpoint):
+        checkpoint.check()
     functions: list[Operation] = [build_embed(config, checkpoint)]
     functions += [build_layer(config, checkpoint, i) for i in range(config.num_hidden_layers)]
     functions.append(build_post(config, checkpoint))

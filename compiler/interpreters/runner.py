@@ -11,10 +11,14 @@ from xdsl.interpreter import Interpreter
 from xdsl.interpreters.func import FuncFunctions
 
 from axc.binding import store_for
+from axc.dialects.quant import ACTIVATION_TYPE_ATTR
 from axc.dialects.tfm import show
+from axc.dtypes import round_result
 from axc.errors import AxcError
 from axc.interpreters.axc import AxcFunctions
-from axc.interpreters.tfm import TfmFunctions
+from axc.interpreters.npu import NpuFunctions
+from axc.interpreters.quant import QuantFunctions
+from axc.interpreters.tfm import TargetTfmFunctions, TfmFunctions
 from axc.params import ParamStore
 
 
@@ -26,16 +30,25 @@ def io_names(function: func.FuncOp, attr: str, count: int, stem: str) -> list[st
 
 
 class ModuleRunner:
-    """An interpreter over one module, reused across calls (parameters are cached)."""
+    """An interpreter over one module, reused across calls (parameters are cached).
+
+    Modules that went through `set-activation-type` run with the target's numerics:
+    inputs and every float result are rounded to their element types.
+    """
 
     def __init__(self, module: ModuleOp, store: ParamStore | None = None):
         self.module = module
+        self.target_numerics = ACTIVATION_TYPE_ATTR in module.attributes
         self.interpreter = Interpreter(module)
         self.interpreter.register_implementations(FuncFunctions())
-        self.interpreter.register_implementations(TfmFunctions())
         self.interpreter.register_implementations(
-            AxcFunctions(store if store is not None else store_for(module))
+            TargetTfmFunctions() if self.target_numerics else TfmFunctions()
         )
+        self.npu = NpuFunctions()
+        self.interpreter.register_implementations(self.npu)
+        store = store if store is not None else store_for(module)
+        self.interpreter.register_implementations(AxcFunctions(store))
+        self.interpreter.register_implementations(QuantFunctions(store))
 
     def function(self, name: str) -> func.FuncOp:
         for op in self.module.ops:
@@ -82,4 +95,6 @@ class ModuleRunner:
                     f"input {self.input_names(name)[index]} of @{name} has shape "
                     f"{list(np.shape(value))}, expected {show(expected)}"
                 )
+        if self.target_numerics:
+            args = [round_result(np.asarray(a), t) for a, t in zip(args, function.function_type.inputs.data)]
         return [np.asarray(r) for r in self.interpreter.call_op(name, tuple(args))]

@@ -1,7 +1,9 @@
 """numpy semantics of the `tfm` dialect: the mathematical reference, computed in fp32.
 
 Element types at this level name the storage the later levels will use; the reference
-computes every float in fp32 regardless (rounding to storage types starts at `quant`).
+computes every float in fp32 regardless. `TargetTfmFunctions` runs the same kernels with
+the target's numerics (fp32 inside an op, every float result rounded to its element type);
+`ModuleRunner` picks it for modules that went through `set-activation-type`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from typing import Any
 
 import numpy as np
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
+from xdsl.ir import Operation
 
 from axc import kernels
 from axc.dialects import tfm
+from axc.dtypes import round_result
 
 
 def fp32(value: np.ndarray) -> np.ndarray:
@@ -43,51 +47,67 @@ def attention_props(op: tfm.AttentionOp) -> dict[str, Any]:
 
 @register_impls
 class TfmFunctions(InterpreterFunctions):
+    """The fp32 reference."""
+
+    def results(self, op: Operation, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The op's results as computed (the reference keeps fp32)."""
+        return values
+
     @impl(tfm.EmbeddingOp)
     def run_embedding(self, interpreter: Interpreter, op: tfm.EmbeddingOp, args: tuple[Any, ...]):
         ids, table = args
-        return (fp32(np.asarray(table)[np.asarray(ids).astype(np.int64)]),)
+        return self.results(op, fp32(np.asarray(table)[np.asarray(ids).astype(np.int64)]))
 
     @impl(tfm.RMSNormOp)
     def run_rms_norm(self, interpreter: Interpreter, op: tfm.RMSNormOp, args: tuple[Any, ...]):
         x, weight = map(fp32, args)
-        return (kernels.rms_norm(x, weight, op.eps.value.data),)
+        return self.results(op, kernels.rms_norm(x, weight, op.eps.value.data))
 
     @impl(tfm.LayerNormOp)
     def run_layer_norm(self, interpreter: Interpreter, op: tfm.LayerNormOp, args: tuple[Any, ...]):
         x, weight, *bias = map(fp32, args)
-        return (kernels.layer_norm(x, weight, bias[0] if bias else None, op.eps.value.data),)
+        out = kernels.layer_norm(x, weight, bias[0] if bias else None, op.eps.value.data)
+        return self.results(op, out)
 
     @impl(tfm.LinearOp)
     def run_linear(self, interpreter: Interpreter, op: tfm.LinearOp, args: tuple[Any, ...]):
         x, weight, *bias = map(fp32, args)
-        return (kernels.linear(x, weight, bias[0] if bias else None),)
+        return self.results(op, kernels.linear(x, weight, bias[0] if bias else None))
 
     @impl(tfm.RopeOp)
     def run_rope(self, interpreter: Interpreter, op: tfm.RopeOp, args: tuple[Any, ...]):
         x, positions = args
-        return (kernels.rope(fp32(x), np.asarray(positions), op.num_heads.value.data, rope_spec(op)),)
+        out = kernels.rope(fp32(x), np.asarray(positions), op.num_heads.value.data, rope_spec(op))
+        return self.results(op, out)
 
     @impl(tfm.AttentionOp)
     def run_attention(self, interpreter: Interpreter, op: tfm.AttentionOp, args: tuple[Any, ...]):
-        return (kernels.attention(*map(fp32, args), **attention_props(op)),)
+        return self.results(op, kernels.attention(*map(fp32, args), **attention_props(op)))
 
     @impl(tfm.ActOp)
     def run_act(self, interpreter: Interpreter, op: tfm.ActOp, args: tuple[Any, ...]):
-        return (kernels.activation(op.kind.data, fp32(args[0])),)
+        return self.results(op, kernels.activation(op.kind.data, fp32(args[0])))
 
     @impl(tfm.AddOp)
     def run_add(self, interpreter: Interpreter, op: tfm.AddOp, args: tuple[Any, ...]):
-        return (fp32(args[0]) + fp32(args[1]),)
+        return self.results(op, fp32(args[0]) + fp32(args[1]))
 
     @impl(tfm.MulOp)
     def run_mul(self, interpreter: Interpreter, op: tfm.MulOp, args: tuple[Any, ...]):
-        return (fp32(args[0]) * fp32(args[1]),)
+        return self.results(op, fp32(args[0]) * fp32(args[1]))
 
     @impl(tfm.CastOp)
     def run_cast(self, interpreter: Interpreter, op: tfm.CastOp, args: tuple[Any, ...]):
-        return (args[0],)
+        return self.results(op, args[0])
 
     @impl(tfm.TopKOp)
     def run_topk(self, interpreter: Interpreter, op: tfm.TopKOp, args: tuple[Any, ...]):
-        return kernels.topk(fp32(args[0]), op.k.value.data)
+        return self.results(op, *kernels.topk(fp32(args[0]), op.k.value.data))
+
+
+@register_impls
+class TargetTfmFunctions(TfmFunctions):
+    """The tfm kernels with the target's numerics: results rounded to their element types."""
+
+    def results(self, op: Operation, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(round_result(v, r.type) for v, r in zip(values, op.results, strict=True))

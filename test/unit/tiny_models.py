@@ -17,6 +17,14 @@ TINY = dict(
     max_position_embeddings=256,
 )
 
+WIDE = dict(TINY, vocab_size=512, hidden_size=256, intermediate_size=512)
+"""Wide enough for group-wise quantization: hidden 256 = two groups of 128.
+
+The `*-wide` models carry a residual stream at RMS 1 (embedding rows ~ N(0, 1)), as trained
+LLMs do past their first layers, so a layer's output is not dominated by its own branches
+and per-layer accuracy measures the branches' error the way it does on real models.
+"""
+
 CONFIGS = {
     "qwen2": lambda: transformers.Qwen2Config(**TINY, tie_word_embeddings=True, rope_theta=1e6),
     "llama": lambda: transformers.LlamaConfig(
@@ -31,6 +39,8 @@ CONFIGS = {
             "original_max_position_embeddings": 64,
         },
     ),
+    "qwen2-wide": lambda: transformers.Qwen2Config(**WIDE, tie_word_embeddings=True, rope_theta=1e6),
+    "llama-wide": lambda: transformers.LlamaConfig(**WIDE, tie_word_embeddings=False, rope_theta=5e5),
 }
 
 
@@ -39,8 +49,14 @@ def build_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(CONFIGS[family]())
     with torch.no_grad():  # larger weights than the default init, so layers do real work
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.05)
+        if family.endswith("-wide"):
+            for name, param in model.named_parameters():
+                if "norm" not in name:
+                    param.add_(torch.randn_like(param) * 0.03)
+            model.get_input_embeddings().weight.normal_(0.0, 1.0)
+        else:
+            for param in model.parameters():
+                param.add_(torch.randn_like(param) * 0.05)
     model.save_pretrained(out_dir)
     return out_dir
 
