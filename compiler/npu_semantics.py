@@ -56,7 +56,9 @@ def view(memory: Array, offset: int, sizes: Sequence[int], strides: Sequence[int
     if offset < 0 or last >= memory.size:
         raise IndexError(f"view [{offset}, {last}] outside a buffer of {memory.size} elements")
     item = memory.itemsize
-    return as_strided(memory[offset:], tuple(sizes), tuple(t * item for t in strides), writeable=True)
+    # Stride the raw bits, then view them: as_strided cannot rebuild ml_dtypes' bf16/fp8.
+    raw = as_strided(memory[offset:].view(f"u{item}"), tuple(sizes), tuple(t * item for t in strides), writeable=True)
+    return raw.view(memory.dtype)
 
 
 def load(v: Array) -> Array:
@@ -125,11 +127,23 @@ def matmul(
     accumulate: bool = False,
 ) -> int:
     """`out (+)= alpha * lhs @ rhs (+ bias)` in fp32; returns the MAC count."""
+    b = load(rhs) if fmt == "float" else dequantize_tile(rhs, fmt, scales, zeros, group)
+    return product(out, lhs, b, bias=bias, alpha=alpha, transpose_b=transpose_b, accumulate=accumulate)
+
+
+def product(
+    out: Array,
+    lhs: Array,
+    b: Array,
+    *,
+    bias: Array | None = None,
+    alpha: float = 1.0,
+    transpose_b: bool = False,
+    accumulate: bool = False,
+) -> int:
+    """`matmul` on an already dequantized fp32 right-hand side `b` (the simulator caches
+    dequantized weight tiles); returns the MAC count."""
     a = load(lhs)
-    if fmt == "float":
-        b = load(rhs)
-    else:
-        b = dequantize_tile(rhs, fmt, scales, zeros, group)
     result = np.matmul(a, np.swapaxes(b, -1, -2) if transpose_b else b)
     if alpha != 1.0:
         result = result * np.float32(alpha)

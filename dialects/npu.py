@@ -445,7 +445,7 @@ class AccessOp(IRDLOperation):
     @classmethod
     def parse(cls, parser: Parser) -> AccessOp:
         ivs: list[UnresolvedOperand] = []
-        parsed: dict[str, tuple[UnresolvedOperand, tuple[list[tuple[int, UnresolvedOperand | None]], list[int] | None, list[int] | None]]] = {}
+        parsed: dict[str, ParsedAccess] = {}
         for index, name in enumerate(cls.INS):
             if index:
                 parser.parse_punctuation(",")
@@ -496,9 +496,13 @@ class AccessOp(IRDLOperation):
         return op
 
 
-def parse_access(
-    parser: Parser,
-) -> tuple[UnresolvedOperand, tuple[list[tuple[int, UnresolvedOperand | None]], list[int] | None, list[int] | None]]:
+ParsedAccess = tuple[
+    UnresolvedOperand, tuple[list[tuple[int, UnresolvedOperand | None]], list[int] | None, list[int] | None]
+]
+"""A parsed `%v[terms : sizes : strides]`: the value, (coefficient, iv) terms, sizes, strides."""
+
+
+def parse_access(parser: Parser) -> ParsedAccess:
     """`%v` or `%v[affine (: sizes (: strides)?)?]`."""
     value = parser.parse_unresolved_operand()
     terms: list[tuple[int, UnresolvedOperand | None]] = []

@@ -61,6 +61,12 @@ def writes(op: Operation, buffer: SSAValue) -> bool:
     )
 
 
+def written(op: Operation) -> set[SSAValue]:
+    return {
+        v for o in nested(op) if isinstance(o, npu.AccessOp) for n, v, _ in o.accesses() if o.is_output(n)
+    }
+
+
 def touches(op: Operation, buffer: SSAValue) -> bool:
     return any(buffer in o.operands for o in nested(op))
 
@@ -171,8 +177,10 @@ class FuseGatedLoops(RewritePattern):
             return
         if any(u.operation is not op and u.operation is not mm_up for u in up.uses):
             return
-        if writes(gate_loop, up) or touches(up_loop, gate) or touches(gate_loop, out) or touches(up_loop, out):
+        if touches(gate_loop, out) or touches(up_loop, out):
             return
+        if any(touches(up_loop, b) for b in written(gate_loop)) or any(touches(gate_loop, b) for b in written(up_loop)):
+            return  # interleaving the bodies must not reorder a write and a read of one buffer
         function = npu.enclosing_function(op)
         assert isinstance(function, func.FuncOp)
         tiles: dict[SSAValue, SSAValue] = {}

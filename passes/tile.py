@@ -141,15 +141,13 @@ class Tensor:
     cols: int
     element: Attribute
     home: str
-    value: SSAValue | None = None
-    pending: SSAValue | None = None  # a DDR value still to be loaded into OCM
+    value: SSAValue
 
     @property
     def nbytes(self) -> int:
         return nbytes(self.rows * self.cols, self.element)
 
     def at(self, start: Affine | int, count: int, col: Affine | int = 0, cols: int | None = None) -> Access:
-        assert self.value is not None
         return rows(self.value, self.cols, start, count, col, cols)
 
     def whole(self) -> Access:
@@ -308,6 +306,10 @@ class FunctionLowering:
                 fixed[r] = DDR
         gated = gated_intermediates(ops)
         sizes = {r: nbytes(math.prod(matrix_shape(r.type)), r.type.get_element_type()) for r in first}  # type: ignore[union-attr]
+        for op in ops:
+            # A top-k sees its whole row at once: keep the logits on chip if they fit at all.
+            if isinstance(op, tfm.TopKOp) and sizes.get(root[op.input], 0) <= self.budget.ocm * 3 // 4:
+                fixed[root[op.input]] = OCM
         for attempt in range(2):
             free = {r for r in gated if r in first and gated[r] not in fixed} if attempt == 0 else set()
             homes = {r: fixed.get(r, OCM) for r in first}
@@ -337,28 +339,27 @@ class FunctionLowering:
     # -- values --
 
     def tensor(self, value: SSAValue) -> Tensor:
-        """The activation behind a tfm value, loading a planned-OCM input at first use."""
+        """The activation behind a tfm value; an input planned for OCM is loaded at first use."""
         if value in self.tensors:
-            t = self.tensors[value]
+            return self.tensors[value]
+        if value not in self.ddr:
+            raise AxcError(f"tile: value {value} has no lowering")
+        source = self.ddr[value]
+        r, c = matrix_shape(value.type)
+        element = value.type.get_element_type()  # type: ignore[union-attr]
+        if self.homes.get(value, DDR) == OCM:
+            buffer = self.em.alloc((r, c), element, name=source.name_hint)
+            self.em.access(npu.DmaLoadOp, {"src": Access(source, Affine(), (r, c)), "dst": buffer})
+            t = Tensor(r, c, element, OCM, buffer)
         else:
-            if value not in self.ddr:
-                raise AxcError(f"tile: value {value} has no lowering")
-            ddr = self.ddr[value]
-            r, c = matrix_shape(value.type)
-            t = Tensor(r, c, value.type.get_element_type(), self.homes.get(value, DDR), ddr)  # type: ignore[union-attr]
-            if t.home == OCM:
-                t.pending, t.value = ddr, None
-            self.tensors[value] = t
-        if t.pending is not None:
-            buffer = self.em.alloc((t.rows, t.cols), t.element, name=t.pending.name_hint)
-            self.em.access(npu.DmaLoadOp, {"src": Access(t.pending, Affine(), (t.rows, t.cols)), "dst": buffer})
-            t.value, t.pending = buffer, None
+            t = Tensor(r, c, element, DDR, source)
+        self.tensors[value] = t
         return t
 
-    def result(self, value: SSAValue, element: Attribute | None = None) -> Tensor:
+    def result(self, value: SSAValue) -> Tensor:
         """A new activation for `value`, in its planned home."""
         r, c = matrix_shape(value.type)
-        element = element or value.type.get_element_type()  # type: ignore[union-attr]
+        element = value.type.get_element_type()  # type: ignore[union-attr]
         home = self.homes.get(value, OCM)
         name = value.name_hint or (value.owner.name.split(".")[-1] if isinstance(value.owner, Operation) else None)
         if home == OCM:
@@ -547,11 +548,14 @@ class FunctionLowering:
     def topk(self, op: tfm.TopKOp) -> None:
         x = self.tensor(op.input)
         if x.home != OCM:
-            raise self.fail(op, f"needs its {x.cols} inputs in OCM ({x.nbytes} bytes); a streaming top-k is not implemented")
+            raise self.fail(
+                op,
+                f"needs its {x.cols} inputs in OCM ({x.nbytes} bytes, more than 3/4 of {self.budget.ocm}); "
+                "a streaming top-k is not implemented, build without post top-k",
+            )
+        for value in (op.values, op.indices):
+            self.homes[value] = OCM  # k entries per row; stored to DDR by `finish` if returned
         values, indices = self.result(op.values), self.result(op.indices)
-        for t in (values, indices):
-            if t.home != OCM:
-                raise self.fail(op, "results must stay in OCM")
         self.em.access(npu.TopKOp, {"input": x.whole(), "values": values.whole(), "indices": indices.whole()}, k=op.k)
 
     # -- linear --

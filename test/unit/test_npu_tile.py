@@ -180,3 +180,57 @@ def test_k_split_weight_tiles(tiny_model_dir, weight_type: str) -> None:
     assert any(isinstance(op, npu.MatmulOp) and op.accumulate is not None and op.format.data != "float" for op in lowered.walk())
     expected, actual, _ = run_all(module, lowered, ["layer_0_g0", "layer_0_g1"])
     assert max_relative_error(expected, actual) <= 1e-5
+
+
+POST_TOPK = """
+func.func @post(%input: tensor<1x1x16xf32>) -> (tensor<1x1x4xf32>, tensor<1x1x4xi32>)
+    attributes {axc.input_names = ["input"], axc.output_names = ["values", "indices"]} {
+  %w = axc.param <"model"::"w"> : tensor<16xf32>
+  %h = tfm.rms_norm %input, %w {eps = 1.0e-06 : f64} : (tensor<1x1x16xf32>, tensor<16xf32>) -> tensor<1x1x16xf32>
+  %l = axc.param <"model"::"l"> : tensor<40x16xf32>
+  %y = tfm.linear %h, %l : (tensor<1x1x16xf32>, tensor<40x16xf32>) -> tensor<1x1x40xf32>
+  %v, %i = tfm.topk %y {k = 4 : i64} : (tensor<1x1x40xf32>) -> (tensor<1x1x4xf32>, tensor<1x1x4xi32>)
+  func.return %v, %i : tensor<1x1x4xf32>, tensor<1x1x4xi32>
+}
+"""
+
+
+def test_post_with_topk() -> None:
+    from axc.textio import parse_module
+
+    module = parse_module(POST_TOPK)
+    store = ParamStore()
+    rng = np.random.default_rng(0)
+    store.add("model", "w", rng.standard_normal(16).astype(np.float32))
+    store.add("model", "l", rng.standard_normal((40, 16)).astype(np.float32))
+    lowered = lower(module, "AX620E")
+    x = rng.standard_normal((1, 1, 16)).astype(np.float32)
+    expected = ModuleRunner(module, store).call("post", [x])
+    actual = ModuleRunner(lowered, store).call("post", [x])
+    np.testing.assert_array_equal(expected[1], actual[1])
+    np.testing.assert_allclose(expected[0], actual[0], rtol=1e-6)
+
+
+def test_gptq_act_order_gathers_inputs() -> None:
+    """A GPTQ act-order weight keeps its stored column order; its input is gathered by `perm`."""
+    from pathlib import Path
+
+    from axc.passes.import_gptq import ImportGptq
+
+    module = import_hf(Path(__file__).parents[1] / "fixtures" / "gptq" / "qwen2-tiny-gptq-int4-actorder")
+    ctx = make_context()
+    ImportGptq().apply(ctx, module)
+    SpecializeGroups(kv_cache_len=KV, prefill_len=PREFILL, last_kv_cache_len=LASTS).apply(ctx, module)
+    QuantizeWeights().apply(ctx, module)
+    SetActivationType(hidden="fp32").apply(ctx, module)
+    lowered = lower(module, "AX620E", 64 * 1024)
+    assert any(isinstance(op, npu.GatherOp) for op in lowered.walk())
+    expected, actual, _ = run_all(module, lowered, ["layer_0_g0", "layer_0_g2"])
+    assert max_relative_error(expected, actual) <= 1e-5
+
+
+@pytest.mark.parametrize("weight_type", ["fp8_e4m3", "fp8_e5m2"])
+def test_fp8_weights(tiny_model_dir, weight_type: str) -> None:
+    module = quant_module(tiny_model_dir("qwen2"), weight_type)
+    expected, actual, _ = run_all(module, lower(module, "AX650", SMALL_OCM), GROUPS)
+    assert max_relative_error(expected, actual) <= 1e-5
