@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lit pytest venv clean
+DEMO_OUT ?= out/demo
+
+.PHONY: test lit pytest venv clean demo
 
 venv: $(STAMP)
 
@@ -23,6 +25,12 @@ lit: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 test/unit
+
+# Build the shipped demo model (a tiny Qwen2 that adds) for AX650 and run "1+1=" on the
+# simulator: the emitted .axmodel files answer 2.
+demo: $(STAMP)
+	$(BIN)/axc-llm-build --input_path demo/qwen2-add --output_path $(DEMO_OUT) \
+		--kv_cache_len 15 --prefill_len 8 --chip AX650 -c 2 --prompt "1+1="
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -6,6 +6,7 @@ interpreter or the simulator running `.axmodel` files all implement `LayerExecut
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -142,10 +143,20 @@ class HostLoop:
         """Logits `[vocab]` of one hidden state (the post model)."""
         return np.asarray(self.executor.post(hidden_row.reshape(1, 1, -1)), np.float32).reshape(-1)
 
-    def generate(self, prompt: np.ndarray, max_new_tokens: int, eos: set[int]) -> list[int]:
-        """Greedy generation: prefill the prompt, then decode until EOS or the limit."""
+    def generate(
+        self,
+        prompt: np.ndarray,
+        max_new_tokens: int,
+        eos: set[int],
+        on_first_logits: Callable[[np.ndarray], None] | None = None,
+    ) -> list[int]:
+        """Greedy generation: prefill the prompt, then decode until EOS or the limit
+        (`on_first_logits` sees the logits of the first generated token)."""
         hidden = self.prefill(prompt)
-        token = int(np.argmax(self.logits(hidden[-1])))
+        logits = self.logits(hidden[-1])
+        if on_first_logits is not None:
+            on_first_logits(logits)
+        token = int(np.argmax(logits))
         generated = [token]
         while len(generated) < max_new_tokens and token not in eos and self.position < self.layout.kv_cache_len:
             token = int(np.argmax(self.logits(self.decode_hidden(token)[-1])))

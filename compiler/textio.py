@@ -43,10 +43,18 @@ def atomic_output(path: str | Path, mode: str = "w") -> Iterator[IO]:
     try:
         with os.fdopen(fd, mode) as stream:
             yield stream
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private; a plain open would not
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(text: str, path: str | Path | None) -> None:

@@ -32,6 +32,18 @@ def _npu() -> Dialect:
     return NPU
 
 
+def _ax650() -> Dialect:
+    from axc.dialects.ax650 import AX650
+
+    return AX650
+
+
+def _ax620e() -> Dialect:
+    from axc.dialects.ax620e import AX620E
+
+    return AX620E
+
+
 def _builtin() -> Dialect:
     from xdsl.dialects.builtin import Builtin
 
@@ -51,6 +63,8 @@ DIALECTS: dict[str, Callable[[], Dialect]] = {
     "tfm": _tfm,
     "quant": _quant,
     "npu": _npu,
+    "ax650": _ax650,
+    "ax620e": _ax620e,
 }
 
 

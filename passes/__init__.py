@@ -31,6 +31,12 @@ def _set_activation_type() -> type[ModulePass]:
     return SetActivationType
 
 
+def _post_topk() -> type[ModulePass]:
+    from axc.passes.post_topk import PostTopk
+
+    return PostTopk
+
+
 def _tile() -> type[ModulePass]:
     from axc.passes.tile import Tile
 
@@ -55,13 +61,28 @@ def _double_buffer() -> type[ModulePass]:
     return DoubleBuffer
 
 
+def _lower_to_ax650() -> type[ModulePass]:
+    from axc.passes.lower_to_ax650 import LowerToAx650
+
+    return LowerToAx650
+
+
+def _lower_to_ax620e() -> type[ModulePass]:
+    from axc.passes.lower_to_ax620e import LowerToAx620e
+
+    return LowerToAx620e
+
+
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "specialize-groups": _specialize_groups,
     "quantize-weights": _quantize_weights,
     "import-gptq": _import_gptq,
     "set-activation-type": _set_activation_type,
+    "post-topk": _post_topk,
     "tile": _tile,
     "fuse": _fuse,
     "double-buffer": _double_buffer,
     "allocate-ocm": _allocate_ocm,
+    "lower-to-ax650": _lower_to_ax650,
+    "lower-to-ax620e": _lower_to_ax620e,
 }

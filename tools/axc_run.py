@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="axc-run", description=__doc__.splitlines()[0])
-    p.add_argument("file", help="an .mlir file")
+    p.add_argument("file", help="an .mlir file or an .axmodel file")
     p.add_argument("--func", help="the function to run, e.g. layer_0_g0 (required without --compare)")
+    p.add_argument("--group", type=int, help=".axmodel: the shape group to run (0 = decode)")
     p.add_argument(
         "--input", action="append", default=[], metavar="NAME=FILE.npy", help="one per input"
     )
@@ -88,9 +89,39 @@ def compare(args: argparse.Namespace) -> None:
         report.save_json(args.json)
 
 
+def write_outputs(outputs: dict[str, np.ndarray], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, value in outputs.items():
+        if value.dtype.kind not in "iub":
+            value = value.astype(np.float32)
+        np.save(out_dir / f"{name}.npy", value)
+        print(f"{name}: {list(value.shape)} {value.dtype} -> {out_dir / (name + '.npy')}")
+
+
+def run_axmodel(args: argparse.Namespace) -> None:
+    from axc.sim.cost import estimate
+    from axc.sim.session import AxModelSession
+
+    if args.group is None or not args.output_dir:
+        parser().error("an .axmodel needs --group K and --output-dir")
+    session = AxModelSession(args.file)
+    outputs = session.run(session.check_group(args.group), load_inputs(args.input))
+    write_outputs(outputs, Path(args.output_dir))
+    c = session.counters[args.group]
+    cost = estimate(session.payload.programs[args.group], session.payload.target)
+    macs = ", ".join(f"{fmt} {n}" for fmt, n in sorted(c.macs.items())) or "0"
+    print(
+        f"counters: DDR read {c.ddr_read} B, DDR write {c.ddr_write} B, {c.dma_ops} DMAs, "
+        f"MACs {macs}, vector ops {c.vector_ops}"
+    )
+    print(cost.summary())
+
+
 @report_errors("axc-run")
 def main() -> None:
     args = parser().parse_args()
+    if args.file.endswith(".axmodel"):
+        return run_axmodel(args)
     if args.compare:
         return compare(args)
     if not args.func or not args.output_dir:
@@ -101,13 +132,7 @@ def main() -> None:
     module = read_module(args.file)
     runner = ModuleRunner(module)
     results = runner.call(args.func, load_inputs(args.input))
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, value in zip(runner.output_names(args.func), results, strict=True):
-        if value.dtype.kind not in "iub":
-            value = value.astype(np.float32)
-        np.save(out_dir / f"{name}.npy", value)
-        print(f"{name}: {list(value.shape)} {value.dtype} -> {out_dir / (name + '.npy')}")
+    write_outputs(dict(zip(runner.output_names(args.func), results, strict=True)), Path(args.output_dir))
     if args.report:
         print_report_table(runner)
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+
+import numpy as np
 
 from axc.errors import AxcError
 from axc.frontend.config import ModelConfig, QuantConfig
 from axc.params import Checkpoint
 
 GPTQ_TENSORS = ("qweight", "qzeros", "scales", "g_idx")
+GPTQ_DTYPES = {"qweight": ("int32",), "qzeros": ("int32",), "scales": ("float16", "float32", "bfloat16"), "g_idx": ("int32", "int64")}
+FLOAT_DTYPES = ("bfloat16", "float16", "float32")
+LAYER_KEY = re.compile(r"^model\.layers\.(\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,25 @@ def _missing_reason(config: ModelConfig, checkpoint: Checkpoint, key: str) -> st
     return f"model_type={config.model_type}"
 
 
+def _allowed_dtypes(key: str) -> tuple[str, ...]:
+    suffix = key.rsplit(".", 1)[-1]
+    return GPTQ_DTYPES.get(suffix, FLOAT_DTYPES)
+
+
+def check_layer_count(config: ModelConfig, checkpoint: Checkpoint) -> None:
+    """The checkpoint holds no decoder layer beyond `num_hidden_layers`."""
+    found = {int(m.group(1)) for key in checkpoint.keys() if (m := LAYER_KEY.match(key))}
+    extra = sorted(i for i in found if i >= config.num_hidden_layers)
+    if extra:
+        raise AxcError(
+            f"{checkpoint.path} holds {max(found) + 1} decoder layers (model.layers.{extra[-1]}.*) "
+            f"but config.json says num_hidden_layers={config.num_hidden_layers}; fix the config"
+        )
+
+
 def check_checkpoint(config: ModelConfig, checkpoint: Checkpoint) -> None:
-    """Raise `AxcError` naming the first expected tensor that is missing or has the wrong shape."""
+    """Raise `AxcError` naming the first expected tensor that is missing or has the wrong
+    shape or dtype, or the first decoder layer the config does not count."""
     for tensor in _expected(config):
         if tensor.key not in checkpoint:
             raise AxcError(
@@ -116,3 +139,10 @@ def check_checkpoint(config: ModelConfig, checkpoint: Checkpoint) -> None:
                 f"tensor {tensor.key} has shape {list(shape)} in {checkpoint.file(tensor.key)} "
                 f"but config.json implies {list(tensor.shape)} ({because})"
             )
+        dtype, allowed = np.dtype(checkpoint.dtype(tensor.key)).name, _allowed_dtypes(tensor.key)
+        if dtype not in allowed:
+            raise AxcError(
+                f"tensor {tensor.key} has dtype {dtype} in {checkpoint.file(tensor.key)}; "
+                f"expected {' or '.join(allowed)}: the checkpoint is not a plain or GPTQ Hugging Face export"
+            )
+    check_layer_count(config, checkpoint)

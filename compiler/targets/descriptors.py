@@ -96,7 +96,7 @@ CHIPS: dict[str, ChipSpec] = {
         ),
         ddr_bytes_per_s=Assumed(34.128e9, "not public; LPDDR4x 64-bit at 4266 MT/s = 34.1 GB/s peak"),
         ddr_efficiency=Assumed(
-            0.5, "free, calibrate; public w8a16 decode (Qwen2.5 0.5B-7B: 32-2.6 tok/s) moves 16-20 GB/s = ~0.5"
+            0.5052, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 32 tok/s on AX650N"
         ),
         ddr_alignment=_DDR_ALIGN,
         ocm_alignment=_OCM_ALIGN,
@@ -125,7 +125,7 @@ CHIPS: dict[str, ChipSpec] = {
         dma_bytes_per_cycle=Assumed(32, "not public; a 256-bit port (32 GB/s per core) beats DDR: DDR-bound streaming"),
         ddr_bytes_per_s=Assumed(12.8e9, "not public; LPDDR4 32-bit at 3200 MT/s = 12.8 GB/s peak"),
         ddr_efficiency=Assumed(
-            0.45, "free, calibrate; public AX630C w8a16 decode (Qwen2 0.5B/1.5B, Llama3.2-1B) moves ~5.5 GB/s"
+            0.4311, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 10.3 tok/s on AX630C"
         ),
         ddr_alignment=_DDR_ALIGN,
         ocm_alignment=_OCM_ALIGN,

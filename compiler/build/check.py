@@ -1,0 +1,316 @@
+"""Check levels of `axc-llm-build`: the emitted files, run by the simulator (DESIGN §2.5).
+
+`-c 1` runs every layer file, decode and every prefill group, against the fp32 reference
+(the `tfm` interpreter) on the same inputs, layer by layer with teacher forcing: random
+tokens are embedded from the built bf16 table, a prompt long enough to use every prefill
+group is run chunk by chunk through the runtime's host loop (so each group sees a real,
+partially filled cache), then a few decode steps. Each layer is driven as a one-layer model
+whose "embedding" replays the previous layer's reference outputs, so only one layer's
+weights are in memory at a time. The post model is checked on the last layer's outputs.
+
+`-c 2` tokenizes `--prompt`, runs the whole built directory in the simulator with the host
+loop, prints the first token's top-10 candidates and the greedy text, and compares it with
+transformers' own fp32 greedy output (or the fp32 `tfm` interpreter for GPTQ checkpoints,
+which transformers cannot load without extra packages).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+
+from axc.accuracy import AccuracyReport, Agreement, LayerAccuracy, LogitsAccuracy, RecordingExecutor, max_prompt_len
+from axc.build import target
+from axc.build.driver import BuildResult
+from axc.build.layers import run_passes, structure_specs
+from axc.build.log import BuildLog
+from axc.build.runtime_files import write_json
+from axc.dialects.axc import set_module_scopes
+from axc.errors import AxcError
+from axc.frontend.gptq import open_checkpoint
+from axc.frontend.hf_import import MODEL_SCOPE, build_layer, build_post
+from axc.hostloop import GroupLayout, HostLoop
+from axc.interpreters.runner import ModuleRunner
+from axc.kernels import softmax
+
+CHECK_REPORT = "check_report.json"
+DECODE_STEPS = 2
+DECODE_ONLY_PROMPT = 6
+SEED = 0
+LOW_COSINE = 0.99
+"""Below this worst-row cosine a layer is reported as a warning (vendor builds show ~0.998)."""
+
+
+def reference_runner(result: BuildResult, layer: int | None) -> ModuleRunner:
+    """The fp32 `tfm` interpreter over decoder layer `layer`'s shape groups (None: `@post`)."""
+    plan = result.plan
+    checkpoint = open_checkpoint(plan.model_dir)
+    function = build_post(plan.config, checkpoint) if layer is None else build_layer(plan.config, checkpoint, layer)
+    checkpoint.close()
+    module = ModuleOp([function])
+    set_module_scopes(module, {MODEL_SCOPE: str(plan.model_dir)})
+    run_passes(module, structure_specs(plan)[:1])  # specialize-groups only: fp32 reference
+    return ModuleRunner(module)
+
+
+@dataclass
+class LayerSlice:
+    """One decoder layer as a one-layer model whose `embed` hands out the layer's inputs
+    (the previous layer's reference outputs) in call order."""
+
+    reference: ModuleRunner
+    layer: int
+    inputs: Callable[[np.ndarray], np.ndarray]
+
+    def embed(self, token_ids: np.ndarray) -> np.ndarray:
+        return self.inputs(token_ids)
+
+    def run_layer(self, layer: int, group: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        name = f"layer_{self.layer}_g{group}"
+        return dict(zip(self.reference.output_names(name), self.reference.call(name, inputs), strict=True))
+
+    def post(self, hidden: np.ndarray) -> np.ndarray:
+        raise AssertionError("a layer slice has no post model")
+
+
+@dataclass
+class Replay:
+    """Hands out recorded hidden states one call at a time."""
+
+    states: list[np.ndarray]
+    index: int = 0
+
+    def __call__(self, token_ids: np.ndarray) -> np.ndarray:
+        state = self.states[self.index]
+        self.index += 1
+        return state
+
+
+def check_sequence(layout: GroupLayout, vocab: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random tokens: a prompt that uses every prefill group, then decode steps."""
+    rng = np.random.default_rng(SEED)
+    longest = max_prompt_len(layout) if layout.prefill_len else min(DECODE_ONLY_PROMPT, layout.kv_cache_len - DECODE_STEPS)
+    prompt_len = min(longest, layout.kv_cache_len - DECODE_STEPS)
+    steps = min(DECODE_STEPS, layout.kv_cache_len - prompt_len)
+    tokens = rng.integers(0, vocab, prompt_len + steps)
+    return tokens[:prompt_len], tokens[prompt_len:]
+
+
+def vendor_line(layer: int, group: int, history: int, cosine: float) -> str:
+    kind = "decode" if group == 0 else "prefill"
+    where = "" if group == 0 else f" (group {group}, history {history})"
+    return f"{kind} layer{layer}_gt layer{layer}_got cos_sim is: {cosine:.6f}{where}"
+
+
+def check_layer(
+    result: BuildResult, simulator: target.BuiltModel, layer: int, inputs: Callable[[np.ndarray], np.ndarray],
+    prompt: np.ndarray, decode: np.ndarray,
+) -> tuple[dict[int, Agreement], list[np.ndarray]]:
+    """Layer `layer`'s file against the reference on the reference's own inputs: the
+    agreement per shape group, and the reference outputs (the next layer's inputs)."""
+    layout = simulator.layout
+    recorder = RecordingExecutor(LayerSlice(reference_runner(result, layer), layer, inputs))
+    loop = HostLoop(recorder, GroupLayout(1, layout.kv_dim, layout.kv_cache_len, layout.prefill_len, layout.histories))
+    loop.prefill(prompt)
+    for token in decode:
+        loop.decode_hidden(int(token))
+    groups: dict[int, Agreement] = {}
+    for call in recorder.calls:
+        agreement = Agreement.of(simulator.run_layer(layer, call.group, call.inputs)["output"], call.outputs["output"])
+        groups[call.group] = groups[call.group].merge(agreement) if call.group in groups else agreement
+    simulator.release(layer)
+    return groups, [np.asarray(c.outputs["output"], np.float32) for c in recorder.calls]
+
+
+def check_layers(result: BuildResult, log: BuildLog) -> AccuracyReport:
+    """`-c 1`: every layer file and the post model against the fp32 reference."""
+    plan = result.plan
+    simulator = target.open_simulator(result.directory)
+    layout = simulator.layout
+    prompt, decode = check_sequence(layout, plan.config.vocab_size)
+    log.info(
+        f"checking {plan.config.num_hidden_layers} layer files x {len(layout.histories)} groups in the simulator: "
+        f"{len(prompt)} prompt tokens, {len(decode)} decode steps, teacher-forced against the fp32 reference"
+    )
+    inputs: Callable[[np.ndarray], np.ndarray] = simulator.embed
+    rows: list[LayerAccuracy] = []
+    with log.stage("check layers"):
+        for layer in range(plan.config.num_hidden_layers):
+            groups, outputs = check_layer(result, simulator, layer, inputs, prompt, decode)
+            for group, agreement in sorted(groups.items()):
+                rows.append(LayerAccuracy(layer, group, agreement))
+                log.print(vendor_line(layer, group, layout.histories[group], agreement.cosine))
+            inputs = Replay(outputs)
+        logits = check_post(result, simulator, outputs)
+        log.print(
+            f"post layer_gt layer_got cos_sim is: {logits.values.cosine:.6f} "
+            f"(top-1 agreement {logits.top1_agreement:.0%} over {logits.positions} positions)"
+        )
+    report = AccuracyReport(rows, logits, label="simulated .axmodel files")
+    log.print(report.table())
+    data = {
+        "level": 1, "prompt_tokens": len(prompt), "decode_steps": len(decode), "seed": SEED,
+        "seconds": log.timings["check layers"], **report.to_json(),
+    }
+    write_json(result.directory / CHECK_REPORT, data)
+    worst = report.worst_layer()
+    message = (
+        f"layer check done: worst cosine {worst.output.cosine:.6f} (layer {worst.layer}, {worst.kind}); "
+        f"{CHECK_REPORT} written"
+    )
+    if worst.output.cosine < LOW_COSINE:
+        log.warning(f"{message}; below {LOW_COSINE}: try wider weights (-w s8 or bf16)")
+    else:
+        log.success(message)
+    return report
+
+
+def check_post(result: BuildResult, simulator: target.BuiltModel, hidden_calls: list[np.ndarray]) -> LogitsAccuracy:
+    """The post model on the last layer's last row of every call, against the fp32 reference."""
+    reference = reference_runner(result, None)
+    rows = [h[:, -1:, :] for h in hidden_calls]
+    expected = np.stack([reference.call("post", [row])[0].reshape(-1) for row in rows])
+    outputs = [simulator.post_outputs(row) for row in rows]
+    if "indices" not in outputs[0]:
+        return LogitsAccuracy.of(np.stack([o["output"].reshape(-1) for o in outputs]), expected)
+    # --post_topk: compare the ids' probabilities and the argmax.
+    indices = np.stack([o["indices"].reshape(-1) for o in outputs]).astype(np.int64)
+    probs = np.stack([o["probs"].reshape(-1) for o in outputs])
+    wanted = np.take_along_axis(softmax(expected), indices, axis=-1)
+    same = indices[:, 0] == np.argmax(expected, axis=-1)
+    return LogitsAccuracy(len(same), float(np.mean(same)), tuple(int(i) for i in np.flatnonzero(~same)), Agreement.of(probs, wanted))
+
+
+# --- -c 2 ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptRun:
+    prompt_ids: list[int]
+    generated: list[int]
+    text: str
+    top: list[tuple[int, str, float]]
+    reference: list[int]
+    reference_text: str
+    reference_kind: str
+
+    @property
+    def agree(self) -> bool:
+        return self.generated == self.reference
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prompt_ids": self.prompt_ids,
+            "generated": self.generated,
+            "text": self.text,
+            "top10": [{"id": i, "token": t, "probability": p} for i, t, p in self.top],
+            "reference": self.reference,
+            "reference_text": self.reference_text,
+            "reference_kind": self.reference_kind,
+            "agree": self.agree,
+        }
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise AxcError(f"cannot load the tokenizer of {model_dir} for -c 2 ({str(error).splitlines()[0]}); add its tokenizer files") from None
+
+
+def eos_ids(result: BuildResult, tokenizer: Any) -> set[int]:
+    configured = result.plan.config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [] if configured is None else [configured])
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids
+
+
+def reference_generate(result: BuildResult, prompt: list[int], max_new: int, eos: set[int]) -> tuple[list[int], str]:
+    """Greedy fp32 tokens from transformers (or the `tfm` interpreter for GPTQ)."""
+    plan = result.plan
+    if plan.gptq:
+        from axc.frontend.hf_import import import_hf
+        from axc.interpreters.executor import ModuleExecutor
+
+        module = import_hf(plan.model_dir, plan.options.model_config)
+        run_passes(module, structure_specs(plan)[:1])
+        executor = ModuleExecutor(module)
+        tokens = HostLoop(executor, executor.layout).generate(np.array(prompt), max_new, eos)
+        return tokens, "the fp32 tfm interpreter (GPTQ, dequantized exactly)"
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    model = AutoModelForCausalLM.from_pretrained(str(plan.model_dir), dtype=torch.float32, local_files_only=True)
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(
+            torch.tensor([prompt]), max_new_tokens=max_new, do_sample=False, eos_token_id=sorted(eos) or None,
+            pad_token_id=next(iter(sorted(eos)), 0),
+        )
+    return [int(t) for t in out[0, len(prompt):]], "transformers, fp32"
+
+
+def check_prompt(result: BuildResult, log: BuildLog) -> PromptRun:
+    """`-c 2`: the prompt through the simulated directory and through the reference."""
+    plan = result.plan
+    tokenizer = load_tokenizer(plan.model_dir)
+    prompt = [int(t) for t in tokenizer(plan.options.prompt)["input_ids"]]
+    simulator = target.open_simulator(result.directory)
+    layout = simulator.layout
+    limit = max_prompt_len(layout)
+    if not 0 < len(prompt) <= limit or len(prompt) >= layout.kv_cache_len:
+        raise AxcError(
+            f"--prompt is {len(prompt)} tokens; this build takes 1..{min(limit, layout.kv_cache_len - 1)} "
+            "(raise --kv_cache_len/--last_kv_cache_len or shorten the prompt)"
+        )
+    eos = eos_ids(result, tokenizer)
+    max_new = layout.kv_cache_len - len(prompt) + 1
+    first: list[np.ndarray] = []
+    with log.stage("check prompt"):
+        generated = HostLoop(simulator, layout).generate(np.array(prompt), max_new, eos, first.append)
+        reference, kind = reference_generate(result, prompt, max_new, eos)
+    probs = softmax(first[0][None])[0]
+    order = np.argsort(-probs, kind="stable")[:10]
+    top = [(int(i), tokenizer.decode([int(i)]), float(probs[i])) for i in order if np.isfinite(first[0][i])]
+    run = PromptRun(
+        prompt, generated, tokenizer.decode(generated, skip_special_tokens=True), top, reference,
+        tokenizer.decode(reference, skip_special_tokens=True), kind,
+    )
+    log.print(f"prompt {plan.options.prompt!r} -> {len(prompt)} tokens {prompt}")
+    log.print("top-10 candidates for the first token (simulated):")
+    for rank, (token, text, p) in enumerate(run.top, 1):
+        log.print(f"  {rank:>2}. {token:>7} {text!r:<16} {p:.4f}")
+    log.print(f"simulated .axmodel answers {plan.options.prompt!r} with {run.text!r}", style="bold")
+    log.print(f"reference ({kind}) answers {run.reference_text!r}")
+    verdict = "agree" if run.agree else "DIFFER"
+    (log.success if run.agree else log.warning)(f"prompt check: the simulated model and the reference {verdict}")
+    path = result.directory / CHECK_REPORT
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    write_json(path, {**data, "level": 2, "prompt": {**run.to_json(), "seconds": log.timings["check prompt"]}})
+    return run
+
+
+def run_checks(result: BuildResult, log: BuildLog) -> None:
+    level = result.plan.options.check_level
+    if level >= 1:
+        check_layers(result, log)
+    if level >= 2:
+        check_prompt(result, log)
+

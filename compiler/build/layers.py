@@ -1,0 +1,249 @@
+"""Compile structure once, stream weights (DESIGN §2.2) for `axc-llm-build`.
+
+The main process lowers one representative decoder layer per distinct structure (one for
+Llama/Qwen2) plus `@post`, through one pass pipeline:
+
+    quantize-weights → specialize-groups → set-activation-type → post-topk → tile → ... (→ target)
+
+Every other layer is bound, not compiled: a worker runs `quantize-weights` on that
+layer's own `tfm` function (its weights, quantized the same way), pairs its parameters
+with the representative's (`params_in_order`: same structure, same order), and re-binds
+a copy of the representative's lowered unit to them before emitting the file. Forked
+workers inherit the lowered models; spawned ones get them as text (a `LayerJob` is plain
+data), so both start methods work.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import PassPipeline
+
+from axc.binding import store_for
+from axc.build import target
+from axc.build.runtime_files import layer_filename
+from axc.build.validate import BuildPlan
+from axc.dialects import make_context
+from axc.dialects.axc import ParamAttr, set_module_scopes
+from axc.frontend.config import ModelConfig, load_config
+from axc.frontend.gptq import open_checkpoint
+from axc.frontend.hf_import import MODEL_SCOPE, build_layer, import_hf
+from axc.passes import PASSES
+from axc.structure import params_in_order, shared_structures
+from axc.textio import module_text, parse_module
+
+ParamKey = tuple[str, str]
+
+
+def quantize_spec(plan: BuildPlan) -> str:
+    o = plan.options
+    weight = f"weight-type={o.weight_type} " if o.weight_type is not None else ""
+    return f"quantize-weights{{{weight}post-weight-type={o.post_weight_type} chip={plan.target.chip}}}"
+
+
+def structure_specs(plan: BuildPlan) -> list[str]:
+    """The passes after quantization, as `axc-opt` specs."""
+    o = plan.options
+    lasts = f" last-kv-cache-len={','.join(map(str, o.last_kv_cache_len))}" if o.last_kv_cache_len else ""
+    specs = [
+        f"specialize-groups{{kv-cache-len={o.kv_cache_len} prefill-len={o.prefill_len}{lasts}}}",
+        f"set-activation-type{{hidden={o.hidden_state_type} chip={plan.target.chip}}}",
+    ]
+    if o.post_topk:
+        specs.append(f"post-topk{{k={o.post_topk}}}")
+    return specs + target.lowering_passes(plan.target.chip, plan.target.npu_mode, plan.target.family)
+
+
+def pipeline_text(plan: BuildPlan) -> str:
+    """The whole pipeline as one `axc-opt -p` argument (for logs and the report)."""
+    return ",".join([quantize_spec(plan), *structure_specs(plan)])
+
+
+def run_passes(module: ModuleOp, specs: list[str], timings: dict[str, float] | None = None) -> None:
+    """Apply `specs` (an `axc-opt -p` pipeline) to `module`; wall time per pass into `timings`."""
+    clock = [time.perf_counter()]
+
+    def tick(previous: object, _module: ModuleOp, _next: object) -> None:
+        now = time.perf_counter()
+        if previous is not None and timings is not None:
+            name = previous.name  # type: ignore[attr-defined]
+            timings[name] = timings.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
+    PassPipeline.parse_spec(PASSES, ",".join(specs), tick).apply(make_context(), module)
+
+
+def keys_of(params: list[ParamAttr]) -> tuple[ParamKey, ...]:
+    return tuple((p.scope.data, p.key.data) for p in params)
+
+
+@dataclass(frozen=True)
+class LayerJob:
+    """What a worker needs to build any layer (plain data, picklable)."""
+
+    model_dir: str
+    model_config: str | None
+    quantize: str
+    structure: str
+    """The lowered module of the representative layers as text (filled for spawned workers only)."""
+    representative: tuple[int, ...]
+    """Per layer, the representative layer it is bound from."""
+    representative_params: dict[int, tuple[ParamKey, ...]]
+    """Per representative, its quantized `tfm` function's parameters in order."""
+    model_type: str
+    prefill_len: int
+    out_dir: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    layer: int
+    path: str
+    size: int
+    seconds: float
+
+
+@dataclass
+class Structure:
+    """The lowered representative layers and post, and what the workers need."""
+
+    module: ModuleOp
+    job: LayerJob
+    pass_timings: dict[str, float] = field(default_factory=dict)
+
+
+def quantized_layer(job: LayerJob, config: ModelConfig, layer: int) -> tuple[ModuleOp, func.FuncOp]:
+    """Layer `layer`'s `tfm` function after `quantize-weights`, alone in a module (its store
+    holds the layer's quantized weights)."""
+    checkpoint = open_checkpoint(job.model_dir)
+    function = build_layer(config, checkpoint, layer)
+    checkpoint.close()
+    module = ModuleOp([function])
+    set_module_scopes(module, {MODEL_SCOPE: job.model_dir})
+    run_passes(module, [job.quantize])
+    return module, function
+
+
+def prepare(plan: BuildPlan, out_dir: Path, metadata: dict[str, str]) -> Structure:
+    """Lower the representative layers and `@post` once."""
+    module = import_hf(plan.model_dir, plan.options.model_config)
+    layers = [f for f in module.ops if isinstance(f, func.FuncOp) and "axc.layer" in f.attributes]
+    representative: dict[int, int] = {}
+    for members in shared_structures(layers):
+        first = members[0].attributes["axc.layer"].value.data  # type: ignore[union-attr]
+        for member in members:
+            representative[member.attributes["axc.layer"].value.data] = first  # type: ignore[union-attr]
+    keep = set(representative.values())
+    for op in list(module.ops):
+        if isinstance(op, func.FuncOp) and (
+            op.sym_name.data == "embed" or ("axc.layer" in op.attributes and op.attributes["axc.layer"].value.data not in keep)  # type: ignore[union-attr]
+        ):
+            module.body.block.erase_op(op)
+    timings: dict[str, float] = {}
+    quantize = quantize_spec(plan)
+    run_passes(module, [quantize], timings)
+    params = {
+        f.attributes["axc.layer"].value.data: keys_of(params_in_order(f))  # type: ignore[union-attr]
+        for f in module.ops
+        if isinstance(f, func.FuncOp) and "axc.layer" in f.attributes
+    }
+    run_passes(module, structure_specs(plan), timings)
+    job = LayerJob(
+        model_dir=str(plan.model_dir),
+        model_config=None if plan.options.model_config is None else str(plan.options.model_config.resolve()),
+        quantize=quantize,
+        structure="",
+        representative=tuple(representative[i] for i in range(plan.config.num_hidden_layers)),
+        representative_params=params,
+        model_type=plan.config.model_type,
+        prefill_len=plan.options.prefill_len,
+        out_dir=str(out_dir),
+        metadata=metadata,
+    )
+    return Structure(module, job, timings)
+
+
+@dataclass
+class LayerBuilder:
+    """Builds layer files from a `LayerJob` and the lowered representative models."""
+
+    job: LayerJob
+    units: dict[str, target.Unit]
+    config: ModelConfig
+
+    @staticmethod
+    def of(job: LayerJob, module: ModuleOp | None = None) -> LayerBuilder:
+        """From the lowered module itself, or (in a spawned worker) from `job.structure`."""
+        module = module if module is not None else parse_module(job.structure, "<structure>")
+        return LayerBuilder(job, target.file_units(module), load_config(job.model_dir, job.model_config))
+
+    def __call__(self, layer: int) -> LayerResult:
+        start = time.perf_counter()
+        job = self.job
+        rep = job.representative[layer]
+        module, function = quantized_layer(job, self.config, layer)
+        mine = params_in_order(function)
+        mapping = {ParamAttr(s, k): p for (s, k), p in zip(job.representative_params[rep], mine, strict=True)}
+        unit = target.rebind_unit(self.units[f"layer_{rep}"], mapping, layer)
+        path = Path(job.out_dir) / layer_filename(job.model_type, job.prefill_len, layer)
+        size = target.emit_file(path, unit, store_for(module), job.metadata)
+        store_for(module).close()
+        del module, function, unit, mapping
+        gc.collect()  # xDSL ops hold cycles; free this layer's arrays before the next one
+        return LayerResult(layer, str(path), size, time.perf_counter() - start)
+
+
+_builder: LayerBuilder | None = None
+START_METHOD: str | None = None
+"""The pool's start method; None: `fork` where the platform has it (cheap, shares pages), else `spawn`."""
+
+
+def init_worker(job: LayerJob | None) -> None:
+    """Pool initializer: the parent alone handles Ctrl-C and SIGTERM (it terminates the pool).
+    A spawned worker builds its `LayerBuilder` from the job's text; a forked one inherits it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    global _builder
+    if job is not None:
+        _builder = LayerBuilder.of(job)
+
+
+def build_in_worker(layer: int) -> LayerResult:
+    assert _builder is not None, "init_worker was not run"
+    return _builder(layer)
+
+
+@contextmanager
+def layer_pool(structure: Structure, parallel: int, count: int) -> Iterator[Callable[[list[int]], Iterator[LayerResult]]]:
+    """A function building layers with `parallel` worker processes (in this process when 1).
+
+    The pool starts here, before any progress bar thread, so forked workers inherit no
+    held console lock; each worker holds one layer at a time.
+    """
+    global _builder
+    if parallel <= 1 or count <= 1:
+        builder = LayerBuilder.of(structure.job, structure.module)
+        yield lambda layers: map(builder, layers)
+        return
+    import multiprocessing
+
+    method = START_METHOD or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    if method == "fork":
+        _builder, job = LayerBuilder.of(structure.job, structure.module), None
+    else:
+        job = replace(structure.job, structure=module_text(structure.module))
+    try:
+        with multiprocessing.get_context(method).Pool(min(parallel, count), init_worker, (job,)) as pool:
+            yield lambda layers: pool.imap_unordered(build_in_worker, layers)
+    finally:
+        _builder = None

@@ -1,0 +1,196 @@
+"""Pre-build validation: every check that can fail runs here, before any heavy work.
+
+Each failure is one `AxcError` line naming the flag or file to fix. What passes becomes a
+`BuildPlan`: the normalised config, the shape groups, the target and the effective
+weight types, with the disk and memory the build is expected to need.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from axc.build.options import BuildOptions
+from axc.build.runtime_files import EMBED_FILENAME, EMBED_KEYS, TOKENIZER_FILES
+from axc.build.staging import check_replaceable, check_writable, existing_ancestor
+from axc.errors import AxcError
+from axc.frontend.checkpoint_check import check_checkpoint
+from axc.frontend.config import ModelConfig, load_config
+from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
+from axc.params import Checkpoint
+from axc.passes.quantize_weights import QuantizeWeights, WeightChoice
+from axc.passes.specialize_groups import ShapeGroup, shape_groups
+from axc.quantization import NUMPY_TYPES, WeightSpec
+from axc.targets import TargetDescriptor, check_activation_type, check_weight_type, get_target
+
+MiB = 1 << 20
+COMMAND_STREAM_BYTES = 256 * 1024
+"""Assumed size of one group's command stream (disk estimate only; the IR is compact)."""
+PROCESS_BYTES = 350 * MiB
+"""Resident size of the main process with numpy, xDSL, onnx and rich loaded."""
+WORKER_BYTES = 150 * MiB
+"""What a forked worker adds before it touches a layer (most pages stay shared)."""
+DISK_MARGIN = 1.1
+TOKENIZER_MODELS = ("tokenizer.json", "tokenizer.model", "vocab.json")
+"""Files from which AutoTokenizer can build a tokenizer offline (any one)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What the build is expected to need, printed before it starts."""
+
+    layer_bytes: int
+    post_bytes: int
+    embed_bytes: int
+    tokenizer_bytes: int
+    num_layers: int
+    peak_memory_bytes: int
+
+    @property
+    def disk_bytes(self) -> int:
+        return self.layer_bytes * self.num_layers + self.post_bytes + self.embed_bytes + self.tokenizer_bytes
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """A validated build: options, config, shape groups, target and effective types."""
+
+    options: BuildOptions
+    model_dir: Path
+    output_path: Path
+    config: ModelConfig
+    groups: tuple[ShapeGroup, ...]
+    target: TargetDescriptor
+    weight_type: str
+    weight_choice: WeightChoice
+    estimate: Estimate
+
+    @property
+    def gptq(self) -> bool:
+        return self.config.quant is not None
+
+    @property
+    def histories(self) -> tuple[int, ...]:
+        return tuple(g.history for g in self.groups)
+
+
+def check_lengths(options: BuildOptions) -> tuple[ShapeGroup, ...]:
+    """The shape groups, with the vendor's flag names in every message."""
+    kv, prefill, lasts = options.kv_cache_len, options.prefill_len, options.last_kv_cache_len
+    if kv <= 0:
+        raise AxcError(f"--kv_cache_len {kv} must be positive")
+    if prefill < 0:
+        raise AxcError(f"--prefill_len {prefill} must be 0 (decode only) or positive")
+    if prefill > kv:
+        raise AxcError(f"--prefill_len {prefill} exceeds --kv_cache_len {kv}; the prefill chunk must fit in the cache")
+    if lasts and prefill == 0:
+        raise AxcError("--last_kv_cache_len needs --prefill_len > 0 (prefill groups are chunks of prefill_len tokens)")
+    for previous, last in zip((0, *lasts), lasts):
+        if last > kv:
+            raise AxcError(f"--last_kv_cache_len {last} exceeds --kv_cache_len {kv}")
+        if last < prefill:
+            raise AxcError(f"--last_kv_cache_len {last} is below --prefill_len {prefill}; a group sees at least one chunk")
+        if last <= previous:
+            raise AxcError(f"--last_kv_cache_len values must be strictly increasing, got {list(lasts)}")
+    return tuple(shape_groups(kv, prefill, lasts))
+
+
+def check_options(options: BuildOptions) -> None:
+    if options.parallel < 1:
+        raise AxcError(f"--parallel {options.parallel} must be at least 1")
+    if options.post_topk < 0:
+        raise AxcError(f"--post_topk {options.post_topk} must be 0 (logits) or positive")
+    if not options.input_path.is_dir():
+        what = "does not exist" if not options.input_path.exists() else "is not a directory"
+        raise AxcError(f"--input_path {options.input_path} {what}; pass a Hugging Face model directory")
+    if options.check_level == 2 and not options.prompt:
+        raise AxcError("--prompt is empty; -c 2 needs a prompt to run")
+    if options.check_level == 2 and not any((options.input_path / name).is_file() for name in TOKENIZER_MODELS):
+        raise AxcError(
+            f"-c 2 tokenizes --prompt with the input's tokenizer, but {options.input_path} has none "
+            f"({', '.join(TOKENIZER_MODELS)}); add it or use -c 1"
+        )
+
+
+def stored_bytes(spec: WeightSpec) -> int:
+    """Bytes of one weight's stored arrays (data, scales, zeros)."""
+    total = math.prod(spec.data_shape) * spec.data_dtype.itemsize
+    if spec.quantized:
+        scales = math.prod(spec.scales_shape)
+        total += scales * NUMPY_TYPES[spec.scale_type].itemsize + (scales if spec.asym else 0)
+    return total
+
+
+def layer_linears(config: ModelConfig) -> list[tuple[int, int]]:
+    """`(out, in)` of a decoder layer's linears."""
+    hidden, inter, q_dim = config.hidden_size, config.intermediate_size, config.num_attention_heads * config.head_dim
+    kv = config.kv_dim
+    return [(q_dim, hidden), (kv, hidden), (kv, hidden), (hidden, q_dim), (inter, hidden), (inter, hidden), (hidden, inter)]
+
+
+def estimate(
+    options: BuildOptions, config: ModelConfig, checkpoint: Checkpoint, decoder: WeightChoice, groups: int
+) -> Estimate:
+    hidden, vocab = config.hidden_size, config.vocab_size
+    linears = sum(stored_bytes(decoder.spec(o, i)) for o, i in layer_linears(config))
+    vectors = (2 * hidden + 3 * config.kv_dim + config.num_attention_heads * config.head_dim) * 4
+    layer = linears + vectors + groups * COMMAND_STREAM_BYTES
+    post = stored_bytes(WeightChoice(options.post_weight_type).spec(vocab, hidden)) + 2 * hidden + COMMAND_STREAM_BYTES
+    tokenizer = sum((options.input_path / name).stat().st_size for name in TOKENIZER_FILES if (options.input_path / name).is_file())
+    source_layer = sum(o * i for o, i in layer_linears(config)) * 4  # fp32 while quantizing, at worst
+    embed_key = checkpoint.find_key(*EMBED_KEYS)
+    head = vocab * hidden * (np.dtype(checkpoint.dtype(embed_key)).itemsize if embed_key else 4)
+    workers = min(options.parallel, config.num_hidden_layers)
+    # The main process holds the lm_head (source, stored, serialized); each worker one layer.
+    main = PROCESS_BYTES + head + 2 * post
+    per_worker = (WORKER_BYTES if workers > 1 else 0) + source_layer + 3 * layer
+    return Estimate(layer, post, vocab * hidden * 2, tokenizer, config.num_hidden_layers, main + workers * per_worker)
+
+
+def validate(options: BuildOptions) -> BuildPlan:
+    """Check everything the build depends on; the plan it may follow."""
+    check_options(options)
+    groups = check_lengths(options)
+    model_dir = options.input_path.resolve()
+    config = load_config(model_dir, options.model_config)
+    checkpoint = open_checkpoint(model_dir)
+    try:
+        check_checkpoint(config, checkpoint)
+        gptq = checkpoint if isinstance(checkpoint, GptqCheckpoint) else None
+        if gptq is not None:
+            gptq.check()
+        if options.post_topk > config.vocab_size:
+            raise AxcError(f"--post_topk {options.post_topk} exceeds the vocabulary of {config.vocab_size} tokens")
+        target = get_target(options.chip, options.npu_mode)
+        decoder = QuantizeWeights(
+            weight_type=options.weight_type, post_weight_type=options.post_weight_type
+        ).decoder_choice(gptq)
+        check_weight_type(target, decoder.kind, "decoder weights", "-w")
+        check_weight_type(target, options.post_weight_type, "lm_head weights", "--post_weight_type")
+        check_activation_type(target, options.hidden_state_type, "hidden states", "-t")
+        output = options.output_path.absolute()
+        check_replaceable(output)
+        check_writable(output)
+        needs = estimate(options, config, checkpoint, decoder, len(groups))
+    finally:
+        checkpoint.close()
+    free = shutil.disk_usage(existing_ancestor(output)).free
+    if needs.disk_bytes * DISK_MARGIN > free:
+        raise AxcError(
+            f"not enough disk for {output}: the build needs about {needs.disk_bytes / MiB:,.0f} MiB, "
+            f"{free / MiB:,.0f} MiB are free; free some space or choose another --output_path"
+        )
+    return BuildPlan(options, model_dir, output, config, groups, target, decoder.kind, decoder, needs)
+
+
+def describe_needs(plan: BuildPlan) -> str:
+    e = plan.estimate
+    return (
+        f"expected output {e.disk_bytes / MiB:,.1f} MiB ({e.num_layers} layers x {e.layer_bytes / MiB:,.1f} MiB, "
+        f"post {e.post_bytes / MiB:,.1f} MiB, {EMBED_FILENAME} {e.embed_bytes / MiB:,.1f} MiB); "
+        f"expected peak memory {e.peak_memory_bytes / MiB:,.0f} MiB with --parallel {plan.options.parallel}"
+    )

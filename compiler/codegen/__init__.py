@@ -1,0 +1,1 @@
+"""Target code generation: the instruction set, lowering to it, and the .axmodel payload."""

@@ -1,0 +1,1 @@
+"""The simulator: executes `.axmodel` files (command streams and parameter blobs) with numpy."""

@@ -1,0 +1,95 @@
+"""`AxModelExecutor`: the `LayerExecutor` of a built model directory, run by the simulator.
+
+It reads what the board runtime reads: `*_l<i>_together.axmodel` per layer, `*_post.axmodel`
+and the raw bf16 embedding table `model.embed_tokens.weight.bfloat16.bin`, and derives the
+shape groups from the files (as ax-llm does), so `axc.hostloop.HostLoop` and the check
+levels of the build tool can execute the emitted binaries:
+
+```python
+executor = AxModelExecutor("out/qwen2.5-0.5b")
+loop = HostLoop(executor, executor.layout)
+tokens = loop.generate(prompt_ids, max_new_tokens=16, eos={151645})
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+
+from axc.build.runtime_files import EMBED_FILENAME
+from axc.errors import AxcError
+from axc.hostloop import GroupLayout
+from axc.sim.plan import WeightCache
+from axc.sim.session import AxModelSession
+
+LAYER_FILE = re.compile(r"_l(\d+)_together\.axmodel$")
+
+
+class AxModelExecutor:
+    """Layers, post model and embedding of one directory (sessions open lazily, share a
+    weight cache)."""
+
+    def __init__(self, directory: str | Path, weights: WeightCache | None = None):
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise AxcError(f"{directory} is not a directory; pass the build's output directory")
+        layers: dict[int, Path] = {}
+        for path in self.directory.glob("*_together.axmodel"):
+            match = LAYER_FILE.search(path.name)
+            if match:
+                layers[int(match.group(1))] = path
+        posts = sorted(self.directory.glob("*_post.axmodel"))
+        if not layers or sorted(layers) != list(range(len(layers))):
+            raise AxcError(f"{directory}: no layer files *_l0_together.axmodel .. *_l<n>_together.axmodel (or a gap); rebuild")
+        if len(posts) != 1:
+            raise AxcError(f"{directory}: expected one *_post.axmodel, found {len(posts)}")
+        self.layer_files = [layers[i] for i in range(len(layers))]
+        self.post_file = posts[0]
+        self.weights = weights if weights is not None else WeightCache()
+        self.sessions: dict[int, AxModelSession] = {}
+        self.post_session: AxModelSession | None = None
+        first = self.layer(0)
+        groups = first.model.groups
+        specs = [{t.name: t for t in (*g.inputs, *g.outputs)} for g in groups]
+        try:
+            histories = tuple(s["K_cache"].shape[1] for s in specs)
+            hidden = specs[0]["input"].shape[-1]
+            self.layout = GroupLayout(
+                num_layers=len(self.layer_files),
+                kv_dim=specs[0]["K_cache_out"].shape[-1],
+                kv_cache_len=histories[0],
+                prefill_len=specs[1]["indices"].shape[-1] if len(specs) > 1 else 0,
+                histories=histories,
+            )
+        except (KeyError, IndexError):
+            raise AxcError(f"{self.layer_files[0]}: the groups do not have the runtime's inputs and outputs") from None
+        embed = self.directory / EMBED_FILENAME
+        if not embed.is_file():
+            raise AxcError(f"{directory}: missing {EMBED_FILENAME}; rebuild")
+        size = embed.stat().st_size
+        if size % (hidden * 2):
+            raise AxcError(f"{embed}: {size} bytes is not a whole number of {hidden}-wide bf16 rows")
+        self.table = np.memmap(embed, dtype=ml_dtypes.bfloat16, mode="r", shape=(size // (hidden * 2), hidden))
+
+    def layer(self, index: int) -> AxModelSession:
+        if index not in self.sessions:
+            self.sessions[index] = AxModelSession(self.layer_files[index], self.weights)
+        return self.sessions[index]
+
+    def embed(self, token_ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(token_ids, np.int64).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.table.shape[0]):
+            raise AxcError(f"token id outside the vocabulary of {self.table.shape[0]}")
+        return np.asarray(self.table[ids], np.float32)[None]
+
+    def run_layer(self, layer: int, group: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.layer(layer).run(group, inputs)
+
+    def post(self, hidden: np.ndarray) -> np.ndarray:
+        if self.post_session is None:
+            self.post_session = AxModelSession(self.post_file, self.weights)
+        return self.post_session.run(0, {"input": hidden})["output"]
