@@ -21,12 +21,17 @@ npu.loop %j = 0 to 1 {
 ...                                     // tiles 2, 3
 ```
 
-Loops are handled innermost first. A loop is left alone when its second buffers would
-not fit next to what is live around it in OCM.
+Loops are handled innermost first. A loop is left alone when OCM could not be placed
+with its second buffers (`allocate_ocm.pack` over the whole function, the twins live
+where the loop is). Unrolling spreads a loop's buffers over the prologue and epilogue,
+which can make placement's greedy orders land differently; if the whole function then no
+longer packs, it is pipelined again assuming less OCM (`SHARES`), and finally not at
+all, so double buffering never makes a function that fits stop fitting.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -46,11 +51,13 @@ from xdsl.rewriter import InsertPoint
 from axc.dialects import npu
 from axc.dialects.npu import Affine, int_prop
 from axc.npu_builder import Emitter, clone_into, substituted
-from axc.passes.allocate_ocm import lifetimes
+from axc.passes.allocate_ocm import Lifetime, keep_fitting, lifetimes, pack
 from axc.passes.fuse import touches, writes
 from axc.structure import transform_once
 
 PIPELINED = "npu.pipelined"
+SHARES = (1.0, 0.9, 0.75, 0.5)
+"""Shares of OCM each loop's check may assume, tried in turn until the function packs."""
 
 
 def inside(op: Operation, loop: Operation) -> bool:
@@ -102,9 +109,12 @@ class PipelineLoop(RewritePattern):
         while top.parent_op() is not function:
             top = top.parent_op()  # type: ignore[assignment]
         position = list(function.body.block.ops).index(top)
-        live = sum(l.size for l in lifetimes(function) if l.first <= position <= l.last)
-        extra = sum(load.dst.type.nbytes for load in loads)  # type: ignore[union-attr]
-        if live + extra > self.capacity:
+        lives = lifetimes(function)
+        twins = [
+            Lifetime(None, position, position, load.dst.type.nbytes, align=load.dst.owner.alignment.value.data)  # type: ignore[union-attr]
+            for load in loads
+        ]
+        if pack(lives + twins, self.capacity) is not None:
             return
         events = [e.value.data for o in function.body.walk() if isinstance(o, npu.DmaOp) and (e := o.event) is not None]
         first_event = max(events, default=-1) + 1
@@ -175,9 +185,14 @@ class DoubleBuffer(ModulePass):
 
             capacity = AllocateOcm().capacity(op)
 
-        def pipeline(function: func.FuncOp) -> None:
-            PatternRewriteWalker(PipelineLoop(capacity), walk_regions_first=True).rewrite_region(function.body)
+        def attempt(share: float) -> Callable[[func.FuncOp], None]:
+            def pipeline(function: func.FuncOp) -> None:
+                walker = PatternRewriteWalker(PipelineLoop(int(capacity * share)), walk_regions_first=True)
+                walker.rewrite_region(function.body)
 
+            return pipeline
+
+        attempts = [attempt(share) for share in SHARES]
         functions = [f for f in op.ops if isinstance(f, func.FuncOp) and any(isinstance(o, npu.LoopOp) for o in f.body.walk())]
-        transform_once(op, functions, pipeline)
+        transform_once(op, functions, lambda f: keep_fitting(f, capacity, attempts))
 

@@ -5,8 +5,12 @@
 - `FuseActMul`: `npu.act` feeding `npu.mul` becomes `npu.act_mul`; the activation buffer dies.
 - `FuseGatedLoops`: the gate and up weight-streaming loops feeding an `npu.act_mul` merge
   into one loop that multiplies each output tile as it is produced, so the full gate and
-  up buffers are never written (`tile` counted them as free for this reason).
+  up buffers are never written. (`tile` already emits a gated MLP as one such loop nest,
+  whatever its tiling; this merges separately written loops of any other npu IR.)
 - `EraseDeadAlloc`: buffers nothing uses any more.
+
+A function that fits OCM (the module's `npu.ocm_capacity`) before fusion and would not
+after it is left unfused (`allocate_ocm.keep_fitting`): fusion can lengthen lifetimes.
 
 ```mlir
 npu.loop %n = 0 to 19 { dma Wg[n] ; matmul %h, %wg -> %gate[256 * %n : 1x256] }
@@ -29,7 +33,7 @@ from typing import ClassVar
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -44,6 +48,7 @@ from xdsl.rewriter import InsertPoint
 from axc.dialects import npu
 from axc.dialects.npu import Access, BufferType
 from axc.npu_builder import Emitter, access_of, clone_into
+from axc.passes.allocate_ocm import keep_fitting
 from axc.structure import transform_once
 
 
@@ -263,5 +268,7 @@ class Fuse(ModulePass):
         def fuse(function: func.FuncOp) -> None:
             PatternRewriteWalker(GreedyRewritePatternApplier([p() for p in PATTERNS])).rewrite_region(function.body)
 
+        recorded = op.attributes.get("npu.ocm_capacity")
+        capacity = recorded.value.data if isinstance(recorded, IntegerAttr) else 0
         functions = [f for f in op.ops if isinstance(f, func.FuncOp) and any(isinstance(o, npu.AllocOp) for o in f.body.block.ops)]
-        transform_once(op, functions, fuse)
+        transform_once(op, functions, lambda f: keep_fitting(f, capacity, [fuse]) if capacity else fuse(f))

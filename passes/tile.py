@@ -2,28 +2,31 @@
 to npu tile programs.
 
 Tiling is a set of decisions over a whole function (which activations stay in OCM, how
-big each streamed tile is), so this pass walks the IR by hand instead of rewriting op by
-op. The schedule, per tensor-level op:
+big each tile is, in which order loops run), so this pass walks the IR by hand instead of
+rewriting op by op:
 
-- linear (`tfm.linear`, `quant.linear`): weight-stationary. A loop over output-channel
-  tiles loads every weight byte (with its scales, zeros and bias) exactly once per call;
-  the activation stays in OCM (decode) or is streamed in row tiles inside that loop
-  (prefill, when it lives in DDR). When even the narrowest full-K tile does not fit, K is
-  tiled too and products accumulate in an fp32 tile.
-- attention: per KV head, an online-softmax loop over KV-cache tiles reads the cache once
-  per query tile (one query tile unless OCM is short), then the new rows; GQA query heads
-  of one KV head are a batch of the same matmuls; the additive mask is added per tile.
-- norms, rope, activations, residual adds, casts: vector ops on whole OCM buffers, or on
-  row tiles when an operand lives in DDR.
+1. Homes. Every activation lives in OCM unless the live activations at some point exceed
+   `Budget.activations` of OCM (half), in which case the largest live ones move to DDR
+   scratch. Each op may then use what its live neighbours leave free (its `space`).
+2. Schedules (`axc.tiling`): per op, the tiles and loop order that fit its space and move
+   the fewest DDR bytes.
+   - linear (`tfm.linear`, `quant.linear`): weight-stationary over N tiles (every weight,
+     scale, zero and bias byte loaded once per call), or activation-stationary over M
+     blocks when the activation lives in DDR and re-reading it per N tile would cost
+     more; K is split into fp32 accumulators when that pays. A gated MLP
+     (`mul(act(linear(x, Wg)), linear(x, Wu))`) is one schedule over both weights whose
+     body ends in `npu.act_mul`: only tiles of the gate and up products ever exist.
+   - attention: per query tile and KV head, an online-softmax loop over KV-cache tiles,
+     then over tiles of the new rows; GQA query heads of one KV head are a batch of the
+     same matmuls; the additive mask is added per tile.
+   - norms, rope, activations, residual adds, casts: vector ops on whole OCM buffers, or
+     on row tiles when an operand lives in DDR.
+3. Fit. The result is placed as `allocate-ocm` would (`allocate_ocm.pack`). When small
+   buffers or fragmentation make it overflow, the function is lowered again with less
+   kept on chip and smaller tiles (`LEVELS`), down to every activation in DDR.
 
-Every activation gets a home: OCM unless the live activations at some point exceed half
-of OCM, in which case the largest live ones move to DDR scratch. The gate/up products of
-a gated MLP count as free: `fuse` turns them into tiles. Tile sizes come from the target
-descriptor: a streamed weight tile takes at most 1/8 of OCM (it is double-buffered, and
-gate/up stream two), an op's other tiles at most 1/4; `ocm-bytes` overrides the capacity.
-
-Functions that differ only in parameter keys (the layers of a model) are lowered once
-and re-bound (`axc.structure`).
+`ocm-bytes` overrides the capacity. Functions that differ only in parameter keys (the
+layers of a model) are lowered once and re-bound (`axc.structure`).
 
 ```mlir
 npu.loop %n = 0 to 7 {
@@ -36,6 +39,7 @@ npu.loop %n = 0 to 7 {
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,62 +67,30 @@ from xdsl.passes import ModulePass
 
 from axc.dialects import npu, quant, tfm
 from axc.dialects.axc import ParamOp
-from axc.dialects.npu import DDR, OCM, Access, Affine, element_bits, float_prop, int_prop
+from axc.dialects.npu import DDR, OCM, Access, Affine, float_prop, int_prop
 from axc.errors import AxcError
 from axc.npu_builder import Emitter, rows
+from axc.passes.allocate_ocm import lifetimes, pack
 from axc.quantization import WeightSpec
 from axc.structure import transform_once
 from axc.targets import TargetDescriptor, check_weight_type, get_target
+from axc.tiling import (
+    AttentionShape,
+    Budget,
+    Tensor,
+    Weight,
+    nbytes,
+    schedule_attention,
+    schedule_matmul,
+)
 
 MASK_FILL = -1.0e30
 """Initial running max of online softmax (below any score plus the -65536 mask)."""
-
-
-# --- budgets ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Budget:
-    """OCM capacity and granularity of one target."""
-
-    ocm: int
-    alignment: int
-    gran_m: int
-    gran_n: int
-    gran_k: int
-
-    @staticmethod
-    def of(target: TargetDescriptor, ocm_bytes: int = 0) -> Budget:
-        tile = target.matmul_tile
-        # One model core's OCM: tiles are placed in one core's memory (cores split work later).
-        capacity = ocm_bytes or target.ocm_bytes_per_core
-        return Budget(capacity, target.ocm_alignment, tile.m, tile.n, tile.k)
-
-    @property
-    def stream(self) -> int:
-        return self.ocm // 8
-
-    @property
-    def work(self) -> int:
-        return self.ocm // 4
-
-    @property
-    def activations(self) -> int:
-        return self.ocm // 2
-
-    def row_tile(self, total: int, bytes_per_row: float, budget: int | None = None) -> int:
-        """Rows per tile so that `bytes_per_row * rows` fits (a multiple of gran_m when possible)."""
-        if bytes_per_row <= 0:
-            return total
-        count = int((self.work if budget is None else budget) // bytes_per_row)
-        count = max(1, min(total, count))
-        if count < total and count > self.gran_m:
-            count -= count % self.gran_m
-        return count
-
-
-def nbytes(count: int, element: Attribute) -> int:
-    return (count * element_bits(element) + 7) // 8
+LEVELS: tuple[tuple[float, float], ...] = ((0.5, 1.0), (0.5, 0.75), (0.25, 0.75), (0.25, 0.5), (0.0, 0.5), (0.0, 0.25))
+"""(`Budget.activations`, `Budget.tiles`) of each attempt to lower a function so that it fits."""
+NORMS = (tfm.RMSNormOp, tfm.LayerNormOp)
+RowBlock = Callable[[Affine, int, Affine | int], None]
+"""The body of a linear over one block of rows: (first row, rows, its accumulator row)."""
 
 
 def matrix_shape(type_: Attribute) -> tuple[int, int]:
@@ -128,62 +100,6 @@ def matrix_shape(type_: Attribute) -> tuple[int, int]:
     if len(shape) == 2 and shape[0] == 1:
         return shape[1], 1
     return math.prod(shape[:-1]), shape[-1]
-
-
-# --- values ----------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class Tensor:
-    """An activation `[rows, cols]` (row-major) and where it lives."""
-
-    rows: int
-    cols: int
-    element: Attribute
-    home: str
-    value: SSAValue
-
-    @property
-    def nbytes(self) -> int:
-        return nbytes(self.rows * self.cols, self.element)
-
-    def at(self, start: Affine | int, count: int, col: Affine | int = 0, cols: int | None = None) -> Access:
-        return rows(self.value, self.cols, start, count, col, cols)
-
-    def whole(self) -> Access:
-        return self.at(0, self.rows)
-
-
-@dataclass(frozen=True)
-class Weight:
-    """A linear's weight as the DMA sees it: stored arrays in DDR and their format."""
-
-    n: int
-    k: int
-    fmt: str
-    group: int
-    data: SSAValue
-    scales: SSAValue | None = None
-    zeros: SSAValue | None = None
-    perm: SSAValue | None = None
-
-    @property
-    def data_cols(self) -> int:
-        return math.ceil(self.k / 2) if self.fmt == "s4" else self.k
-
-    @property
-    def bits(self) -> int:
-        return 4 if self.fmt == "s4" else element_bits(npu.element_of(self.data))
-
-    def tile_bytes(self, nt: int, kt: int, bias: SSAValue | None) -> int:
-        total = (nt * kt * self.bits + 7) // 8
-        if self.scales is not None:
-            groups = 1 if self.group == 0 else math.ceil(kt / self.group)
-            per = nbytes(1, npu.element_of(self.scales)) + (1 if self.zeros is not None else 0)
-            total += nt * groups * per
-        if bias is not None:
-            total += nbytes(nt, npu.element_of(bias))
-        return total
 
 
 def storage_elements(spec: WeightSpec) -> dict[str, Attribute]:
@@ -211,28 +127,48 @@ def is_widening(op: tfm.CastOp) -> bool:
     return target == source or isinstance(target, Float32Type)
 
 
-def gated_intermediates(ops: Sequence[Operation]) -> dict[SSAValue, SSAValue]:
-    """`mul(act(linear(x, Wg)), linear(x, Wu))` with single-use intermediates: the gate,
-    activation and up values (→ the product) that `fuse` keeps as tiles."""
-    found: dict[SSAValue, SSAValue] = {}
+@dataclass(frozen=True)
+class GatedMlp:
+    """`mul(act(linear(x, Wg)), linear(x, Wu))` whose intermediates nothing else reads."""
+
+    gate: tfm.LinearOp | quant.LinearOp
+    act: tfm.ActOp
+    up: tfm.LinearOp | quant.LinearOp
+    mul: tfm.MulOp
+
+    @property
+    def intermediates(self) -> tuple[SSAValue, ...]:
+        return (self.gate.result, self.act.result, self.up.result)
+
+
+def has_perm(weight: SSAValue) -> bool:
+    owner = weight.owner
+    return isinstance(owner, quant.WeightOp) and owner.perm is not None
+
+
+def gated_mlps(ops: Sequence[Operation]) -> list[GatedMlp]:
+    """The gated MLPs `tile` lowers as one schedule: single-use intermediates, no input
+    permutation, and the activation of the product's type (`npu.act_mul` rounds it so)."""
+    found: list[GatedMlp] = []
     linears = (tfm.LinearOp, quant.LinearOp)
     for op in ops:
         if not isinstance(op, tfm.MulOp):
             continue
         for act_value, up in ((op.lhs, op.rhs), (op.rhs, op.lhs)):
-            act = act_value.owner
-            if not isinstance(act, tfm.ActOp) or not isinstance(up.owner, linears):
+            act, up_op = act_value.owner, up.owner
+            if not isinstance(act, tfm.ActOp) or not isinstance(up_op, linears):
                 continue
             gate = act.input.owner
-            if not isinstance(gate, linears) or gate.input != up.owner.input:
+            if not isinstance(gate, linears) or gate.input != up_op.input:
+                continue
+            if act.result.type.get_element_type() != op.result.type.get_element_type():  # type: ignore[union-attr]
+                continue
+            if has_perm(gate.weight) or has_perm(up_op.weight):
                 continue
             if all(v.has_one_use() for v in (gate.result, act.result, up)):
-                for value in (gate.result, act.result, up):
-                    found[value] = op.result
+                found.append(GatedMlp(gate, act, up_op, op))
+                break
     return found
-
-
-# --- lowering of one function ------------------------------------------------------------
 
 
 @dataclass
@@ -251,6 +187,9 @@ class FunctionLowering:
     homes: dict[SSAValue, str] = field(default_factory=dict)
     outputs: dict[SSAValue, SSAValue] = field(default_factory=dict)
     loaded: dict[SSAValue, SSAValue] = field(default_factory=dict)
+    mlps: dict[Operation, GatedMlp] = field(default_factory=dict)  # by each of its ops
+    resident: dict[Operation, int] = field(default_factory=dict)
+    space: int = 0
 
     def __post_init__(self) -> None:
         for type_ in (*self.source.function_type.inputs.data, *self.source.function_type.outputs.data):
@@ -270,10 +209,17 @@ class FunctionLowering:
     # -- planning --
 
     def plan(self) -> None:
-        """Choose OCM or DDR for every activation (see the module docstring)."""
+        """Choose OCM or DDR for every activation, and the OCM live around each op."""
         ops = list(self.source.body.block.ops)
         ret = ops[-1]
         assert isinstance(ret, func.ReturnOp)
+        at = {op: index for index, op in enumerate(ops)}
+        fused: set[SSAValue] = set()
+        for mlp in gated_mlps(ops):
+            fused.update(mlp.intermediates)
+            for member in (mlp.gate, mlp.act, mlp.up, mlp.mul):
+                self.mlps[member] = mlp
+                at[member] = at[mlp.mul]  # lowered as one op, where the product is made
         root: dict[SSAValue, SSAValue] = {arg: arg for arg in self.source.args}
         for op in ops:
             for result in op.results:
@@ -283,58 +229,51 @@ class FunctionLowering:
         first: dict[SSAValue, int] = {}
         last: dict[SSAValue, int] = {}
         streamed: dict[SSAValue, bool] = {}
-        for index, op in enumerate(ops):
+        fixed: dict[SSAValue, str] = {}
+        for op in ops:
+            index = at[op]
             for result in op.results:
-                if root[result] is result and isinstance(result.type, TensorType):
+                if root[result] is result and result not in fused and isinstance(result.type, TensorType) and not isinstance(op, ParamOp):
                     first.setdefault(result, index)
             if isinstance(op, tfm.CastOp) and is_widening(op):
                 continue  # an alias: its readers count as readers of the root
             for position, operand in enumerate(op.operands):
                 r = root.get(operand)
-                if r is None or not isinstance(r.type, TensorType) or isinstance(r.owner, ParamOp):
+                if r is None or r in fused or not isinstance(r.type, TensorType):
                     continue
-                first.setdefault(r, index)
-                last[r] = index
+                if isinstance(r.owner, ParamOp):
+                    if not isinstance(op, NORMS):
+                        continue  # weights stream through tiles
+                    fixed[r] = OCM  # a norm's weight row is loaded once
+                first[r] = min(first.get(r, index), index)
+                last[r] = max(last.get(r, index), index)
                 cache = isinstance(op, tfm.AttentionOp) and position >= 3
                 streamed[r] = streamed.get(r, True) and cache
-        fixed: dict[SSAValue, str] = {}
         for value in ret.operands:
             if not any(u.operation is not ret for u in value.uses):
                 fixed[root[value]] = DDR  # only returned: produce it straight into the output
         for r, only_streamed in streamed.items():
             if only_streamed:
                 fixed[r] = DDR
-        gated = gated_intermediates(ops)
-        sizes = {r: nbytes(math.prod(matrix_shape(r.type)), r.type.get_element_type()) for r in first}  # type: ignore[union-attr]
+        sizes = {r: self.budget.aligned(nbytes(math.prod(matrix_shape(r.type)), r.type.get_element_type())) for r in first}  # type: ignore[union-attr]
         for op in ops:
             # A top-k sees its whole row at once: keep the logits on chip if they fit at all.
             if isinstance(op, tfm.TopKOp) and sizes.get(root[op.input], 0) <= self.budget.ocm * 3 // 4:
                 fixed[root[op.input]] = OCM
-        for attempt in range(2):
-            free = {r for r in gated if r in first and gated[r] not in fixed} if attempt == 0 else set()
-            homes = {r: fixed.get(r, OCM) for r in first}
-            for _ in range(len(homes)):
-                peak, at = 0, -1
-                live_at: list[SSAValue] = []
-                for index in range(len(ops)):
-                    live = [
-                        r for r in homes
-                        if homes[r] == OCM and r not in free and first[r] <= index <= last.get(r, first[r])
-                    ]
-                    total = sum(sizes[r] for r in live)
-                    if total > peak:
-                        peak, at, live_at = total, index, live
-                if peak <= self.budget.activations or at < 0:
-                    break
-                victim = max((r for r in live_at if r not in fixed), key=lambda r: sizes[r], default=None)
-                if victim is None:
-                    break
-                homes[victim] = DDR
-            if all(homes.get(gated[r]) == OCM for r in free):
+        homes = {r: fixed.get(r, OCM) for r in first}
+        limit = self.budget.ocm * self.budget.activations
+
+        def live(index: int) -> list[SSAValue]:
+            return [r for r in homes if homes[r] == OCM and first[r] <= index <= last.get(r, first[r])]
+
+        while True:
+            peak = max((live(i) for i in range(len(ops))), key=lambda values: sum(sizes[r] for r in values))
+            victim = max((r for r in peak if r not in fixed), key=sizes.__getitem__, default=None)
+            if sum(sizes[r] for r in peak) <= limit or victim is None:
                 break
+            homes[victim] = DDR
         self.homes = {value: homes[root[value]] for value in root if root[value] in homes}
-        for r in free:
-            self.homes[r] = OCM
+        self.resident = {op: sum(sizes[r] for r in live(at[op])) for op in ops}
 
     # -- values --
 
@@ -386,13 +325,13 @@ class FunctionLowering:
         """Run `emit(accesses, first_row, count)` over whole buffers, or over row tiles
         staged through OCM when an operand lives in DDR (`bool` marks outputs)."""
         total = tensors[0][0].rows
-        staged = {id(t): t for t, _ in tensors if t.home == DDR}
+        staged = {id(t): (t, is_out) for t, is_out in tensors if t.home == DDR}
         if not staged:
             emit([t.whole() for t, _ in tensors], Affine(), total)
             return
-        per_row = sum(nbytes(t.cols, t.element) for t in staged.values())
-        count = self.budget.row_tile(total, per_row)
-        tiles = {key: self.em.alloc((count, t.cols), t.element) for key, t in staged.items()}
+        per_row = sum(nbytes(t.cols, t.element) * (1 if is_out else 2) for t, is_out in staged.values())
+        count = self.budget.row_tile(total, per_row, self.space - 2 * self.budget.alignment * len(staged))
+        tiles = {key: self.em.alloc((count, t.cols), t.element) for key, (t, _) in staged.items()}
 
         def body(start: Affine, n: int) -> None:
             accesses: list[Access] = []
@@ -416,7 +355,12 @@ class FunctionLowering:
     # -- ops --
 
     def lower_op(self, op: Operation) -> None:
-        if isinstance(op, ParamOp):
+        self.space = int((self.budget.ocm - self.resident.get(op, 0)) * self.budget.tiles)
+        mlp = self.mlps.get(op)
+        if mlp is not None:
+            if op is mlp.mul:  # the gate, act and up ops are lowered with their product
+                self.gated(mlp)
+        elif isinstance(op, ParamOp):
             clone = op.clone()
             self.params.append(clone)
             self.ddr[op.result] = clone.result
@@ -560,134 +504,163 @@ class FunctionLowering:
 
     # -- linear --
 
-    def weight_tile(self, w: Weight, bias: SSAValue | None) -> tuple[int, int]:
-        """(N tile, K tile) of a streamed weight: full K when any N tile fits."""
-        budget, gran = self.budget.stream, self.budget.gran_n
-        if w.tile_bytes(w.n, w.k, bias) <= budget:
-            return w.n, w.k
-        if w.tile_bytes(min(gran, w.n), w.k, bias) <= budget:
-            fitting = [d for d in range(gran, w.n + 1, gran) if w.tile_bytes(d, w.k, bias) <= budget]
-            dividing = [d for d in fitting if w.n % d == 0]
-            return (dividing or fitting)[-1], w.k
-        nt = min(gran, w.n)
-        quantum = math.lcm(self.budget.gran_k, w.group or 1, 2 if w.fmt == "s4" else 1)
-        fitting = [d for d in range(quantum, w.k, quantum) if w.k % d == 0 and w.tile_bytes(nt, d, bias) <= budget]
-        return nt, (fitting[-1] if fitting else w.k)
+    def weight_of(self, op: tfm.LinearOp | quant.LinearOp) -> Weight:
+        w = self.weights[op.weight] if isinstance(op, quant.LinearOp) else self.plain_weight(op.weight)
+        return dataclasses.replace(w, bias=self.ddr[op.bias]) if op.bias is not None else w
 
     def linear(self, op: tfm.LinearOp | quant.LinearOp) -> None:
-        w = self.weights[op.weight] if isinstance(op, quant.LinearOp) else self.plain_weight(op.weight)
-        bias = self.ddr[op.bias] if op.bias is not None else None
+        w = self.weight_of(op)
         x = self.tensor(op.input)
+        space = self.space
         if w.perm is not None:
             x = self.gather(op, x, w.perm)
-        y = self.result(op.result)
-        nt, kt = self.weight_tile(w, bias)
-        m, k = x.rows, w.k
-        split_k = kt < k
-        data_element = npu.element_of(w.data)
-        per_row = (0 if x.home == OCM else nbytes(kt, x.element)) + (0 if y.home == OCM else nbytes(nt, y.element))
-        mt = m if per_row == 0 else self.budget.row_tile(m, per_row + (nt * 4 if split_k else 0))
-        div = 2 if w.fmt == "s4" else 1
-        groups = 0 if w.scales is None else (1 if w.group == 0 else math.ceil(kt / w.group))
-        all_groups = 0 if w.scales is None else (1 if w.group == 0 else math.ceil(k / w.group))
-        wt = self.em.alloc((nt, math.ceil(kt / div)), data_element, name="w")
-        st = self.em.alloc((nt, groups), npu.element_of(w.scales), name="s") if w.scales is not None else None
-        zt = self.em.alloc((nt, groups), npu.element_of(w.zeros), name="z") if w.zeros is not None else None
-        bt = self.em.alloc((1, nt), npu.element_of(bias), name="b") if bias is not None else None
-        xt = self.em.alloc((mt, kt), x.element, name="x") if x.home == DDR else None
-        yt = self.em.alloc((mt, nt), y.element, name="y") if y.home == DDR else None
-        acc = self.em.alloc((m, nt), f32, name="acc") if split_k else None
-        props: dict[str, Attribute] = {"transpose_b": UnitAttr()}
-        if w.fmt != "float":
-            props["format"] = StringAttr(w.fmt)
-            props["group"] = int_prop(w.group)
+            space -= self.budget.aligned(x.nbytes) if x.home == OCM else 0
+        self.matmuls(x, [w], self.result(op.result), space)
 
-        def load_scales(n0: Affine, ns: int, k0: Affine, ks: int) -> dict[str, Access | SSAValue | None]:
-            operands: dict[str, Access | SSAValue | None] = {}
+    def gated(self, mlp: GatedMlp) -> None:
+        x = self.tensor(mlp.gate.input)
+        tiles = tuple(v.type.get_element_type() for v in (mlp.gate.result, mlp.up.result))  # type: ignore[union-attr]
+        weights = [self.weight_of(mlp.gate), self.weight_of(mlp.up)]
+        self.matmuls(x, weights, self.result(mlp.mul.result), self.space, mlp.act.kind, tiles)
+
+    def matmuls(
+        self, x: Tensor, weights: list[Weight], y: Tensor, space: int,
+        act: StringAttr | None = None, tiles: tuple[Attribute, ...] = (),
+    ) -> None:
+        """`y = x @ W^T`, or `y = act(x @ Wg^T) * (x @ Wu^T)` for a gate and an up weight (products
+        in `tiles` of their types), in the loop order `axc.tiling.schedule_matmul` picks."""
+        plan = schedule_matmul(self.budget, space, x, weights, y, tiles)
+        m, k, n = x.rows, weights[0].k, weights[0].n
+        mt, nt, kt = plan.mt, plan.nt, plan.kt
+        split = plan.split(k)
+        count = range(len(weights))
+        buffers = [self.weight_buffers(w, nt, kt) for w in weights]
+        accs = [self.em.alloc((mt if plan.m_outer else m, nt), f32, name="acc") for _ in count] if split else []
+        products = [self.em.alloc((mt, nt), element, name=name) for element, name in zip(tiles, ("gate", "up"))]
+        xt = self.em.alloc((mt, k if plan.m_outer else kt), x.element, name="x") if x.home == DDR else None
+        yt = self.em.alloc((mt, nt), y.element, name="y") if y.home == DDR else None
+        props: list[dict[str, Attribute]] = []
+        for w in weights:
+            props.append({"transpose_b": UnitAttr()})
+            if w.fmt != "float":
+                props[-1].update(format=StringAttr(w.fmt), group=int_prop(w.group))
+
+        def load_scales(i: int, n0: Affine, ns: int, k0: Affine, ks: int) -> dict[str, Access | None]:
+            w, operands = weights[i], {}
             g0 = Affine() if w.group == 0 else k0 // w.group
-            ng = 1 if w.group == 0 else math.ceil(ks / w.group)
-            for role, buffer in (("scales", st), ("zeros", zt)):
-                source = getattr(w, role)
+            for role in ("scales", "zeros"):
+                source, buffer = getattr(w, role), buffers[i].get(role)
                 if source is None or buffer is None:
                     continue
-                tile = rows(buffer, groups, 0, ns, 0, ng)
-                self.em.access(npu.DmaLoadOp, {"src": rows(source, all_groups, n0, ns, g0, ng), "dst": tile})
+                tile = rows(buffer, w.groups(kt), 0, ns, 0, w.groups(ks))
+                self.em.access(npu.DmaLoadOp, {"src": rows(source, w.groups(k), n0, ns, g0, w.groups(ks)), "dst": tile})
                 operands[role] = tile
             return operands
 
-        def load_weights(n0: Affine, ns: int, k0: Affine, ks: int) -> dict[str, Access | SSAValue | None]:
-            cols = math.ceil(ks / div)
-            tile = rows(wt, math.ceil(kt / div), 0, ns, 0, cols)
-            self.em.access(npu.DmaLoadOp, {"src": rows(w.data, w.data_cols, n0, ns, k0 // div, cols), "dst": tile})
-            operands: dict[str, Access | SSAValue | None] = {"rhs": tile}
-            if w.group or not split_k:  # per-channel scales of a K-split tile load once per N tile
-                operands.update(load_scales(n0, ns, k0, ks))
+        def load_weights(i: int, n0: Affine, ns: int, k0: Affine, ks: int) -> dict[str, Access | None]:
+            w = weights[i]
+            cols = math.ceil(ks / w.div)
+            tile = rows(buffers[i]["data"], math.ceil(kt / w.div), 0, ns, 0, cols)
+            self.em.access(npu.DmaLoadOp, {"src": rows(w.data, w.data_cols, n0, ns, k0 // w.div, cols), "dst": tile})
+            operands: dict[str, Access | None] = {"rhs": tile}
+            if w.group or not split:  # per-channel scales of a K-split tile load once per N tile
+                operands.update(load_scales(i, n0, ns, k0, ks))
             return operands
 
-        def x_rows(m0: Affine, ms: int, k0: Affine, ks: int) -> Access:
-            if x.home == OCM:
+        def load_bias(i: int, n0: Affine, ns: int) -> Access | None:
+            bias, buffer = weights[i].bias, buffers[i].get("bias")
+            if bias is None or buffer is None:
+                return None
+            tile = rows(buffer, nt, 0, 1, 0, ns)
+            self.em.access(npu.DmaLoadOp, {"src": Access(bias, n0, (1, ns)), "dst": tile})
+            return tile
+
+        def lhs(m0: Affine, ms: int, k0: Affine | int, ks: int) -> Access:
+            if xt is None:
                 return x.at(m0, ms, k0, ks)
-            assert xt is not None
+            if plan.m_outer:
+                return rows(xt, k, 0, ms, k0, ks)
             tile = rows(xt, kt, 0, ms, 0, ks)
             self.em.access(npu.DmaLoadOp, {"src": x.at(m0, ms, k0, ks), "dst": tile})
             return tile
 
-        def write(m0: Affine, ms: int, n0: Affine, ns: int, compute: Callable[[Access], None]) -> None:
-            if y.home == OCM:
-                compute(y.at(m0, ms, n0, ns))
+        def output(m0: Affine, ms: int, n0: Affine, ns: int, write: Callable[[int, Access], None]) -> None:
+            target = y.at(m0, ms, n0, ns) if yt is None else rows(yt, nt, 0, ms, 0, ns)
+            if act is None:
+                write(0, target)
+            else:
+                views = [rows(p, nt, 0, ms, 0, ns) for p in products]
+                for i in count:
+                    write(i, views[i])
+                self.em.access(npu.ActMulOp, {"gate": views[0], "up": views[1], "out": target}, kind=act)
+            if yt is not None:
+                self.em.access(npu.DmaStoreOp, {"src": target, "dst": y.at(m0, ms, n0, ns)})
+
+        def n_tile(n0: Affine, ns: int, blocks: Callable[[RowBlock], None], acc_rows: int) -> None:
+            """One N tile over the row blocks `blocks` yields as (first row, rows, accumulator row)."""
+            if not split:
+                operands = [{**load_weights(i, n0, ns, Affine(), k), "bias": load_bias(i, n0, ns)} for i in count]
+
+                def direct(m0: Affine, ms: int, _: Affine | int) -> None:
+                    a = lhs(m0, ms, 0, k)
+                    output(m0, ms, n0, ns, lambda i, out: self.em.access(npu.MatmulOp, {"lhs": a, **operands[i], "out": out}, **props[i]))
+
+                blocks(direct)
                 return
-            assert yt is not None
-            tile = rows(yt, nt, 0, ms, 0, ns)
-            compute(tile)
-            self.em.access(npu.DmaStoreOp, {"src": tile, "dst": y.at(m0, ms, n0, ns)})
-
-        def load_bias(n0: Affine, ns: int) -> Access | None:
-            if bias is None or bt is None:
-                return None
-            self.em.access(npu.DmaLoadOp, {"src": Access(bias, n0, (1, ns)), "dst": rows(bt, nt, 0, 1, 0, ns)})
-            return rows(bt, nt, 0, 1, 0, ns)
-
-        def n_tile(n0: Affine, ns: int) -> None:
-            if not split_k:
-                operands = load_weights(n0, ns, Affine(), k)
-                operands["bias"] = load_bias(n0, ns)
-
-                def m_tile(m0: Affine, ms: int) -> None:
-                    lhs = x_rows(m0, ms, 0, k)
-                    write(m0, ms, n0, ns, lambda out: self.em.access(npu.MatmulOp, {"lhs": lhs, **operands, "out": out}, **props))
-
-                self.em.tiles(m, mt, m_tile, "m")
-                return
-            assert acc is not None
-            self.em.access(npu.FillOp, {"out": rows(acc, nt, 0, m, 0, ns)}, value=float_prop(0.0))
-            channel_scales = load_scales(n0, ns, Affine(), k) if w.group == 0 else {}
+            for acc in accs:
+                self.em.access(npu.FillOp, {"out": rows(acc, nt, 0, acc_rows, 0, ns)}, value=float_prop(0.0))
+            channel = [load_scales(i, n0, ns, Affine(), k) if weights[i].group == 0 else {} for i in count]
 
             def k_tile(k0: Affine, ks: int) -> None:
-                operands = {**load_weights(n0, ns, k0, ks), **channel_scales}
+                operands = [{**load_weights(i, n0, ns, k0, ks), **channel[i]} for i in count]
 
-                def m_tile(m0: Affine, ms: int) -> None:
-                    self.em.access(
-                        npu.MatmulOp,
-                        {"lhs": x_rows(m0, ms, k0, ks), **operands, "out": rows(acc, nt, m0, ms, 0, ns)},
-                        **props,
-                        accumulate=UnitAttr(),
-                    )
+                def accumulate(m0: Affine, ms: int, r0: Affine | int) -> None:
+                    a = lhs(m0, ms, k0, ks)
+                    for i in count:
+                        out = rows(accs[i], nt, r0, ms, 0, ns)
+                        self.em.access(npu.MatmulOp, {"lhs": a, **operands[i], "out": out}, **props[i], accumulate=UnitAttr())
 
-                self.em.tiles(m, mt, m_tile, "m")
+                blocks(accumulate)
 
             self.em.tiles(k, kt, k_tile, "k")
-            bias_tile = load_bias(n0, ns)
+            biases = [load_bias(i, n0, ns) for i in count]
 
-            def finish(m0: Affine, ms: int) -> None:
-                partial = rows(acc, nt, m0, ms, 0, ns)
-                if bias_tile is None:
-                    write(m0, ms, n0, ns, lambda out: self.em.access(npu.CastOp, {"input": partial, "out": out}))
-                else:
-                    write(m0, ms, n0, ns, lambda out: self.em.access(npu.AddOp, {"lhs": partial, "rhs": bias_tile, "out": out}))
+            def finish(m0: Affine, ms: int, r0: Affine | int) -> None:
+                def write(i: int, out: Access) -> None:
+                    partial = rows(accs[i], nt, r0, ms, 0, ns)
+                    if biases[i] is None:
+                        self.em.access(npu.CastOp, {"input": partial, "out": out})
+                    else:
+                        self.em.access(npu.AddOp, {"lhs": partial, "rhs": biases[i], "out": out})
 
-            self.em.tiles(m, mt, finish, "m")
+                output(m0, ms, n0, ns, write)
 
-        self.em.tiles(w.n, nt, n_tile, "n")
+            blocks(finish)
+
+        if not plan.m_outer:
+            def all_rows(body: RowBlock) -> None:
+                self.em.tiles(m, mt, lambda m0, ms: body(m0, ms, m0), "m")
+
+            self.em.tiles(n, nt, lambda n0, ns: n_tile(n0, ns, all_rows, m), "n")
+            return
+
+        def m_block(m0: Affine, ms: int) -> None:
+            if xt is not None:
+                self.em.access(npu.DmaLoadOp, {"src": x.at(m0, ms), "dst": rows(xt, k, 0, ms)})
+            self.em.tiles(n, nt, lambda n0, ns: n_tile(n0, ns, lambda body: body(m0, ms, 0), ms), "n")
+
+        self.em.tiles(m, mt, m_block, "m")
+
+    def weight_buffers(self, w: Weight, nt: int, kt: int) -> dict[str, SSAValue]:
+        """OCM tiles of a streamed `[nt, kt]` weight tile, by role."""
+        result = {"data": self.em.alloc((nt, math.ceil(kt / w.div)), npu.element_of(w.data), name="w")}
+        for role, name in (("scales", "s"), ("zeros", "z")):
+            source = getattr(w, role)
+            if source is not None:
+                result[role] = self.em.alloc((nt, w.groups(kt)), npu.element_of(source), name=name)
+        if w.bias is not None:
+            result["bias"] = self.em.alloc((1, nt), npu.element_of(w.bias), name="b")
+        return result
 
     def gather(self, op: Operation, x: Tensor, perm: SSAValue) -> Tensor:
         indices = self.ocm_copy(perm, (x.cols,), name="perm")
@@ -705,124 +678,97 @@ class FunctionLowering:
     # -- attention --
 
     def attention(self, op: tfm.AttentionOp) -> None:
-        heads, kv_heads = op.num_heads.value.data, op.num_kv_heads.value.data
-        d = op.head_dim.value.data
-        group = heads // kv_heads
+        kv_heads, d = op.num_kv_heads.value.data, op.head_dim.value.data
+        group = op.num_heads.value.data // kv_heads
         scale = op.scale.value.data
         q, k_new, v_new = (self.tensor(v) for v in (op.query, op.key, op.value))
         k_cache, v_cache, mask = (self.ddr_of(v) for v in (op.key_cache, op.value_cache, op.mask))
         out = self.result(op.result)
         tokens = q.rows
         history = npu.ddr_shape(k_cache)[1]
-        width = kv_heads * d
-        total = history + tokens
-        cache_element, mask_element = npu.element_of(k_cache), npu.element_of(mask)
-        # Query tile: all tokens unless the per-head state does not fit the work budget.
-        state_row = group * (d + 3) * 4 + group * tokens * 4 + nbytes(total, mask_element)
-        if q.home == DDR:
-            state_row += nbytes(q.cols, q.element)
-        if out.home == DDR:
-            state_row += nbytes(out.cols, out.element)
-        tq = self.budget.row_tile(tokens, state_row, self.budget.work // 2)
-        mask_rows_fit = nbytes(tq * total, mask_element) <= self.budget.work // 4
-        # KV tile: what is left of the work budget for K, V, scores and mask tiles.
-        fixed = tq * state_row - (nbytes(tq * total, mask_element) if not mask_rows_fit else 0)
-        per_key = 2 * nbytes(d, cache_element) + group * tq * 4 + (0 if mask_rows_fit else nbytes(tq, mask_element))
-        st = max(1, min(history, (self.budget.work - fixed) // per_key))
+        width, total, qd = kv_heads * d, history + tokens, group * d
+        shape = AttentionShape(
+            tokens, history, kv_heads, group, d, npu.element_of(k_cache), npu.element_of(mask),
+            tuple(t.element for t in (k_new, v_new) if t.home == DDR),
+            q.element if q.home == DDR else None,
+            out.element if out.home == DDR else None,
+        )
+        plan = schedule_attention(self.budget, self.space, shape)
+        tq = plan.tq
+        st, sn = min(history, plan.cols), min(tokens, plan.cols)
         if st < history and st > self.budget.gran_n:
             st -= st % self.budget.gran_n
+        cols = max(st, sn)
+        cache_element = npu.element_of(k_cache)
         kt = self.em.alloc((st, d), cache_element, name="k")
         vt = self.em.alloc((st, d), cache_element, name="v")
-        width_scores = max(st, tokens)
-        scores = self.em.alloc((group, tq, width_scores), f32, name="scores")
+        scores = self.em.alloc((group, tq, cols), f32, name="scores")
         m_run = self.em.alloc((group, tq, 1), f32, name="max")
         l_run = self.em.alloc((group, tq, 1), f32, name="sum")
         corr = self.em.alloc((group, tq, 1), f32, name="corr")
         acc = self.em.alloc((group, tq, d), f32, name="acc")
-        mask_buf = self.em.alloc((tq, total) if mask_rows_fit else (tq, max(st, tokens)), mask_element, name="mask")
-        qt = self.em.alloc((tq, q.cols), q.element, name="q") if q.home == DDR else None
-        ot = self.em.alloc((tq, out.cols), out.element, name="o") if out.home == DDR else None
-        kn = self.em.alloc((tokens, d), k_new.element, name="k_new") if k_new.home == DDR else None
-        vn = self.em.alloc((tokens, d), v_new.element, name="v_new") if v_new.home == DDR else None
-
-        def scores_view(cols: int) -> Access:
-            return Access(scores, Affine(), (group, tq, cols), (tq * width_scores, width_scores, 1))
+        mask_width = total if plan.mask_rows else cols
+        mask_buf = self.em.alloc((tq, mask_width), shape.mask, name="mask")
+        qt = self.em.alloc((tq, qd), q.element, name="q") if q.home == DDR else None
+        ot = self.em.alloc((tq, qd), out.element, name="o") if out.home == DDR else None
+        kn = self.em.alloc((sn, d), k_new.element, name="k_new") if k_new.home == DDR else None
+        vn = self.em.alloc((sn, d), v_new.element, name="v_new") if v_new.home == DDR else None
 
         def query_tile(q0: Affine, nq: int) -> None:
-            if qt is not None:
-                self.em.access(npu.DmaLoadOp, {"src": q.at(q0, nq), "dst": rows(qt, q.cols, 0, nq)})
-            if mask_rows_fit:
-                self.em.access(
-                    npu.DmaLoadOp,
-                    {"src": rows(mask, total, q0, nq), "dst": rows(mask_buf, total, 0, nq)},
-                )
-            q_base, q_stride = (qt, q.cols) if qt is not None else (q.value, q.cols)
-            o_base = ot if ot is not None else out.value
-            assert q_base is not None and o_base is not None
+            if plan.mask_rows:
+                self.em.access(npu.DmaLoadOp, {"src": rows(mask, total, q0, nq), "dst": rows(mask_buf, total, 0, nq)})
+            state = {name: Access(buf, Affine(), (group, nq, 1), (tq, 1, 1)) for name, buf in (("max", m_run), ("sum", l_run), ("corr", corr))}
+            acc_view = Access(acc, Affine(), (group, nq, d), (tq * d, d, 1))
 
-            def step(h: Affine, keys: Access, values: Access, mask_tile: Access, cols: int) -> None:
-                s = scores_view(cols)
-                s = Access(s.value, s.offset, (group, nq, cols), s.strides)
-                query = Access(
-                    q_base,
-                    (Affine() if qt is not None else q0 * q.cols) + h * (group * d),
-                    (group, nq, d),
-                    (d, q_stride, 1),
-                )
-                self.em.access(
-                    npu.MatmulOp,
-                    {"lhs": query, "rhs": keys, "out": s},
-                    transpose_b=UnitAttr(),
-                    alpha=float_prop(scale),
-                )
-                self.em.access(npu.AddOp, {"lhs": s, "rhs": mask_tile, "out": s})
-                state = {name: Access(buf, Affine(), (group, nq, 1), (tq, 1, 1)) for name, buf in (("max", m_run), ("sum", l_run), ("corr", corr))}
-                self.em.access(npu.OnlineSoftmaxOp, {"scores": s, "probs": s, **state})
-                acc_view = Access(acc, Affine(), (group, nq, d), (tq * d, d, 1))
-                self.em.access(npu.MulOp, {"lhs": acc_view, "rhs": state["corr"], "out": acc_view})
-                self.em.access(npu.MatmulOp, {"lhs": s, "rhs": values, "out": acc_view}, accumulate=UnitAttr())
-
-            def mask_part(start: Affine, cols: int) -> Access:
-                if mask_rows_fit:
-                    return Access(mask_buf, start, (nq, cols), (total, 1))
-                tile = Access(mask_buf, Affine(), (nq, cols), (mask_buf.type.get_shape()[1], 1))  # type: ignore[union-attr]
-                self.em.access(npu.DmaLoadOp, {"src": Access(mask, q0 * total + start, (nq, cols), (total, 1)), "dst": tile})
-                return tile
-
-            def head(h_iv: Affine, _: int) -> None:
-                h = h_iv
+            def head(h: Affine, _: int) -> None:
+                if qt is not None:
+                    self.em.access(npu.DmaLoadOp, {"src": q.at(q0, nq, h * qd, qd), "dst": rows(qt, qd, 0, nq)})
+                    query = Access(qt, Affine(), (group, nq, d), (d, qd, 1))
+                else:
+                    query = Access(q.value, q0 * q.cols + h * qd, (group, nq, d), (d, q.cols, 1))
                 for buf, value in ((m_run, MASK_FILL), (l_run, 0.0), (acc, 0.0)):
-                    shape = buf.type.get_shape()  # type: ignore[union-attr]
-                    self.em.access(npu.FillOp, {"out": Access(buf, Affine(), (shape[0], nq, shape[2]), (tq * shape[2], shape[2], 1))}, value=float_prop(value))
+                    size = buf.type.get_shape()[2]  # type: ignore[union-attr]
+                    self.em.access(npu.FillOp, {"out": Access(buf, Affine(), (group, nq, size), (tq * size, size, 1))}, value=float_prop(value))
+
+                def step(keys: Access, values: Access, start: Affine, count: int) -> None:
+                    if plan.mask_rows:
+                        mask_tile = Access(mask_buf, start, (nq, count), (total, 1))
+                    else:
+                        mask_tile = Access(mask_buf, Affine(), (nq, count), (cols, 1))
+                        self.em.access(npu.DmaLoadOp, {"src": Access(mask, q0 * total + start, (nq, count), (total, 1)), "dst": mask_tile})
+                    s = Access(scores, Affine(), (group, nq, count), (tq * cols, cols, 1))
+                    self.em.access(npu.MatmulOp, {"lhs": query, "rhs": keys, "out": s}, transpose_b=UnitAttr(), alpha=float_prop(scale))
+                    self.em.access(npu.AddOp, {"lhs": s, "rhs": mask_tile, "out": s})
+                    self.em.access(npu.OnlineSoftmaxOp, {"scores": s, "probs": s, **state})
+                    self.em.access(npu.MulOp, {"lhs": acc_view, "rhs": state["corr"], "out": acc_view})
+                    self.em.access(npu.MatmulOp, {"lhs": s, "rhs": values, "out": acc_view}, accumulate=UnitAttr())
 
                 def cache_tile(t0: Affine, ns: int) -> None:
                     keys, values = rows(kt, d, 0, ns), rows(vt, d, 0, ns)
                     for source, tile in ((k_cache, keys), (v_cache, values)):
                         self.em.access(npu.DmaLoadOp, {"src": rows(source, width, t0, ns, h * d, d), "dst": tile})
-                    step(h, keys, values, mask_part(t0, ns), ns)
+                    step(keys, values, t0, ns)
+
+                def new_tile(t0: Affine, ns: int) -> None:
+                    pair = []
+                    for t, staged in ((k_new, kn), (v_new, vn)):
+                        if staged is None:
+                            pair.append(t.at(t0, ns, h * d, d))
+                        else:
+                            pair.append(rows(staged, d, 0, ns))
+                            self.em.access(npu.DmaLoadOp, {"src": t.at(t0, ns, h * d, d), "dst": pair[-1]})
+                    step(pair[0], pair[1], t0 + history, ns)
 
                 self.em.tiles(history, st, cache_tile, "t")
-                new = []
-                for t, staged in ((k_new, kn), (v_new, vn)):
-                    if staged is None:
-                        new.append(t.at(0, tokens, h * d, d))
-                    else:
-                        self.em.access(npu.DmaLoadOp, {"src": t.at(0, tokens, h * d, d), "dst": staged})
-                        new.append(rows(staged, d, 0, tokens))
-                step(h, new[0], new[1], mask_part(Affine(history), tokens), tokens)
-                o_offset = (Affine() if ot is not None else q0 * out.cols) + h * (group * d)
-                self.em.access(
-                    npu.DivOp,
-                    {
-                        "lhs": Access(acc, Affine(), (group, nq, d), (tq * d, d, 1)),
-                        "rhs": Access(l_run, Affine(), (group, nq, 1), (tq, 1, 1)),
-                        "out": Access(o_base, o_offset, (group, nq, d), (d, out.cols, 1)),
-                    },
-                )
+                self.em.tiles(tokens, sn, new_tile, "u")
+                o_base, o_offset, o_stride = (ot, Affine(), qd) if ot is not None else (out.value, q0 * out.cols + h * qd, out.cols)
+                assert o_base is not None
+                o_view = Access(o_base, o_offset, (group, nq, d), (d, o_stride, 1))
+                self.em.access(npu.DivOp, {"lhs": acc_view, "rhs": state["sum"], "out": o_view})
+                if ot is not None:
+                    self.em.access(npu.DmaStoreOp, {"src": rows(ot, qd, 0, nq), "dst": out.at(q0, nq, h * qd, qd)})
 
             self.em.tiles(kv_heads, 1, head, "h")
-            if ot is not None:
-                self.em.access(npu.DmaStoreOp, {"src": rows(ot, out.cols, 0, nq), "dst": out.at(q0, nq)})
 
         self.em.tiles(tokens, tq, query_tile, "q")
 
@@ -870,6 +816,16 @@ class FunctionLowering:
         return function
 
 
+def lower_fitting(function: func.FuncOp, budget: Budget, target: TargetDescriptor) -> func.FuncOp:
+    """The first of `LEVELS` whose lowering of `function` can be placed in OCM (else the
+    last, for `allocate-ocm` to name what does not fit)."""
+    for activations, tiles in LEVELS:
+        lowered = FunctionLowering(function, dataclasses.replace(budget, activations=activations, tiles=tiles), target).run()
+        if pack(lifetimes(lowered), budget.ocm) is None:
+            break
+    return lowered
+
+
 @dataclass(frozen=True)
 class Tile(ModulePass):
     """Lower every layer group and `@post` to npu tile programs for one target."""
@@ -888,7 +844,7 @@ class Tile(ModulePass):
             f for f in op.ops
             if isinstance(f, func.FuncOp) and ("axc.group" in f.attributes or f.sym_name.data == "post")
         ]
-        transform_once(op, functions, lambda f: FunctionLowering(f, budget, descriptor).run())
+        transform_once(op, functions, lambda f: lower_fitting(f, budget, descriptor))
         op.attributes["axc.target"] = StringAttr(descriptor.chip)
         op.attributes["axc.npu_mode"] = StringAttr(descriptor.npu_mode)
         op.attributes["npu.ocm_capacity"] = int_prop(budget.ocm)

@@ -290,3 +290,19 @@ def minimum_read_bytes(function: func.FuncOp, store: ParamStore) -> int:
         assert isinstance(type_, TensorType)
         total += int(np.prod(type_.get_shape())) * sem.storage_dtype(type_.get_element_type()).itemsize
     return total
+
+
+def minimum_write_bytes(function: func.FuncOp) -> int:
+    """The DDR bytes a call must write at least: every output once, in its stored type."""
+    total = 0
+    for type_ in function.function_type.outputs.data:
+        assert isinstance(type_, TensorType)
+        total += int(np.prod(type_.get_shape())) * sem.storage_dtype(type_.get_element_type()).itemsize
+    return total
+
+
+def traffic_ratio(function: func.FuncOp, counters: sem.Counters, store: ParamStore) -> float:
+    """DDR bytes one call moved (read and written) over the least it could move: every
+    parameter, input and output byte once (1.0 = nothing spilled or read twice)."""
+    c = counters.per_call()
+    return (c.ddr_read + c.ddr_write) / (minimum_read_bytes(function, store) + minimum_write_bytes(function))

@@ -125,7 +125,7 @@ CHIPS: dict[str, ChipSpec] = {
         dma_bytes_per_cycle=Assumed(32, "not public; a 256-bit port (32 GB/s per core) beats DDR: DDR-bound streaming"),
         ddr_bytes_per_s=Assumed(12.8e9, "not public; LPDDR4 32-bit at 3200 MT/s = 12.8 GB/s peak"),
         ddr_efficiency=Assumed(
-            0.4311, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 10.3 tok/s on AX630C"
+            0.4254, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 10.3 tok/s on AX630C"
         ),
         ddr_alignment=_DDR_ALIGN,
         ocm_alignment=_OCM_ALIGN,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ml_dtypes
+import numpy as np
+import safetensors.numpy
 import torch
 import transformers
 
@@ -67,3 +70,40 @@ def reference_logits(model_dir: Path, token_ids: list[int]) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
         return model(torch.tensor([token_ids])).logits[0]
+
+
+def write_random_layer(family: str, out_dir: Path, seed: int = 0, **sizes: int) -> Path:
+    """A one-layer checkpoint of `family` ("qwen2" or "llama") with the given config sizes
+    (hidden_size, intermediate_size, num_attention_heads, num_key_value_heads, vocab_size,
+    head_dim for llama), random bf16 weights written with numpy: real layer widths without
+    torch's initialisation cost."""
+    common = dict(num_hidden_layers=1, max_position_embeddings=4096, tie_word_embeddings=True, rope_theta=1e6, **sizes)
+    config = transformers.Qwen2Config(**common) if family == "qwen2" else transformers.LlamaConfig(**common)
+    config.save_pretrained(out_dir)
+    rng = np.random.default_rng(seed)
+    hidden, inter = config.hidden_size, config.intermediate_size
+    head_dim = getattr(config, "head_dim", None) or hidden // config.num_attention_heads
+    q, kv = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
+
+    def random(*dims: int) -> np.ndarray:
+        return (rng.standard_normal(dims, dtype=np.float32) * 0.05).astype(ml_dtypes.bfloat16)
+
+    p = "model.layers.0."
+    tensors = {
+        "model.embed_tokens.weight": random(config.vocab_size, hidden),
+        "model.norm.weight": np.ones(hidden, ml_dtypes.bfloat16),
+        p + "input_layernorm.weight": np.ones(hidden, ml_dtypes.bfloat16),
+        p + "post_attention_layernorm.weight": np.ones(hidden, ml_dtypes.bfloat16),
+        p + "self_attn.q_proj.weight": random(q, hidden),
+        p + "self_attn.k_proj.weight": random(kv, hidden),
+        p + "self_attn.v_proj.weight": random(kv, hidden),
+        p + "self_attn.o_proj.weight": random(hidden, q),
+        p + "mlp.gate_proj.weight": random(inter, hidden),
+        p + "mlp.up_proj.weight": random(inter, hidden),
+        p + "mlp.down_proj.weight": random(hidden, inter),
+    }
+    if family == "qwen2":
+        for proj, width in (("q", q), ("k", kv), ("v", kv)):
+            tensors[p + f"self_attn.{proj}_proj.bias"] = random(width)
+    safetensors.numpy.save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    return out_dir
