@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +101,5 @@ def from_args(args: argparse.Namespace) -> BuildOptions:
             f"--tensor_parallel_size {args.tensor_parallel_size}: tensor-parallel builds over several chips "
             "are not supported by axc; drop the flag"
         )
-    return BuildOptions(
-        input_path=args.input_path,
-        output_path=args.output_path,
-        prefill_len=args.prefill_len,
-        parallel=args.parallel,
-        model_config=args.model_config,
-        kv_cache_len=args.kv_cache_len,
-        post_topk=args.post_topk,
-        post_weight_type=args.post_weight_type,
-        hidden_state_type=args.hidden_state_type,
-        weight_type=args.weight_type,
-        check_level=args.check_level,
-        chip=args.chip,
-        prompt=args.prompt,
-        last_kv_cache_len=tuple(args.last_kv_cache_len),
-        npu_mode=args.npu_mode,
-    )
+    values = {f.name: getattr(args, f.name) for f in fields(BuildOptions)}
+    return BuildOptions(**values | {"last_kv_cache_len": tuple(args.last_kv_cache_len)})

@@ -17,15 +17,11 @@ import ml_dtypes
 import numpy as np
 
 from axc.frontend.config import ModelConfig
+from axc.frontend.hf_import import embedding_key
 from axc.params import Checkpoint
 from axc.textio import atomic_output
 
 EMBED_FILENAME = "model.embed_tokens.weight.bfloat16.bin"
-EMBED_KEYS = (
-    "model.embed_tokens.weight",
-    "llm.model.embed_tokens.weight",
-    "language_model.model.embed_tokens.weight",
-)
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -61,14 +57,7 @@ def post_filename(model_type: str) -> str:
 
 def write_embedding(checkpoint: Checkpoint, out_dir: Path) -> Path:
     """Write the embedding table as raw bf16 (round to nearest even), chunk by chunk."""
-    key = checkpoint.find_key(*EMBED_KEYS)
-    if key is None:
-        from axc.errors import AxcError
-
-        raise AxcError(
-            f"no embedding table in {checkpoint.path} (looked for {', '.join(EMBED_KEYS)})"
-        )
-    table = checkpoint.get(key)
+    table = checkpoint.get(embedding_key(checkpoint))
     path = out_dir / EMBED_FILENAME
     with atomic_output(path, "wb") as stream:
         for start in range(0, table.shape[0], ROWS_PER_CHUNK):

@@ -25,7 +25,9 @@ from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     ArrayAttr,
     IntegerAttr,
+    IntegerType,
     ModuleOp,
+    Signedness,
     StringAttr,
     TensorType,
     f32,
@@ -36,6 +38,7 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from axc.dialects import tfm
 from axc.dialects.axc import ParamAttr, ParamOp, set_module_scopes
 from axc.dtypes import FLOAT_TYPES
+from axc.errors import AxcError
 from axc.frontend.checkpoint_check import check_checkpoint
 from axc.frontend.config import ModelConfig, load_config
 from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
@@ -44,7 +47,8 @@ from axc.params import Checkpoint
 MODEL_SCOPE = "model"
 LAYER_INPUTS = ("K_cache", "V_cache", "indices", "input", "mask")
 LAYER_OUTPUTS = ("K_cache_out", "V_cache_out", "output")
-INDEX_TYPE = "ui32"
+INDEX_TYPE = IntegerType(32, Signedness.UNSIGNED)
+"""`indices` and `input_ids` are ui32, as the runtime passes them."""
 DYN = DYNAMIC_INDEX
 
 DTYPE_NAMES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
@@ -53,11 +57,6 @@ DTYPE_NAMES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 def tensor(shape: tuple[int, ...], element: Attribute = f32) -> TensorType:
     return TensorType(element, shape)
 
-
-def index_type() -> Attribute:
-    from xdsl.dialects.builtin import IntegerType, Signedness
-
-    return IntegerType(32, Signedness.UNSIGNED)
 
 
 def name_array(names: tuple[str, ...]) -> ArrayAttr[StringAttr]:
@@ -101,8 +100,6 @@ def rope_properties(config: ModelConfig, num_heads: int) -> dict[str, Attribute]
     scaling = config.rope_scaling
     kind = scaling.kind
     if kind not in tfm.ROPE_SCALINGS:
-        from axc.errors import AxcError
-
         raise AxcError(
             f"rope scaling '{kind}' of {config.model_name} is not supported yet "
             f"(supported: {', '.join(tfm.ROPE_SCALINGS)})"
@@ -127,7 +124,7 @@ def build_layer(config: ModelConfig, checkpoint: Checkpoint, index: int) -> func
     input_types = [
         tensor((1, DYN, kv_dim)),
         tensor((1, DYN, kv_dim)),
-        tensor((1, DYN), index_type()),
+        tensor((1, DYN), INDEX_TYPE),
         tensor((1, DYN, hidden)),
         tensor((1, DYN, DYN)),
     ]
@@ -205,8 +202,6 @@ def activation_kind(hidden_act: str) -> str:
         "relu": "relu",
     }
     if hidden_act not in kinds:
-        from axc.errors import AxcError
-
         raise AxcError(
             f"hidden_act '{hidden_act}' is not supported (supported: {', '.join(sorted(kinds))})"
         )
@@ -236,18 +231,25 @@ def make_function(
     return function
 
 
+EMBED_KEYS = (
+    "model.embed_tokens.weight",
+    "llm.model.embed_tokens.weight",
+    "language_model.model.embed_tokens.weight",
+)
+"""Where checkpoints keep the embedding table, in the vendor extractor's lookup order."""
+
+
 def embedding_key(checkpoint: Checkpoint) -> str:
-    key = checkpoint.find_key(
-        "model.embed_tokens.weight",
-        "llm.model.embed_tokens.weight",
-        "language_model.model.embed_tokens.weight",
-    )
-    assert key is not None, "checked by check_checkpoint"
+    key = checkpoint.find_key(*EMBED_KEYS)
+    if key is None:
+        raise AxcError(
+            f"no embedding table in {checkpoint.path} (looked for {', '.join(EMBED_KEYS)})"
+        )
     return key
 
 
 def build_embed(config: ModelConfig, checkpoint: Checkpoint) -> func.FuncOp:
-    block = Block(arg_types=[tensor((1, DYN), index_type())])
+    block = Block(arg_types=[tensor((1, DYN), INDEX_TYPE)])
     b = FunctionBuilder(checkpoint, block)
     table = b.param(embedding_key(checkpoint))
     out = b.add(

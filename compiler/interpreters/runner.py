@@ -19,6 +19,7 @@ from axc.interpreters.axc import AxcFunctions
 from axc.interpreters.npu import NpuFunctions
 from axc.interpreters.quant import QuantFunctions
 from axc.interpreters.tfm import TargetTfmFunctions, TfmFunctions
+from axc.named_inputs import ordered_inputs
 from axc.params import ParamStore
 
 
@@ -38,6 +39,9 @@ class ModuleRunner:
 
     def __init__(self, module: ModuleOp, store: ParamStore | None = None):
         self.module = module
+        self.functions = {
+            op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)
+        }
         self.target_numerics = ACTIVATION_TYPE_ATTR in module.attributes
         self.interpreter = Interpreter(module)
         self.interpreter.register_implementations(FuncFunctions())
@@ -51,13 +55,10 @@ class ModuleRunner:
         self.interpreter.register_implementations(QuantFunctions(store))
 
     def function(self, name: str) -> func.FuncOp:
-        for op in self.module.ops:
-            if isinstance(op, func.FuncOp) and op.sym_name.data == name:
-                return op
-        available = ", ".join(
-            op.sym_name.data for op in self.module.ops if isinstance(op, func.FuncOp)
-        )
-        raise AxcError(f"no function @{name} in the module (available: {available})")
+        if name not in self.functions:
+            available = ", ".join(self.functions)
+            raise AxcError(f"no function @{name} in the module (available: {available})")
+        return self.functions[name]
 
     def input_names(self, name: str) -> list[str]:
         function = self.function(name)
@@ -73,19 +74,7 @@ class ModuleRunner:
     ) -> list[np.ndarray]:
         """Run `@name`; inputs by position or by the function's input names."""
         function = self.function(name)
-        if isinstance(inputs, Mapping):
-            names = self.input_names(name)
-            missing = [n for n in names if n not in inputs]
-            unknown = [n for n in inputs if n not in names]
-            if missing or unknown:
-                raise AxcError(
-                    f"@{name} takes inputs {', '.join(names)}"
-                    + (f"; missing {', '.join(missing)}" if missing else "")
-                    + (f"; unknown {', '.join(unknown)}" if unknown else "")
-                )
-            args = [inputs[n] for n in names]
-        else:
-            args = list(inputs)
+        args = ordered_inputs(f"@{name}", self.input_names(name), inputs)
         for value, arg_type, index in zip(args, function.function_type.inputs.data, range(len(args))):
             expected = tuple(arg_type.get_shape())  # type: ignore[attr-defined]
             if len(expected) != np.ndim(value) or any(

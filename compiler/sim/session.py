@@ -23,6 +23,7 @@ from axc import npu_semantics as sem
 from axc.axmodel import AxModel, read_axmodel
 from axc.codegen.payload import CONTAINER_DTYPES, Payload, load_payload, spec_bytes
 from axc.errors import AxcError
+from axc.named_inputs import ordered_inputs
 from axc.sim.plan import Memories, Plan, WeightCache, build_plan
 
 
@@ -85,21 +86,7 @@ class AxModelSession:
         """Run one shape group; outputs by name (floats as fp32, integers as stored)."""
         plan = self.plan(group)
         spec = self.model.groups[group]
-        names = [t.name for t in spec.inputs]
-        if isinstance(inputs, Mapping):
-            missing = [n for n in names if n not in inputs]
-            unknown = [n for n in inputs if n not in names]
-            if missing or unknown:
-                raise AxcError(
-                    f"group {group} takes inputs {', '.join(names)}"
-                    + (f"; missing {', '.join(missing)}" if missing else "")
-                    + (f"; unknown {', '.join(unknown)}" if unknown else "")
-                )
-            values = [inputs[n] for n in names]
-        else:
-            values = list(inputs)
-            if len(values) != len(names):
-                raise AxcError(f"group {group} takes {len(names)} inputs ({', '.join(names)}), got {len(values)}")
+        values = ordered_inputs(f"group {group}", [t.name for t in spec.inputs], inputs)
         for tensor, value in zip(spec.inputs, values):
             if tuple(np.shape(value)) != tensor.shape:
                 raise AxcError(f"input {tensor.name} of group {group} has shape {list(np.shape(value))}, expected {list(tensor.shape)}")
