@@ -42,7 +42,7 @@ GROUPS = dict(kv_cache_len=1023, prefill_len=128, last_kv_cache_len=(128, 256, 3
 
 def layer_inputs(function, seed: int = 0) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
     """Contract inputs: half of the cache visible, positions after it."""
-    from axc.hostloop import MASKED
+    from axc.runtime_contract import MASKED
 
     rng = np.random.default_rng(seed)
     names = [n.data for n in function.attributes["axc.input_names"].data]

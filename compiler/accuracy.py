@@ -108,7 +108,7 @@ class AccuracyReport:
         }
 
     def save_json(self, path: str | Path) -> None:
-        from axc.textio import atomic_output
+        from axc.atomic import atomic_output
 
         with atomic_output(path) as stream:
             json.dump(self.to_json(), stream, indent=2)

@@ -12,8 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-MASKED = -65536.0
-"""The runtime's additive mask value for an invisible position (exact in bf16)."""
+from axc.runtime_contract import MASKED
 
 
 class LayerExecutor(Protocol):

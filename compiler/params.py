@@ -27,7 +27,7 @@ import safetensors.numpy
 from safetensors import SafetensorError, safe_open
 
 from axc.errors import AxcError
-from axc.frontend.config import read_json
+from axc.jsonio import read_json
 
 if TYPE_CHECKING:
     import torch

@@ -1,6 +1,6 @@
 """Definitions shared by the target dialects `ax650` and `ax620e` (engine-level instructions).
 
-The two chips run one instruction set (`axc.codegen.isa`); `target_dialect(prefix, family)`
+The two chips run one instruction set (`axc.isa`); `target_dialect(prefix, family)`
 instantiates the same op classes under each prefix, so `ax650.matmul` and `ax620e.matmul`
 differ only in the chip whose descriptor decides their legality. Every address is
 resolved: an operand is a strided box of bytes in OCM, the parameter blob, DDR scratch or
@@ -66,9 +66,10 @@ from xdsl.printer import Printer
 from xdsl.traits import NoTerminator
 from xdsl.utils.exceptions import VerifyException
 
-from axc.codegen import isa
-from axc.codegen.isa import Instr, Loop, Node, Operand, Program, Segment
-from axc.codegen.legality import check_instr_legality, check_program
+from axc import isa
+from axc.isa import Instr, Loop, Node, Operand, Program
+from axc.isa.encoding import Segment
+from axc.isa.legality import check_instr_legality, check_program
 from axc.dialects.axc import ParamAttr
 from axc.errors import AxcError
 from axc.targets import TargetDescriptor, get_target
@@ -604,7 +605,7 @@ def spaces_of(group: GroupOpBase, params_bytes: int) -> dict[tuple[int, int], tu
     return spaces
 
 
-# --- legality (shared with the binary decoder: axc.codegen.legality) ----------------------
+# --- legality (shared with the binary decoder: axc.isa.legality) ----------------------
 
 
 def family_code(family: str) -> int:
@@ -635,7 +636,7 @@ def target_dialect(prefix: str, family: str) -> Dialect:
             "INFO": info,
             "VIEW": view,
             "__module__": __name__,
-            "__doc__": f"`{prefix}.{info.mnemonic}`: opcode 0x{info.code:02x} on the {info.engine} engine (axc.codegen.isa).",
+            "__doc__": f"`{prefix}.{info.mnemonic}`: opcode 0x{info.code:02x} on the {info.engine} engine (axc.isa).",
             "__annotations__": {"INFO": ClassVar[isa.OpInfo], "VIEW": ClassVar[type[ViewAttr]]},
         }
         for imm in info.imms:

@@ -32,14 +32,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 @report_errors("axc-llm-build")
 def main() -> None:
-    from axc.build.options import from_args, parser
+    from axc.llm_build.options import from_args, parser
 
     options = from_args(parser().parse_args())
     signal.signal(signal.SIGTERM, _interrupt)
 
-    from axc.build.check import run_checks
-    from axc.build.driver import build
-    from axc.build.log import BuildLog
+    from axc.llm_build.check import run_checks
+    from axc.llm_build.driver import build
+    from axc.llm_build.log import BuildLog
 
     log = BuildLog()
     result = build(options, log)

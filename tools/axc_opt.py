@@ -21,7 +21,7 @@ from axc.binding import write_created_params
 from axc.dialects import DIALECTS
 from axc.errors import AxcError, report_errors
 from axc.passes import PASSES
-from axc.textio import write_text
+from axc.atomic import write_text
 
 
 class _Buffer(StringIO):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from axc import __version__
 from axc.errors import ArgumentParser, AxcError, report_errors
-from axc.textio import module_text, write_text
+from axc.atomic import write_text
+from axc.textio import module_text
 
 
 def parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from onnx import TensorProto
 import axc
 from axc.errors import AxcError
 from axc.targets import get_target
-from axc.textio import atomic_output
+from axc.atomic import atomic_output
 
 V = TypeVar("V")
 

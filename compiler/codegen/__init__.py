@@ -1,1 +1,1 @@
-"""Target code generation: the instruction set, lowering to it, and the .axmodel payload."""
+"""Target code generation: lowering npu IR to the instruction set (`axc.isa`), and the .axmodel payload."""

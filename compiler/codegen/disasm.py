@@ -16,7 +16,7 @@ import numpy as np
 from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Block, Operation, Region
 
-from axc.codegen import isa
+from axc import isa
 from axc.codegen.lowering import make_group
 from axc.codegen.payload import CONTAINER_DTYPES, Payload
 from axc.dialects.axc import ParamAttr, set_module_scopes

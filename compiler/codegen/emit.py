@@ -1,5 +1,5 @@
 """Target IR → `.axmodel`: one `<chip>.model` becomes the container's groups, command
-streams (`isa.encode_program`) and parameter blob (`isa.params_layout`), filled from the
+streams (`encoding.encode_program`) and parameter blob (`encoding.params_layout`), filled from the
 module's parameter store. Deterministic: the same IR and weights give the same bytes.
 
 ```python
@@ -17,13 +17,14 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.utils.exceptions import VerifyException
 
 from axc.axmodel import AxModel, GroupSpec, TensorSpec
-from axc.codegen import isa
+from axc.isa import encoding
 from axc.codegen.payload import CONTAINER_NAMES
 from axc.dialects.axtarget import ModelOpBase
 from axc.dtypes import numpy_dtype
 from axc.errors import AxcError
 from axc.npu_semantics import storage_dtype
 from axc.params import ParamStore
+from axc.runtime_contract import layer_filename, post_filename
 
 
 def find_models(module: ModuleOp) -> list[ModelOpBase]:
@@ -56,7 +57,7 @@ def params_blob(model: ModelOpBase, store: ParamStore) -> bytes:
     """Header, segment table, names and the data area with every parameter in place."""
     alignment = model.target().ddr_alignment
     segments = [op.segment(name) for op, name in zip(model.segments(), model.segment_names())]
-    prefix, data_bytes = isa.params_layout(segments, alignment)
+    prefix, data_bytes = encoding.params_layout(segments, alignment)
     chunks: list[bytes | memoryview] = [prefix]
     position = 0
     for op, segment in zip(model.segments(), segments):
@@ -85,7 +86,7 @@ def to_axmodel(model: ModelOpBase, store: ParamStore) -> AxModel:
             group.label.data,
             tuple(tensor_spec(n, t) for n, t in group.inputs()),
             tuple(tensor_spec(n, t) for n, t in group.outputs()),
-            isa.encode_program(program),
+            encoding.encode_program(program),
         )
         for group, program in zip(model.groups(), programs)
     ]
@@ -95,8 +96,6 @@ def to_axmodel(model: ModelOpBase, store: ParamStore) -> AxModel:
 
 def file_name(model: ModelOpBase, model_type: str, prefill_len: int) -> str:
     """The runtime's file name of a lowered unit (`layer_<i>` or `post`)."""
-    from axc.build.runtime_files import layer_filename, post_filename
-
     name = model.sym_name.data
     if name.startswith("layer_") and name[6:].isdecimal():
         return layer_filename(model_type, prefill_len, int(name[6:]))

@@ -48,8 +48,8 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Block, Dialect, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from axc.codegen import isa
-from axc.codegen.isa import Instr, Loop, Node, Operand, Program
+from axc import isa
+from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.codegen.schedule import schedule
 from axc.dialects import npu
 from axc.dialects.axc import ParamAttr, ParamOp

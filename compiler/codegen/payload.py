@@ -16,9 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from axc.axmodel import AxModel, TensorSpec, read_axmodel
-from axc.codegen import isa
-from axc.codegen.isa import ParamsBlob, Program
-from axc.codegen.legality import check_program
+from axc import isa
+from axc.isa import encoding
+from axc.isa import Program
+from axc.isa.encoding import ParamsBlob
+from axc.isa.legality import check_program
 from axc.errors import AxcError
 from axc.targets import TargetDescriptor, get_target
 
@@ -66,11 +68,11 @@ class Payload:
 
 def load_payload(model: AxModel, where: str = "axmodel") -> Payload:
     target = get_target(model.metadata["chip"], model.metadata["npu_mode"])
-    params = isa.decode_params(model.params, f"{where}: npu_params")
+    params = encoding.decode_params(model.params, f"{where}: npu_params")
     programs = []
     for k, group in enumerate(model.groups):
         at = f"{where}: group {k} command stream"
-        program = isa.decode_program(group.commands, at)
+        program = encoding.decode_program(group.commands, at)
         if isa.CHIPS[program.chip] != target.family or program.cores != target.cores:
             raise AxcError(
                 f"{at}: compiled for {isa.CHIPS[program.chip]} with {program.cores} cores, but the file says "

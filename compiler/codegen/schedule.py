@@ -33,8 +33,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from axc.codegen import isa
-from axc.codegen.isa import Instr, Loop, Node, Operand, Program
+from axc import isa
+from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.targets import TargetDescriptor
 
 

@@ -7,13 +7,13 @@ the transformers 5.x spelling (`rope_parameters`, `dtype`) and the vendor's
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from axc.errors import AxcError
+from axc.jsonio import read_json
 
 SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
 ROPE_KINDS = ("default", "linear", "llama3", "dynamic", "yarn", "longrope")
@@ -166,24 +166,6 @@ class ModelConfig:
         ]
         lines = ["Config("] + [f"    {key}={value!r}," for key, value in fields] + [")"]
         return "\n".join(lines)
-
-
-def read_json(path: Path, what: str) -> dict[str, Any]:
-    """Parse a JSON object from `path`; malformed input becomes a one-line `AxcError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise AxcError(f"{what} {path} is not UTF-8 text ({error.reason}); pass a JSON file") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise AxcError(
-            f"malformed JSON in {what} {path} at line {error.lineno} column {error.colno}: {error.msg}; "
-            "fix or re-download the file"
-        ) from None
-    if not isinstance(data, dict):
-        raise AxcError(f"{what} {path} must hold a JSON object, not {type(data).__name__}; fix the file")
-    return data
 
 
 def _rope_scaling(raw: dict[str, Any], where: Path) -> RopeScaling:

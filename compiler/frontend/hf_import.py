@@ -43,10 +43,9 @@ from axc.frontend.checkpoint_check import check_checkpoint
 from axc.frontend.config import ModelConfig, load_config
 from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
 from axc.params import Checkpoint
+from axc.runtime_contract import LAYER_INPUTS, LAYER_OUTPUTS
 
 MODEL_SCOPE = "model"
-LAYER_INPUTS = ("K_cache", "V_cache", "indices", "input", "mask")
-LAYER_OUTPUTS = ("K_cache_out", "V_cache_out", "output")
 INDEX_TYPE = IntegerType(32, Signedness.UNSIGNED)
 """`indices` and `input_ids` are ui32, as the runtime passes them."""
 DYN = DYNAMIC_INDEX

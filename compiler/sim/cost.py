@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from axc.codegen import isa
-from axc.codegen.isa import Instr, Loop, Node, Operand, Program
+from axc import isa
+from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.targets import TargetDescriptor
 
 DISPATCH_CYCLES = 8

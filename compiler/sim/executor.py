@@ -20,9 +20,9 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
-from axc.build.runtime_files import EMBED_FILENAME
 from axc.errors import AxcError
 from axc.hostloop import GroupLayout
+from axc.runtime_contract import EMBED_FILENAME
 from axc.sim.plan import WeightCache
 from axc.sim.session import AxModelSession
 

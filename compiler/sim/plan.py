@@ -30,8 +30,8 @@ import numpy as np
 
 from axc import kernels
 from axc import npu_semantics as sem
-from axc.codegen import isa
-from axc.codegen.isa import Instr, Loop, Node, Operand, Program
+from axc import isa
+from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.errors import AxcError
 
 Step = Callable[[], object]

@@ -11,7 +11,7 @@ from xdsl.dialects.builtin import ModuleOp
 from axc.binding import store_for, write_created_params
 from axc.dialects import make_context
 from axc.frontend.hf_import import import_hf
-from axc.hostloop import MASKED
+from axc.runtime_contract import MASKED
 from axc.passes.allocate_ocm import AllocateOcm
 from axc.passes.double_buffer import DoubleBuffer
 from axc.passes.fuse import Fuse

@@ -18,7 +18,8 @@ import pytest
 
 from axc.axmodel import AxModel, parse_axmodel, read_axmodel, to_proto, write_axmodel
 from axc.binding import store_for
-from axc.codegen import isa
+from axc import isa
+from axc.isa import encoding
 from axc.codegen.emit import find_model, to_axmodel
 from axc.errors import AxcError
 from axc.params import ParamStore
@@ -92,7 +93,7 @@ def patch(data: bytes, offset: int, fmt: str, value: int) -> bytes:
 
 
 def record(index: int) -> int:
-    return isa.HEADER.size + index * isa.RECORD_SIZE
+    return encoding.HEADER.size + index * encoding.RECORD_SIZE
 
 
 def corrupt_files(model: AxModel, data: bytes) -> dict[str, tuple[bytes, str]]:
@@ -102,7 +103,7 @@ def corrupt_files(model: AxModel, data: bytes) -> dict[str, tuple[bytes, str]]:
     def rewritten(new_commands: bytes) -> bytes:
         return to_proto(with_commands(model, new_commands)).SerializeToString(deterministic=True)
 
-    operand0 = record(0) + isa.RECORD_HEAD.size + 8 * isa.IMM_SLOTS
+    operand0 = record(0) + encoding.RECORD_HEAD.size + 8 * isa.IMM_SLOTS
     proto = onnx.ModelProto()
     proto.ParseFromString(data)
     for tensor in proto.graph.initializer:
@@ -180,7 +181,7 @@ def test_fuzz_never_crashes_or_hangs(valid) -> None:
         elif kind == 1:
             blob = data[: int(rng.integers(0, len(data)))]
         elif kind == 2:
-            focus = (0, isa.HEADER.size) if rng.random() < 0.2 else None
+            focus = (0, encoding.HEADER.size) if rng.random() < 0.2 else None
             blob = to_proto(with_commands(model, mutate(commands, rng, focus))).SerializeToString(deterministic=True)
         else:
             focus = (0, 512) if rng.random() < 0.7 else None

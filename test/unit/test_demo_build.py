@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from axc.build.check import check_prompt
-from axc.build.driver import BuildResult, build
-from axc.build.log import BuildLog
-from axc.build.options import BuildOptions
-from axc.build.target import open_simulator
+from axc.llm_build.check import check_prompt
+from axc.llm_build.driver import BuildResult, build
+from axc.llm_build.log import BuildLog
+from axc.llm_build.options import BuildOptions
+from axc.llm_build.target import open_simulator
 from axc.hostloop import HostLoop
 
 transformers = pytest.importorskip("transformers")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from axc.codegen import isa
-from axc.codegen.isa import Instr, Loop, Operand, Program
+from axc import isa
+from axc.isa import encoding
+from axc.isa import Instr, Loop, Operand, Program
 from axc.dialects import npu
 from axc.errors import AxcError
 
@@ -71,21 +72,21 @@ def test_encode_decode_is_the_identity() -> None:
     rng = np.random.default_rng(7)
     for trial in range(30):
         program = Program(trial % 2, 3, int(rng.integers(0, 1 << 16)), 5, 3, random_body(rng, 0, 12))
-        data = isa.encode_program(program)
-        assert len(data) == isa.HEADER.size + isa.RECORD_SIZE * (len(data) - isa.HEADER.size) // isa.RECORD_SIZE
-        assert isa.decode_program(data) == program
-        assert isa.encode_program(isa.decode_program(data)) == data
+        data = encoding.encode_program(program)
+        assert len(data) == encoding.HEADER.size + encoding.RECORD_SIZE * (len(data) - encoding.HEADER.size) // encoding.RECORD_SIZE
+        assert encoding.decode_program(data) == program
+        assert encoding.encode_program(encoding.decode_program(data)) == data
 
 
 def test_params_layout_round_trips() -> None:
-    segments = [isa.Segment("a", 11, (3, 5), 0), isa.Segment("bé", 2, (7,), 64), isa.Segment("c", 10, (2, 2, 2), 128)]
-    prefix, data_bytes = isa.params_layout(segments, 64)
+    segments = [encoding.Segment("a", 11, (3, 5), 0), encoding.Segment("bé", 2, (7,), 64), encoding.Segment("c", 10, (2, 2, 2), 128)]
+    prefix, data_bytes = encoding.params_layout(segments, 64)
     blob = prefix + bytes(data_bytes)
-    decoded = isa.decode_params(blob)
+    decoded = encoding.decode_params(blob)
     assert decoded.segments == tuple(segments) and decoded.data_offset == len(prefix) and decoded.data_bytes == 192
     with pytest.raises(AxcError, match="misplaced"):
-        bad, size = isa.params_layout([isa.Segment("a", 11, (3, 5), 0), isa.Segment("b", 2, (7,), 32)], 64)
-        isa.decode_params(bad + bytes(size))
+        bad, size = encoding.params_layout([encoding.Segment("a", 11, (3, 5), 0), encoding.Segment("b", 2, (7,), 32)], 64)
+        encoding.decode_params(bad + bytes(size))
 
 
 def test_the_format_document_lists_every_opcode_and_type() -> None:
@@ -96,4 +97,4 @@ def test_the_format_document_lists_every_opcode_and_type() -> None:
         assert f"| 0x{op.code:02x} | `{op.mnemonic}` | {op.engine} |" in doc, op.mnemonic
     for code, name, dtype in isa.DTYPES:
         assert f"| {code} | `{name}` | {dtype.itemsize} |" in doc, name
-    assert f"fixed-size records of {isa.RECORD_SIZE} bytes" in doc
+    assert f"fixed-size records of {encoding.RECORD_SIZE} bytes" in doc

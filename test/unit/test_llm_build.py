@@ -14,12 +14,12 @@ import pytest
 from rich.console import Console
 
 from axc.axmodel import read_axmodel
-from axc.build import target
-from axc.build.check import CHECK_REPORT, check_layers
-from axc.build.driver import build
-from axc.build.log import BuildLog
-from axc.build.options import BuildOptions, from_args, parser
-from axc.build.runtime_files import EMBED_FILENAME
+from axc.llm_build import target
+from axc.llm_build.check import CHECK_REPORT, check_layers
+from axc.llm_build.driver import build
+from axc.llm_build.log import BuildLog
+from axc.llm_build.options import BuildOptions, from_args, parser
+from axc.llm_build.runtime_files import EMBED_FILENAME
 from axc.errors import AxcError
 from axc.sim.session import AxModelSession
 
@@ -161,7 +161,7 @@ def test_not_enough_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     import shutil as shutil_module
 
     real = shutil_module.disk_usage
-    monkeypatch.setattr("axc.build.validate.shutil.disk_usage", lambda p: real(p)._replace(free=1000))
+    monkeypatch.setattr("axc.llm_build.validate.shutil.disk_usage", lambda p: real(p)._replace(free=1000))
     with pytest.raises(AxcError, match=r"not enough disk for .* the build needs about .* MiB, 0 MiB are free"):
         build(options(FIXTURE, tmp_path / "out"), quiet())
     assert not (tmp_path / "out").exists()
@@ -267,7 +267,7 @@ def test_parallel_build_is_identical(built: Path, tmp_path: Path) -> None:
 
 def test_spawned_workers_build_the_same_files(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers get only text and numbers, so a `spawn` pool (no inherited state) works too."""
-    monkeypatch.setattr("axc.build.layers.START_METHOD", "spawn")
+    monkeypatch.setattr("axc.llm_build.layers.START_METHOD", "spawn")
     result = build(options(FIXTURE, tmp_path / "spawn", parallel=2), quiet())
     name = "qwen2_p8_l1_together.axmodel"
     assert read_axmodel(result.directory / name).params == read_axmodel(built / name).params

@@ -13,7 +13,7 @@ from axc.binding import store_for
 from axc.dialects import make_context, npu
 from axc.errors import AxcError
 from axc.frontend.hf_import import import_hf
-from axc.hostloop import MASKED
+from axc.runtime_contract import MASKED
 from axc.interpreters.npu import minimum_read_bytes, traffic_ratio
 from axc.interpreters.runner import ModuleRunner
 from axc.params import ParamStore

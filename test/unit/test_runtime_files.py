@@ -9,7 +9,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
-from axc.build.runtime_files import (
+from axc.llm_build.runtime_files import (
     EMBED_FILENAME,
     GREEDY_POST_CONFIG,
     write_runtime_files,
@@ -44,7 +44,7 @@ def test_embedding_rounds_to_nearest_even(tmp_path: Path) -> None:
     # 1 + 2^-8 + 2^-9 lies above the bf16 midpoint: RNE rounds up, truncation would not.
     values = np.array([[1 + 2**-8 + 2**-9, 1 + 2**-8, -(1 + 3 * 2**-9)]], np.float32)
     save_file({"model.embed_tokens.weight": values}, str(tmp_path / "model.safetensors"))
-    from axc.build.runtime_files import write_embedding
+    from axc.llm_build.runtime_files import write_embedding
 
     out = tmp_path / "out"
     out.mkdir()

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from axc.binding import store_for
-from axc.build.runtime_files import write_embedding
-from axc.codegen import isa
+from axc.llm_build.runtime_files import write_embedding
+from axc import isa
 from axc.codegen.emit import find_model, to_axmodel, write_model_files
-from axc.codegen.isa import Instr, Loop, Operand, Program
+from axc.isa import Instr, Loop, Operand, Program
 from axc.codegen.schedule import schedule
 from axc.errors import AxcError
 from axc.hostloop import HostLoop

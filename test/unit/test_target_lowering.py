@@ -14,7 +14,7 @@ import pytest
 
 from axc.axmodel import read_axmodel, write_axmodel
 from axc.binding import store_for
-from axc.codegen import isa
+from axc import isa
 from axc.codegen.disasm import disassemble, save_params
 from axc.codegen.emit import find_model, to_axmodel
 from axc.codegen.payload import load_payload

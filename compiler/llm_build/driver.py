@@ -11,13 +11,13 @@ from typing import Any
 
 import axc
 from axc.binding import store_for
-from axc.build import target
-from axc.build.layers import LayerResult, layer_pool, pipeline_text, prepare
-from axc.build.log import BuildLog
-from axc.build.options import BuildOptions
-from axc.build.runtime_files import layer_filename, post_filename, write_json, write_runtime_files
-from axc.build.staging import MARKER, staged_directory
-from axc.build.validate import BuildPlan, describe_needs, validate
+from axc.llm_build import target
+from axc.llm_build.layers import LayerResult, layer_pool, pipeline_text, prepare
+from axc.llm_build.log import BuildLog
+from axc.llm_build.options import BuildOptions
+from axc.llm_build.runtime_files import layer_filename, post_filename, write_json, write_runtime_files
+from axc.llm_build.staging import MARKER, staged_directory
+from axc.llm_build.validate import BuildPlan, describe_needs, validate
 from axc.frontend.gptq import open_checkpoint
 
 REPORT = MARKER

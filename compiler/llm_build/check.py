@@ -27,11 +27,11 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from axc.accuracy import AccuracyReport, Agreement, LayerAccuracy, LogitsAccuracy, RecordingExecutor, max_prompt_len
-from axc.build import target
-from axc.build.driver import BuildResult
-from axc.build.layers import run_passes, structure_specs
-from axc.build.log import BuildLog
-from axc.build.runtime_files import write_json
+from axc.llm_build import target
+from axc.llm_build.driver import BuildResult
+from axc.llm_build.layers import run_passes, structure_specs
+from axc.llm_build.log import BuildLog
+from axc.llm_build.runtime_files import write_json
 from axc.dialects.axc import set_module_scopes
 from axc.errors import AxcError
 from axc.frontend.gptq import open_checkpoint

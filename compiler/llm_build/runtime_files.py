@@ -19,9 +19,9 @@ import numpy as np
 from axc.frontend.config import ModelConfig
 from axc.frontend.hf_import import embedding_key
 from axc.params import Checkpoint
-from axc.textio import atomic_output
+from axc.runtime_contract import EMBED_FILENAME, layer_filename, post_filename
+from axc.atomic import atomic_output
 
-EMBED_FILENAME = "model.embed_tokens.weight.bfloat16.bin"
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -47,14 +47,6 @@ GREEDY_POST_CONFIG = {
 ROWS_PER_CHUNK = 8192
 
 
-def layer_filename(model_type: str, prefill_len: int, layer: int) -> str:
-    return f"{model_type}_p{prefill_len}_l{layer}_together.axmodel"
-
-
-def post_filename(model_type: str) -> str:
-    return f"{model_type}_post.axmodel"
-
-
 def write_embedding(checkpoint: Checkpoint, out_dir: Path) -> Path:
     """Write the embedding table as raw bf16 (round to nearest even), chunk by chunk."""
     table = checkpoint.get(embedding_key(checkpoint))
@@ -74,7 +66,7 @@ def runtime_config(config: ModelConfig, prefill_len: int, tokenizer_file: str | 
         "model_name": config.model_name,
         "tokenizer_type": config.model_type,
         "url_tokenizer_model": tokenizer_file or "",
-        "template_filename_axmodel": f"{config.model_type}_p{prefill_len}_l%d_together.axmodel",
+        "template_filename_axmodel": layer_filename(config.model_type, prefill_len, 0).replace("_l0_", "_l%d_"),
         "axmodel_num": config.num_hidden_layers,
         "filename_post_axmodel": post_filename(config.model_type),
         "filename_tokens_embed": EMBED_FILENAME,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from axc.codegen import isa
-from axc.codegen.isa import Instr, Program
+from axc import isa
+from axc.isa import Instr, Program
 from axc.errors import AxcError
 from axc.targets import TargetDescriptor, check_weight_type
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from axc.errors import AxcError
-from axc.textio import current_umask
+from axc.atomic import current_umask
 
 MARKER = "build_report.json"
 """Written last into every complete build; an existing output without it is not replaced."""

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from axc.build.options import BuildOptions
-from axc.build.runtime_files import EMBED_FILENAME, TOKENIZER_FILES
+from axc.llm_build.options import BuildOptions
+from axc.llm_build.runtime_files import EMBED_FILENAME, TOKENIZER_FILES
 from axc.frontend.hf_import import EMBED_KEYS
-from axc.build.staging import check_replaceable, check_writable, existing_ancestor
+from axc.llm_build.staging import check_replaceable, check_writable, existing_ancestor
 from axc.errors import AxcError
 from axc.frontend.checkpoint_check import check_checkpoint
 from axc.frontend.config import ModelConfig, load_config

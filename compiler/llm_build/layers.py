@@ -27,9 +27,9 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import PassPipeline
 
 from axc.binding import store_for
-from axc.build import target
-from axc.build.runtime_files import layer_filename
-from axc.build.validate import BuildPlan
+from axc.llm_build import target
+from axc.llm_build.runtime_files import layer_filename
+from axc.llm_build.validate import BuildPlan
 from axc.dialects import make_context
 from axc.dialects.axc import ParamAttr, set_module_scopes
 from axc.frontend.config import ModelConfig, load_config
