@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 DEMO_OUT ?= out/demo
 
-.PHONY: test lit pytest venv clean demo
+.PHONY: test imports lit pytest venv clean demo
 
 venv: $(STAMP)
 
@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml setup.py
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/python test/lint_imports.py
 	$(BIN)/lit -sv test
 	$(BIN)/pytest -n 2 test/unit
+
+# The package floors of pyproject.toml's [tool.importlinter] (docs/architecture.md).
+imports: $(STAMP)
+	$(BIN)/python test/lint_imports.py
 
 lit: $(STAMP)
 	$(BIN)/lit -sv test
