@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from axc.hostloop import GroupLayout, HostLoop, LayerExecutor, capacity
+from axc.hostloop import GroupLayout, HostLoop, LayerExecutor
 
 
 @dataclass(frozen=True)
@@ -174,14 +174,6 @@ class RecordingExecutor:
 
     def post(self, hidden: np.ndarray) -> np.ndarray:
         return self.executor.post(hidden)
-
-
-def max_prompt_len(layout: GroupLayout) -> int:
-    """The longest prompt the prefill groups can take (chunks start at multiples of prefill_len)."""
-    if layout.prefill_len == 0:
-        return layout.kv_cache_len
-    seen = max(capacity(history) for history in layout.histories[1:])
-    return min(seen // layout.prefill_len * layout.prefill_len + layout.prefill_len, layout.kv_cache_len)
 
 
 def teacher_forced_logits(

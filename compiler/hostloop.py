@@ -31,13 +31,32 @@ class LayerExecutor(Protocol):
 
 @dataclass(frozen=True)
 class GroupLayout:
-    """The shape groups of a built model: `histories[0]` is the decode group's cache."""
+    """The shape groups of a built model (the vendor's ladder): `histories[0]` is the
+    decode group's cache, `histories[1]` is 0 (a prefill chunk with no history, whose
+    `K_cache`/`V_cache` are a `[1, 1, hidden_size]` dummy), then one history per
+    `--last_kv_cache_len` value."""
 
     num_layers: int
     kv_dim: int
     kv_cache_len: int
     prefill_len: int
     histories: tuple[int, ...]
+    hidden_size: int
+
+    def prefill_group(self, cached: int) -> int:
+        """The first prefill group whose history covers `cached` tokens, as the runtime picks."""
+        for group in range(1, len(self.histories)):
+            if self.histories[group] >= cached:
+                return group
+        raise ValueError(f"no prefill group can see {cached} cached tokens (histories {list(self.histories[1:])})")
+
+    @property
+    def max_prompt_len(self) -> int:
+        """The longest prompt the prefill groups can take (chunks start at multiples of prefill_len)."""
+        if self.prefill_len == 0:
+            return self.kv_cache_len
+        seen = max(self.histories[1:])
+        return min(seen // self.prefill_len * self.prefill_len + self.prefill_len, self.kv_cache_len)
 
 
 @dataclass
@@ -61,12 +80,7 @@ class HostLoop:
         self.v_cache[:] = 0
 
     def prefill_group(self, cached: int) -> int:
-        for group in range(1, len(self.layout.histories)):
-            if capacity(self.layout.histories[group]) >= cached:
-                return group
-        raise ValueError(
-            f"no prefill group can see {cached} cached tokens (histories {self.layout.histories[1:]})"
-        )
+        return self.layout.prefill_group(cached)
 
     def prefill(self, token_ids: np.ndarray) -> np.ndarray:
         """Run the prompt in `prefill_len` chunks; the hidden states `[n, hidden]` of its tokens."""
@@ -93,12 +107,11 @@ class HostLoop:
         mask[0, :, :cached] = 0.0
         mask[0, :, history:][np.tril(np.ones((tokens, tokens), bool))] = 0.0
         indices = (cached + np.arange(tokens, dtype=np.uint32))[None, :]
+        dummy = np.zeros((1, 1, layout.hidden_size), np.float32)
         for layer in range(layout.num_layers):
-            k_hist = np.zeros((1, history, layout.kv_dim), np.float32)
-            v_hist = np.zeros((1, history, layout.kv_dim), np.float32)
-            visible = min(cached, history)
-            k_hist[0, :visible] = self.k_cache[layer, :visible]
-            v_hist[0, :visible] = self.v_cache[layer, :visible]
+            # Rows [cached, history) are masked; the history-0 group's dummy is never read.
+            k_hist = self.k_cache[layer, :history][None] if history else dummy
+            v_hist = self.v_cache[layer, :history][None] if history else dummy
             out = self.executor.run_layer(
                 layer,
                 group,
@@ -162,7 +175,3 @@ class HostLoop:
             generated.append(token)
         return generated
 
-
-def capacity(history: int) -> int:
-    """Cached tokens a prefill group with `history` rows can see (a 1-row group is a dummy)."""
-    return 0 if history <= 1 else history

@@ -109,18 +109,19 @@ def attention(
     q: Array,
     k: Array,
     v: Array,
-    k_cache: Array,
-    v_cache: Array,
+    k_cache: Array | None,
+    v_cache: Array | None,
     mask: Array,
     num_heads: int,
     num_kv_heads: int,
     head_dim: int,
     scale: float,
 ) -> Array:
-    """Grouped-query attention of `T` new tokens over `S` cached plus the new rows."""
+    """Grouped-query attention of `T` new tokens over `S` cached plus the new rows
+    (no cache: the new rows alone)."""
     tokens = q.shape[1]
-    keys = np.concatenate([k_cache[0], k[0]], axis=0).reshape(-1, num_kv_heads, head_dim)
-    values = np.concatenate([v_cache[0], v[0]], axis=0).reshape(-1, num_kv_heads, head_dim)
+    keys = (k[0] if k_cache is None else np.concatenate([k_cache[0], k[0]], axis=0)).reshape(-1, num_kv_heads, head_dim)
+    values = (v[0] if v_cache is None else np.concatenate([v_cache[0], v[0]], axis=0)).reshape(-1, num_kv_heads, head_dim)
     group = num_heads // num_kv_heads
     queries = q[0].reshape(tokens, num_kv_heads, group, head_dim)
     scores = np.einsum("tkgd,skd->kgts", queries, keys) * np.float32(scale)

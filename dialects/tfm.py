@@ -33,6 +33,7 @@ from xdsl.irdl import (
     prop_def,
     result_def,
     traits_def,
+    var_operand_def,
 )
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
@@ -241,21 +242,34 @@ class AttentionOp(TfmOp):
     """Grouped-query attention over `concat(cache, new)` keys with an additive mask.
 
     `q [1, T, H*d]`, `k`/`v [1, T, Hkv*d]`, `k_cache`/`v_cache [1, S, Hkv*d]`,
-    `mask [1, T, S+T]` → `[1, T, H*d]`.
+    `mask [1, T, S+T]` → `[1, T, H*d]`. Without the two cache operands the keys are the
+    new rows alone (a history-0 prefill group) and the mask is `[1, T, T]`:
+
+    ```mlir
+    %a = tfm.attention %q, %k, %v, %mask {...} : (tensor<1x8x64xf32>, tensor<1x8x32xf32>,
+        tensor<1x8x32xf32>, tensor<1x8x8xf32>) -> tensor<1x8x64xf32>
+    ```
     """
 
     name = "tfm.attention"
     query = operand_def(TensorType)
     key = operand_def(TensorType)
     value = operand_def(TensorType)
-    key_cache = operand_def(TensorType)
-    value_cache = operand_def(TensorType)
+    caches = var_operand_def(TensorType)
     mask = operand_def(TensorType)
     result = result_def(TensorType)
     num_heads = prop_def(IntegerAttr)
     num_kv_heads = prop_def(IntegerAttr)
     head_dim = prop_def(IntegerAttr)
     scale = prop_def(FloatAttr)
+
+    @property
+    def key_cache(self) -> SSAValue | None:
+        return self.caches[0] if self.caches else None
+
+    @property
+    def value_cache(self) -> SSAValue | None:
+        return self.caches[1] if self.caches else None
 
     def verify_(self) -> None:
         heads, kv_heads = self.num_heads.value.data, self.num_kv_heads.value.data
@@ -264,15 +278,19 @@ class AttentionOp(TfmOp):
             raise self.fail(
                 f"num_heads {heads} must be a positive multiple of num_kv_heads {kv_heads}"
             )
+        if len(self.caches) not in (0, 2):
+            raise self.fail(f"takes a key and a value cache or none, got {len(self.caches)} cache operands")
         q = shape_of(self.query)
         tokens = q[1] if len(q) == 3 else DYNAMIC_INDEX
         self.expect_shape("query", q, (1, tokens, heads * head_dim))
         for what, value in (("key", self.key), ("value", self.value)):
             self.expect_shape(what, shape_of(value), (1, tokens, kv_heads * head_dim))
-        cache = shape_of(self.key_cache)
-        self.expect_shape("key_cache", cache, (1, DYNAMIC_INDEX, kv_heads * head_dim))
-        self.expect_shape("value_cache", shape_of(self.value_cache), cache)
-        history = cache[1]
+        history = 0
+        if self.caches:
+            cache = shape_of(self.caches[0])
+            self.expect_shape("key_cache", cache, (1, DYNAMIC_INDEX, kv_heads * head_dim))
+            self.expect_shape("value_cache", shape_of(self.caches[1]), cache)
+            history = cache[1]
         total = (
             history + tokens
             if DYNAMIC_INDEX not in (history, tokens)

@@ -1,16 +1,19 @@
 """`specialize-groups`: one function per shape group, with the runtime's I/O contract.
 
-Each symbolic decoder-layer function `@layer_i` becomes `@layer_i_g0` (decode: one
-token over `kv-cache-len` cached rows) and `@layer_i_g<k>` for k = 1..N (prefill chunks of
-`prefill-len` tokens). Prefill group k serves chunks that end at most at
-`last-kv-cache-len[k-1]` tokens, so it sees `last - prefill-len` history rows (a one-row
-masked dummy when that is 0). The post function gets one token (logits stay fp32). Boundary tensors take the
-runtime's dtypes (bf16, indices ui32) through `tfm.cast`:
+The vendor's ladder (`pulsar2 llm_build`, ax-llm's board log): each symbolic decoder-layer
+function `@layer_i` becomes `@layer_i_g0` (decode: one token over `kv-cache-len` cached
+rows), `@layer_i_g1` (a prefill chunk of `prefill-len` tokens with no history: its
+`K_cache`/`V_cache` are a `[1, 1, hidden]` dummy that is never read, its mask `[1, P, P]`)
+and `@layer_i_g<1+j>` for each `last-kv-cache-len` value h_j (a chunk over h_j cached rows,
+mask `[1, P, h_j + P]`). The post function gets one token (logits stay fp32). Boundary
+tensors take the runtime's dtypes (bf16, indices ui32) through `tfm.cast`:
 
 ```mlir
 func.func @layer_0_g0(%K_cache: tensor<1x1023x128xbf16>, ..., %mask: tensor<1x1x1024xbf16>)
     -> (tensor<1x1x128xbf16>, tensor<1x1x128xbf16>, tensor<1x1x896xbf16>)
     attributes {axc.group = 0 : i64, axc.history = 1023 : i64, axc.tokens = 1 : i64, ...}
+func.func @layer_0_g1(%K_cache: tensor<1x1x896xbf16>, ..., %mask: tensor<1x128x128xbf16>) ...
+    attributes {axc.group = 1 : i64, axc.history = 0 : i64, axc.tokens = 128 : i64, ...}
 ```
 """
 
@@ -55,7 +58,8 @@ class ShapeGroup:
 def shape_groups(
     kv_cache_len: int, prefill_len: int, last_kv_cache_len: tuple[int, ...]
 ) -> list[ShapeGroup]:
-    """The decode group and one prefill group per `last_kv_cache_len` value."""
+    """Decode, the history-0 prefill group, then one prefill group per `last_kv_cache_len`
+    value whose history is that value (the vendor's ladder)."""
     if kv_cache_len <= 0:
         raise AxcError(f"kv-cache-len must be positive, got {kv_cache_len}")
     if prefill_len < 0 or prefill_len > kv_cache_len:
@@ -67,19 +71,19 @@ def shape_groups(
         if last_kv_cache_len:
             raise AxcError("last-kv-cache-len needs a prefill-len > 0")
         return groups
-    lasts = last_kv_cache_len or (prefill_len,)
-    for previous, last in zip((0, *lasts), lasts):
-        if last <= previous:
+    for previous, history in zip((0, *last_kv_cache_len), last_kv_cache_len):
+        if history <= previous:
             raise AxcError(
-                f"last-kv-cache-len values must be strictly increasing, got {list(lasts)}"
+                "last-kv-cache-len values must be strictly increasing and at least 1, "
+                f"got {list(last_kv_cache_len)}"
             )
-        if not prefill_len <= last <= kv_cache_len:
+        if history + prefill_len > kv_cache_len:
             raise AxcError(
-                f"last-kv-cache-len {last} must be in [prefill-len = {prefill_len}, "
-                f"kv-cache-len = {kv_cache_len}]"
+                f"last-kv-cache-len {history} + prefill-len {prefill_len} exceeds "
+                f"kv-cache-len = {kv_cache_len}"
             )
-    for index, last in enumerate(lasts, start=1):
-        groups.append(ShapeGroup(index, prefill_len, max(last - prefill_len, 1)))
+    for index, history in enumerate((0, *last_kv_cache_len), start=1):
+        groups.append(ShapeGroup(index, prefill_len, history))
     return groups
 
 
@@ -110,10 +114,13 @@ def specialize(
     name: str,
     input_shapes: list[tuple[int, ...]],
     cast_outputs: bool = True,
+    history_free: bool = False,
 ) -> func.FuncOp:
     """Clone `function` with static `input_shapes`, casting at the boundary."""
     clone = function.clone()
     clone.sym_name = StringAttr(name)
+    if history_free:
+        drop_history(clone)
     block = clone.body.block
     first = block.first_op
     assert first is not None
@@ -123,7 +130,7 @@ def specialize(
         internal = TensorType(arg_type.get_element_type(), shape)
         external = boundary_type(arg_type, shape)
         new_arg = Rewriter.replace_value_with_new_type(arg, external)
-        if external != internal:
+        if external != internal and new_arg.uses:
             cast = tfm.CastOp.create(operands=[new_arg], result_types=[internal])
             new_arg.replace_uses_with_if(cast.results[0], lambda use: use.operation is not cast)
             Rewriter.insert_op(cast, InsertPoint.before(first))
@@ -148,17 +155,40 @@ def specialize(
 
 
 def layer_input_shapes(function: func.FuncOp, group: ShapeGroup) -> list[tuple[int, ...]]:
-    """K_cache, V_cache, indices, input, mask shapes of one group."""
+    """K_cache, V_cache, indices, input, mask shapes of one group (a history-0 group's
+    caches are the runtime's `[1, 1, hidden]` dummy)."""
     inputs = function.function_type.inputs.data
     kv_dim = tfm.shape_of(inputs[0])[-1]
     hidden = tfm.shape_of(inputs[3])[-1]
     t, s = group.tokens, group.history
-    return [(1, s, kv_dim), (1, s, kv_dim), (1, t), (1, t, hidden), (1, t, s + t)]
+    cache = (1, s, kv_dim) if s else (1, 1, hidden)
+    return [cache, cache, (1, t), (1, t, hidden), (1, t, s + t)]
+
+
+def drop_history(function: func.FuncOp) -> None:
+    """Attention over the new rows alone: the cache inputs stay in the signature, unread."""
+    cache_args = set(function.body.block.args[:2])
+    for op in list(function.body.walk()):
+        if isinstance(op, tfm.AttentionOp) and set(op.caches) <= cache_args and op.caches:
+            replacement = tfm.AttentionOp.create(
+                operands=[op.query, op.key, op.value, op.mask],
+                result_types=[op.result.type],
+                properties=dict(op.properties),
+                attributes=dict(op.attributes),
+            )
+            Rewriter.replace_op(op, replacement)
+    for arg in cache_args:
+        if arg.uses:
+            raise AxcError(
+                f"@{function.sym_name.data}: the K/V cache is read outside attention; "
+                "a history-0 group cannot be made"
+            )
 
 
 @dataclass(frozen=True)
 class SpecializeGroups(ModulePass):
-    """Make the decode group and one prefill group per history length."""
+    """Make the decode group, the history-0 prefill group and one prefill group per
+    `last-kv-cache-len` value (its history)."""
 
     name: ClassVar[str] = "specialize-groups"
 
@@ -178,6 +208,7 @@ class SpecializeGroups(ModulePass):
                         function,
                         f"{function.sym_name.data}_g{group.index}",
                         layer_input_shapes(function, group),
+                        history_free=group.kind == "prefill" and group.history == 0,
                     )
                     clone.attributes["axc.group"] = IntegerAttr(group.index, i64)
                     clone.attributes["axc.tokens"] = IntegerAttr(group.tokens, i64)

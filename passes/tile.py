@@ -682,13 +682,15 @@ class FunctionLowering:
         group = op.num_heads.value.data // kv_heads
         scale = op.scale.value.data
         q, k_new, v_new = (self.tensor(v) for v in (op.query, op.key, op.value))
-        k_cache, v_cache, mask = (self.ddr_of(v) for v in (op.key_cache, op.value_cache, op.mask))
+        caches = [self.ddr_of(v) for v in op.caches]  # none in a history-0 group
+        mask = self.ddr_of(op.mask)
         out = self.result(op.result)
         tokens = q.rows
-        history = npu.ddr_shape(k_cache)[1]
+        history = npu.ddr_shape(caches[0])[1] if caches else 0
+        cache_element = npu.element_of(caches[0]) if caches else k_new.element
         width, total, qd = kv_heads * d, history + tokens, group * d
         shape = AttentionShape(
-            tokens, history, kv_heads, group, d, npu.element_of(k_cache), npu.element_of(mask),
+            tokens, history, kv_heads, group, d, cache_element, npu.element_of(mask),
             tuple(t.element for t in (k_new, v_new) if t.home == DDR),
             q.element if q.home == DDR else None,
             out.element if out.home == DDR else None,
@@ -699,9 +701,9 @@ class FunctionLowering:
         if st < history and st > self.budget.gran_n:
             st -= st % self.budget.gran_n
         cols = max(st, sn)
-        cache_element = npu.element_of(k_cache)
-        kt = self.em.alloc((st, d), cache_element, name="k")
-        vt = self.em.alloc((st, d), cache_element, name="v")
+        if history:
+            kt = self.em.alloc((st, d), cache_element, name="k")
+            vt = self.em.alloc((st, d), cache_element, name="v")
         scores = self.em.alloc((group, tq, cols), f32, name="scores")
         m_run = self.em.alloc((group, tq, 1), f32, name="max")
         l_run = self.em.alloc((group, tq, 1), f32, name="sum")
@@ -745,7 +747,7 @@ class FunctionLowering:
 
                 def cache_tile(t0: Affine, ns: int) -> None:
                     keys, values = rows(kt, d, 0, ns), rows(vt, d, 0, ns)
-                    for source, tile in ((k_cache, keys), (v_cache, values)):
+                    for source, tile in zip(caches, (keys, values)):
                         self.em.access(npu.DmaLoadOp, {"src": rows(source, width, t0, ns, h * d, d), "dst": tile})
                     step(keys, values, t0, ns)
 
@@ -759,7 +761,8 @@ class FunctionLowering:
                             self.em.access(npu.DmaLoadOp, {"src": t.at(t0, ns, h * d, d), "dst": pair[-1]})
                     step(pair[0], pair[1], t0 + history, ns)
 
-                self.em.tiles(history, st, cache_tile, "t")
+                if history:
+                    self.em.tiles(history, st, cache_tile, "t")
                 self.em.tiles(tokens, sn, new_tile, "u")
                 o_base, o_offset, o_stride = (ot, Affine(), qd) if ot is not None else (out.value, q0 * out.cols + h * qd, out.cols)
                 assert o_base is not None

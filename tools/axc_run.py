@@ -62,7 +62,7 @@ def load_inputs(specs: list[str]) -> dict[str, np.ndarray]:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from axc.accuracy import max_prompt_len, print_report, record
+    from axc.accuracy import print_report, record
     from axc.accuracy import compare as compare_to
     from axc.interpreters.executor import ModuleExecutor
     from axc.textio import read_module
@@ -72,7 +72,7 @@ def compare(args: argparse.Namespace) -> None:
         raise AxcError(
             f"{args.file} and {args.compare} have different shape groups; run specialize-groups with the same options"
         )
-    longest = max_prompt_len(reference.layout)
+    longest = reference.layout.max_prompt_len
     prompt_len = args.prompt_len if args.prompt_len is not None else min(args.tokens * 3 // 4, longest)
     if not 0 < prompt_len <= min(args.tokens, longest) or args.tokens > reference.layout.kv_cache_len:
         raise AxcError(

@@ -29,13 +29,15 @@ def group_layout(module: ModuleOp) -> GroupLayout:
         for op in module.ops
         if isinstance(op, func.FuncOp) and op.sym_name.data == "layer_0_g0"
     )
-    kv_dim = layer0.function_type.inputs.data[0].get_shape()[-1]  # type: ignore[attr-defined]
+    inputs = layer0.function_type.inputs.data
+    kv_dim = inputs[0].get_shape()[-1]  # type: ignore[attr-defined]
     return GroupLayout(
         num_layers=int_attr(module, "axc.num_layers"),
         kv_dim=kv_dim,
         kv_cache_len=int_attr(module, "axc.kv_cache_len"),
         prefill_len=int_attr(module, "axc.prefill_len"),
         histories=tuple(h.value.data for h in histories.data),  # type: ignore[attr-defined]
+        hidden_size=inputs[3].get_shape()[-1],  # type: ignore[attr-defined]
     )
 
 

@@ -280,13 +280,17 @@ def size(count: int) -> str:
 
 def minimum_read_bytes(function: func.FuncOp, store: ParamStore) -> int:
     """The DDR bytes a call must read at least: every parameter it names and every input,
-    each once, in their stored types (the denominator of the traffic ratio)."""
+    each once, in their stored types (the denominator of the traffic ratio); an input the
+    function never reads (a history-0 group's dummy cache) counts nothing."""
     params = {op.param for op in function.body.walk() if isinstance(op, ParamOp)}
     total = sum(
         int(np.prod(store.shape(p.scope.data, p.key.data))) * store.dtype(p.scope.data, p.key.data).itemsize
         for p in params
     )
-    for type_ in function.function_type.inputs.data:
+    for arg in function.body.block.args:
+        type_ = arg.type
+        if not arg.uses:
+            continue
         assert isinstance(type_, TensorType)
         total += int(np.prod(type_.get_shape())) * sem.storage_dtype(type_.get_element_type()).itemsize
     return total

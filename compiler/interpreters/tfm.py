@@ -82,7 +82,9 @@ class TfmFunctions(InterpreterFunctions):
 
     @impl(tfm.AttentionOp)
     def run_attention(self, interpreter: Interpreter, op: tfm.AttentionOp, args: tuple[Any, ...]):
-        return self.results(op, kernels.attention(*map(fp32, args), **attention_props(op)))
+        q, k, v, *caches, mask = map(fp32, args)
+        k_cache, v_cache = caches or (None, None)
+        return self.results(op, kernels.attention(q, k, v, k_cache, v_cache, mask, **attention_props(op)))
 
     @impl(tfm.ActOp)
     def run_act(self, interpreter: Interpreter, op: tfm.ActOp, args: tuple[Any, ...]):

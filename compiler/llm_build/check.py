@@ -19,14 +19,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from axc.accuracy import AccuracyReport, Agreement, LayerAccuracy, LogitsAccuracy, RecordingExecutor, max_prompt_len
+from axc.accuracy import AccuracyReport, Agreement, LayerAccuracy, LogitsAccuracy, RecordingExecutor
 from axc.llm_build import target
 from axc.llm_build.driver import BuildResult
 from axc.llm_build.layers import run_passes, structure_specs
@@ -96,7 +96,7 @@ class Replay:
 def check_sequence(layout: GroupLayout, vocab: int) -> tuple[np.ndarray, np.ndarray]:
     """Random tokens: a prompt that uses every prefill group, then decode steps."""
     rng = np.random.default_rng(SEED)
-    longest = max_prompt_len(layout) if layout.prefill_len else min(DECODE_ONLY_PROMPT, layout.kv_cache_len - DECODE_STEPS)
+    longest = layout.max_prompt_len if layout.prefill_len else min(DECODE_ONLY_PROMPT, layout.kv_cache_len - DECODE_STEPS)
     prompt_len = min(longest, layout.kv_cache_len - DECODE_STEPS)
     steps = min(DECODE_STEPS, layout.kv_cache_len - prompt_len)
     tokens = rng.integers(0, vocab, prompt_len + steps)
@@ -117,7 +117,7 @@ def check_layer(
     agreement per shape group, and the reference outputs (the next layer's inputs)."""
     layout = simulator.layout
     recorder = RecordingExecutor(LayerSlice(reference_runner(result, layer), layer, inputs))
-    loop = HostLoop(recorder, GroupLayout(1, layout.kv_dim, layout.kv_cache_len, layout.prefill_len, layout.histories))
+    loop = HostLoop(recorder, replace(layout, num_layers=1))
     loop.prefill(prompt)
     for token in decode:
         loop.decode_hidden(int(token))
@@ -274,7 +274,7 @@ def check_prompt(result: BuildResult, log: BuildLog) -> PromptRun:
     prompt = [int(t) for t in tokenizer(plan.options.prompt)["input_ids"]]
     simulator = target.open_simulator(result.directory)
     layout = simulator.layout
-    limit = max_prompt_len(layout)
+    limit = layout.max_prompt_len
     if not 0 < len(prompt) <= limit or len(prompt) >= layout.kv_cache_len:
         raise AxcError(
             f"--prompt is {len(prompt)} tokens; this build takes 1..{min(limit, layout.kv_cache_len - 1)} "

@@ -74,8 +74,8 @@ def parser(prog: str = "axc-llm-build") -> ArgumentParser:
     p.add_argument("--prompt", default="1+1=", help="prompt of -c 2 (default '1+1=')")
     p.add_argument(
         "--last_kv_cache_len", type=int, nargs="+", action="extend", default=[],
-        help="one prefill group per value, for chunks ending at most there (history value - prefill_len); "
-        "repeat the flag or list several values",
+        help="one prefill group per value, whose history (cached rows) is that value, beside the "
+        "history-0 group; strictly increasing, value + prefill_len <= kv_cache_len; repeat the flag or list several values",
     )
     p.add_argument("--npu_mode", choices=NPU_MODES, default="NPU1", type=str.upper, help="NPU cores per model (default NPU1)")
     p.add_argument(

@@ -90,13 +90,16 @@ def check_lengths(options: BuildOptions) -> tuple[ShapeGroup, ...]:
         raise AxcError(f"--prefill_len {prefill} exceeds --kv_cache_len {kv}; the prefill chunk must fit in the cache")
     if lasts and prefill == 0:
         raise AxcError("--last_kv_cache_len needs --prefill_len > 0 (prefill groups are chunks of prefill_len tokens)")
-    for previous, last in zip((0, *lasts), lasts):
-        if last > kv:
-            raise AxcError(f"--last_kv_cache_len {last} exceeds --kv_cache_len {kv}")
-        if last < prefill:
-            raise AxcError(f"--last_kv_cache_len {last} is below --prefill_len {prefill}; a group sees at least one chunk")
-        if last <= previous:
+    for previous, history in zip((0, *lasts), lasts):
+        if history < 1:
+            raise AxcError(f"--last_kv_cache_len {history} must be at least 1 (the history-0 group is always built)")
+        if history <= previous:
             raise AxcError(f"--last_kv_cache_len values must be strictly increasing, got {list(lasts)}")
+        if history + prefill > kv:
+            raise AxcError(
+                f"--last_kv_cache_len {history} + --prefill_len {prefill} = {history + prefill} exceeds "
+                f"--kv_cache_len {kv}; the chunk's rows are written after the history into the decode cache"
+            )
     return tuple(shape_groups(kv, prefill, lasts))
 
 

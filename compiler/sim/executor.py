@@ -56,7 +56,8 @@ class AxModelExecutor:
         groups = first.model.groups
         specs = [{t.name: t for t in (*g.inputs, *g.outputs)} for g in groups]
         try:
-            histories = tuple(s["K_cache"].shape[1] for s in specs)
+            # As the runtime classifies groups: history = mask columns - tokens.
+            histories = tuple(s["mask"].shape[-1] - s["indices"].shape[-1] for s in specs)
             hidden = specs[0]["input"].shape[-1]
             self.layout = GroupLayout(
                 num_layers=len(self.layer_files),
@@ -64,6 +65,7 @@ class AxModelExecutor:
                 kv_cache_len=histories[0],
                 prefill_len=specs[1]["indices"].shape[-1] if len(specs) > 1 else 0,
                 histories=histories,
+                hidden_size=hidden,
             )
         except (KeyError, IndexError):
             raise AxcError(f"{self.layer_files[0]}: the groups do not have the runtime's inputs and outputs") from None

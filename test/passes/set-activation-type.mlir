@@ -13,7 +13,8 @@
 // CHECK:        tfm.add {{.*}} -> tensor<1x1x16xf16>
 // CHECK:        %[[OUT:.*]] = tfm.add {{.*}} -> tensor<1x1x16xf16>
 // CHECK-NEXT:   func.return %{{.*}}, %{{.*}}, %[[OUT]] : tensor<1x1x8xf16>, tensor<1x1x8xf16>, tensor<1x1x16xf16>
-// CHECK:      func.func @layer_0_g1(%K_cache: tensor<1x1x8xf16>, %V_cache: tensor<1x1x8xf16>, %indices: tensor<1x4xui32>, %input: tensor<1x4x16xf16>, %mask: tensor<1x4x5xbf16>)
+// CHECK:      func.func @layer_0_g1(%K_cache: tensor<1x1x16xf16>, %V_cache: tensor<1x1x16xf16>, %indices: tensor<1x4xui32>, %input: tensor<1x4x16xf16>, %mask: tensor<1x4x4xbf16>)
+// CHECK:      func.func @layer_0_g2(%K_cache: tensor<1x4x8xf16>, %V_cache: tensor<1x4x8xf16>, %indices: tensor<1x4xui32>, %input: tensor<1x4x16xf16>, %mask: tensor<1x4x8xbf16>)
 // The logits stay fp32.
 // CHECK:      func.func @post(%input: tensor<1x1x16xf16>) -> tensor<1x1x32xf32>
 // CHECK-NEXT:   axc.param

@@ -6,7 +6,8 @@
 
 The inputs follow the runtime's contract (docs/pipeline.md, ax-llm-contract.md): a
 cache with `pos` filled rows, `-65536` = masked, the decode mask's last entry = current
-token; prefill group k sees `last_kv_cache_len[k-1] - prefill_len` cached rows.
+token; prefill group 1 has no history (its caches are a `[1, 1, hidden]` dummy) and group
+1+j sees `last_kv_cache_len[j-1]` cached rows.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from axc.textio import read_module
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "tiny-qwen2"
 BIN = Path(sys.executable).parent
 KV_CACHE_LEN, PREFILL_LEN, LASTS = 31, 8, (8, 16)
+HISTORIES = (KV_CACHE_LEN, 0, *LASTS)
 HIDDEN, KV_DIM = 16, 8  # tiny-qwen2: hidden_size 16, 1 KV head of 8
 MASKED = -65536.0
 
@@ -53,13 +55,15 @@ def contract_inputs(group: int, pos: int, seed: int = 0) -> dict[str, np.ndarray
     """One group's inputs: `pos` tokens already cached, then this step's tokens."""
     rng = np.random.default_rng(seed)
     tokens = 1 if group == 0 else PREFILL_LEN
-    history = KV_CACHE_LEN if group == 0 else max(LASTS[group - 1] - PREFILL_LEN, 1)
+    history = HISTORIES[group]
     cached = pos
-    assert cached <= (history if group == 0 else LASTS[group - 1] - PREFILL_LEN)
-    k_cache = np.zeros((1, history, KV_DIM), np.float32)
-    v_cache = np.zeros((1, history, KV_DIM), np.float32)
-    k_cache[:, :cached] = bf16_values(rng, (1, cached, KV_DIM))
-    v_cache[:, :cached] = bf16_values(rng, (1, cached, KV_DIM))
+    assert cached <= history
+    cache = (1, history, KV_DIM) if history else (1, 1, HIDDEN)
+    k_cache = np.zeros(cache, np.float32)
+    v_cache = np.zeros(cache, np.float32)
+    if history:
+        k_cache[:, :cached] = bf16_values(rng, (1, cached, KV_DIM))
+        v_cache[:, :cached] = bf16_values(rng, (1, cached, KV_DIM))
     mask = np.full((1, tokens, history + tokens), MASKED, np.float32)
     mask[:, :, :cached] = 0
     for row in range(tokens):
@@ -73,7 +77,10 @@ def contract_inputs(group: int, pos: int, seed: int = 0) -> dict[str, np.ndarray
     }
 
 
-CASES = [(0, "layer_0_g0", 5), (0, "layer_1_g0", 31), (1, "layer_0_g1", 0), (2, "layer_1_g2", 5), (2, "layer_0_g2", 8)]
+CASES = [
+    (0, "layer_0_g0", 5), (0, "layer_1_g0", 31), (1, "layer_0_g1", 0), (2, "layer_1_g2", 5), (2, "layer_0_g2", 8),
+    (3, "layer_0_g3", 16),
+]
 
 
 @pytest.mark.parametrize("group, func, pos", CASES, ids=[f"{f}-pos{p}" for _, f, p in CASES])
@@ -106,16 +113,10 @@ def test_axc_run_matches_module_runner(group: int, func: str, pos: int, groups: 
 def test_axc_run_inputs_follow_contract_shapes(groups: Path) -> None:
     """The function signatures of the groups are the contract's shapes."""
     runner = ModuleRunner(read_module(groups))
-    for group, last in enumerate((None, *LASTS)):
+    for group, history in enumerate(HISTORIES):
         tokens = 1 if group == 0 else PREFILL_LEN
-        history = KV_CACHE_LEN if last is None else max(last - PREFILL_LEN, 1)
+        cache = (1, history, KV_DIM) if history else (1, 1, HIDDEN)
         function = runner.function(f"layer_0_g{group}")
         shapes = [tuple(t.get_shape()) for t in function.function_type.inputs.data]
         assert runner.input_names(f"layer_0_g{group}") == ["K_cache", "V_cache", "indices", "input", "mask"]
-        assert shapes == [
-            (1, history, KV_DIM),
-            (1, history, KV_DIM),
-            (1, tokens),
-            (1, tokens, HIDDEN),
-            (1, tokens, history + tokens),
-        ]
+        assert shapes == [cache, cache, (1, tokens), (1, tokens, HIDDEN), (1, tokens, history + tokens)]

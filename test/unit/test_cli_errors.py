@@ -237,7 +237,7 @@ def test_opt_malformed_ir(text: str, position: str, message: str, tmp_path: Path
         ("specialize-groups{kv-cache-len=abc}", ("specialize-groups", "abc")),
         ("no-such-pass", ("unknown pass 'no-such-pass'", "specialize-groups")),
         ("specialize-groups{", ("malformed pass pipeline",)),
-        ("specialize-groups{kv-cache-len=31 prefill-len=8 last-kv-cache-len=4}", ("last-kv-cache-len 4",)),
+        ("specialize-groups{kv-cache-len=31 prefill-len=8 last-kv-cache-len=24}", ("last-kv-cache-len 24 + prefill-len 8 exceeds",)),
     ],
     ids=["unknown-option", "bad-value", "unknown-pass", "malformed-pipeline", "bad-group"],
 )

@@ -112,7 +112,8 @@ def vocab_mismatch(model: Path) -> None:
     [
         (["--kv_cache_len", "15", "--prefill_len", "32"], None, ("--prefill_len 32 exceeds --kv_cache_len 15",)),
         (["--kv_cache_len", "31", "--prefill_len", "8", "--last_kv_cache_len", "16", "--last_kv_cache_len", "8"], None, ("strictly increasing", "[16, 8]")),
-        (["--kv_cache_len", "31", "--prefill_len", "8", "--last_kv_cache_len", "64"], None, ("--last_kv_cache_len 64 exceeds --kv_cache_len 31",)),
+        (["--kv_cache_len", "31", "--prefill_len", "8", "--last_kv_cache_len", "24"], None, ("--last_kv_cache_len 24 + --prefill_len 8 = 32 exceeds --kv_cache_len 31",)),
+        (["--kv_cache_len", "31", "--prefill_len", "8", "--last_kv_cache_len", "0"], None, ("--last_kv_cache_len 0 must be at least 1",)),
         (["--last_kv_cache_len", "8"], None, ("--last_kv_cache_len needs --prefill_len > 0",)),
         (["--chip", "AX620E", "-w", "fp8_e4m3"], None, ("AX620E cannot store fp8_e4m3 decoder weights", "-w s8")),
         (["--chip", "AX620E", "--npu_mode", "NPU3"], None, ("AX620E has no npu_mode 'NPU3'",)),
@@ -124,7 +125,7 @@ def vocab_mismatch(model: Path) -> None:
         (["--chip", "AX700"], None, ("argument --chip: invalid choice: 'AX700'",)),
         (["--parallel", "0"], None, ("--parallel 0 must be at least 1",)),
     ],
-    ids=["prefill>kv", "not-increasing", "last>kv", "last-without-prefill", "chip-dtype", "npu-mode",
+    ids=["prefill>kv", "not-increasing", "history+prefill>kv", "history-0", "last-without-prefill", "chip-dtype", "npu-mode",
          "layer-count", "dtype", "vocab", "topk", "no-tokenizer", "chip", "parallel"],
 )
 def test_validation_errors(tmp_path: Path, flags: list[str], breaks, fragments: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
@@ -210,13 +211,31 @@ def test_output_directory(built: Path) -> None:
     assert json.loads((built / "post_config.json").read_text())["top_k"] == 1
 
 
+def declared_ladder(path: Path) -> list[dict[str, tuple[int, ...]]]:
+    """Every group's declared shapes by tensor name, as the runtime reads them."""
+    return [{t.name: t.shape for t in (*g.inputs, *g.outputs)} for g in read_axmodel(path).groups]
+
+
+def ladder_row(tokens: int, cache: tuple[int, ...], mask: int, kv_dim: int, hidden: int) -> dict[str, tuple[int, ...]]:
+    return {
+        "K_cache": cache, "V_cache": cache, "indices": (1, tokens), "input": (1, tokens, hidden), "mask": (1, tokens, mask),
+        "K_cache_out": (1, tokens, kv_dim), "V_cache_out": (1, tokens, kv_dim), "output": (1, tokens, hidden),
+    }
+
+
 def test_layer_files_follow_the_runtime_contract(built: Path) -> None:
     model = read_axmodel(built / "qwen2_p8_l1_together.axmodel")
-    assert [g.name for g in model.groups] == ["decode", "prefill_1", "prefill_8"]
-    decode = {t.name: t for t in model.groups[0].inputs}
-    assert decode["K_cache"].shape == (1, 31, 8) and decode["mask"].shape == (1, 1, 32)
-    assert [(t.name, t.dtype) for t in model.groups[2].outputs] == [("K_cache_out", "bf16"), ("V_cache_out", "bf16"), ("output", "bf16")]
-    assert model.groups[2].inputs[0].shape == (1, 8, 8)
+    assert [g.name for g in model.groups] == ["decode", "prefill_0", "prefill_8", "prefill_16"]
+    assert declared_ladder(built / "qwen2_p8_l1_together.axmodel") == [
+        ladder_row(1, (1, 31, 8), 32, 8, 16),
+        ladder_row(8, (1, 1, 16), 8, 8, 16),  # history 0: a [1, 1, hidden] dummy, mask [1, P, P]
+        ladder_row(8, (1, 8, 8), 16, 8, 16),
+        ladder_row(8, (1, 16, 8), 24, 8, 16),
+    ]
+    for group in model.groups:
+        assert [t.name for t in group.inputs] == ["K_cache", "V_cache", "indices", "input", "mask"]
+        assert [(t.name, t.dtype) for t in group.outputs] == [("K_cache_out", "bf16"), ("V_cache_out", "bf16"), ("output", "bf16")]
+        assert [t.dtype for t in group.inputs] == ["bf16", "bf16", "uint32", "bf16", "bf16"]
     assert model.metadata["chip"] == "AX650" and json.loads(model.metadata["build_options"])["kv_cache_len"] == 31
     post = read_axmodel(built / "qwen2_post.axmodel")
     assert [(t.name, t.shape) for t in post.groups[0].outputs] == [("output", (1, 1, 32))]
@@ -225,20 +244,22 @@ def test_layer_files_follow_the_runtime_contract(built: Path) -> None:
 def test_build_report(built: Path) -> None:
     report = json.loads((built / "build_report.json").read_text())
     assert report["options"]["last_kv_cache_len"] == [8, 16]
-    assert report["effective"]["weight_type"] == "s8" and report["effective"]["histories"] == [31, 1, 8]
+    assert report["effective"]["weight_type"] == "s8" and report["effective"]["histories"] == [31, 0, 8, 16]
     assert "lower-to-ax650" in report["effective"]["pipeline"]
     for stage in ("validate", "prepare", "decode layers", "post layer", "runtime files"):
         assert report["timings_s"][stage] >= 0
     assert report["files"]["qwen2_p8_l0_together.axmodel"] == (built / "qwen2_p8_l0_together.axmodel").stat().st_size
     groups = report["predictions"]["layers"]["layer_0"]
-    assert [g["label"] for g in groups] == ["decode", "prefill_1", "prefill_8"]
+    assert [g["label"] for g in groups] == ["decode", "prefill_0", "prefill_8", "prefill_16"]
     assert all(g["latency_ms"] > 0 for g in groups) and report["predictions"]["model"]["decode_ms_per_token"] > 0
+    chunks = report["predictions"]["model"]["prefill_ms_per_chunk"]
+    assert list(chunks) == ["prefill_0", "prefill_8", "prefill_16"] and all(ms > 0 for ms in chunks.values())
 
 
 def test_layer_check_report(built: Path) -> None:
     report = json.loads((built / CHECK_REPORT).read_text())
     rows = {(r["layer"], r["group"]) for r in report["layers"]}
-    assert rows == {(layer, group) for layer in range(2) for group in range(3)}
+    assert rows == {(layer, group) for layer in range(2) for group in range(4)}
     assert report["worst_layer_cosine"] > 0.999
     assert report["logits"]["top1_agreement"] == 1.0
 
@@ -254,6 +275,20 @@ def test_layers_are_rebound_not_copied(built: Path) -> None:
     inputs["mask"][0, 0, -1] = 0
     outputs = [s.run(0, inputs)["output"] for s in sessions]
     assert not np.allclose(outputs[0], outputs[1])
+
+
+def test_seed_command_gives_the_vendor_ladder(tmp_path: Path) -> None:
+    """The seed's flags (`--kv_cache_len 1023 --prefill_len 128 --last_kv_cache_len 128 256
+    384 512`) give the 6 groups of the vendor's board log (`grp: 1 -> 1, 2 -> 128, 3 -> 256,
+    4 -> 384, 5 -> 512` prefill plus decode), read from the emitted file's declared shapes."""
+    flags = SEED_FLAGS[:-4]  # without "-c 1 --parallel 8": the shapes are the point here
+    proc = run_tool("axc-llm-build", "--input_path", FIXTURE, "--output_path", tmp_path / "seed", *flags, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    kv_dim, hidden = 8, 16
+    expected = [ladder_row(1, (1, 1023, kv_dim), 1024, kv_dim, hidden), ladder_row(128, (1, 1, hidden), 128, kv_dim, hidden)]
+    expected += [ladder_row(128, (1, h, kv_dim), h + 128, kv_dim, hidden) for h in (128, 256, 384, 512)]
+    for layer in range(2):
+        assert declared_ladder(tmp_path / "seed" / f"qwen2_p128_l{layer}_together.axmodel") == expected
 
 
 def test_parallel_build_is_identical(built: Path, tmp_path: Path) -> None:

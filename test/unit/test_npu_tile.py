@@ -161,9 +161,9 @@ def test_prefill_moves_little_more_than_its_bytes(tiny_model_dir, target: str, o
     """A layer whose prefill activations do not all stay on chip still moves close to every
     weight, KV, input and output byte once: linears keep the activation block resident or
     take wide N tiles rather than re-reading spilled activations per weight tile."""
-    module = quant_module(tiny_model_dir("qwen2-wide"), "s8", hidden="bf16", kv=63, prefill=32, lasts=(32, 48))
+    module = quant_module(tiny_model_dir("qwen2-wide"), "s8", hidden="bf16", kv=63, prefill=32, lasts=(16, 31))
     lowered = lower(module, target, ocm)
-    groups = ["layer_0_g0", "layer_0_g1", "layer_0_g2"]
+    groups = ["layer_0_g0", "layer_0_g1", "layer_0_g2", "layer_0_g3"]
     expected, actual, runner = run_all(module, lowered, groups)
     for e, a in zip(expected, actual):
         assert np.max(np.abs(e - a)) <= 2**-6 * np.max(np.abs(e))
@@ -172,7 +172,7 @@ def test_prefill_moves_little_more_than_its_bytes(tiny_model_dir, target: str, o
     store = store_for(module)
     ratios = {g: traffic_ratio(runner.function(g), runner.npu.counters[g], store) for g in groups}
     assert ratios["layer_0_g0"] <= 1.05, ratios
-    assert max(ratios["layer_0_g1"], ratios["layer_0_g2"]) <= 1.5, ratios
+    assert max(ratios["layer_0_g1"], ratios["layer_0_g2"], ratios["layer_0_g3"]) <= 1.5, ratios
 
 
 def test_layers_are_lowered_once_and_rebound(tiny_model_dir) -> None:

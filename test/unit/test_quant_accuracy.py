@@ -85,7 +85,7 @@ def test_layer_and_logit_accuracy(reference, family: str, weight_type: str) -> N
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*-gptq-*")))
 def test_gptq_logits_match_the_gptq_tool(name: str) -> None:
     directory = FIXTURES / name
-    module = build(directory, ImportGptq(), groups=dict(kv_cache_len=16, prefill_len=16, last_kv_cache_len=(16,)))
+    module = build(directory, ImportGptq(), groups=dict(kv_cache_len=16, prefill_len=16, last_kv_cache_len=()))
     executor = ModuleExecutor(module)
     logits = teacher_forced_logits(executor, executor.layout, np.arange(1, 17), prompt_len=16)
     tool = LogitsAccuracy.of(logits, np.load(directory / "reference_logits.npy")[0])

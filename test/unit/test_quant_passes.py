@@ -39,14 +39,15 @@ def layer_inputs(
     rng = np.random.default_rng(seed)
     function = runner.function(name)
     shapes = [t.get_shape() for t in function.function_type.inputs.data]  # type: ignore[attr-defined]
-    if shapes[3][1] > 0:
-        tokens, history = shapes[3][1], shapes[0][1]
     kv, hidden = shapes[0][-1], shapes[3][-1]
+    cache = (1, history, kv)
+    if shapes[3][1] > 0:  # specialised: a history-0 group's caches are a [1, 1, hidden] dummy
+        tokens, history, cache = shapes[3][1], shapes[4][2] - shapes[3][1], tuple(shapes[0])
     mask = np.zeros((1, tokens, history + tokens), np.float32)
     mask[0, :, history:][np.triu(np.ones((tokens, tokens), bool), 1)] = -65536.0
     return {
-        "K_cache": rng.normal(size=(1, history, kv)).astype(np.float32),
-        "V_cache": rng.normal(size=(1, history, kv)).astype(np.float32),
+        "K_cache": rng.normal(size=cache).astype(np.float32),
+        "V_cache": rng.normal(size=cache).astype(np.float32),
         "indices": (history + np.arange(tokens, dtype=np.uint32))[None],
         "input": rng.normal(size=(1, tokens, hidden)).astype(np.float32),
         "mask": mask,

@@ -63,7 +63,7 @@ def test_host_loop_over_the_binaries_matches_the_npu_level(built) -> None:
 def test_session_reuses_its_plans_and_counts(built) -> None:
     module, target, _ = built
     session = AxModelSession(to_axmodel(find_model(target, "layer_0"), store_for(target)))
-    assert session.group_count() == 3
+    assert session.group_count() == 4
     assert session.input_names(0) == ["K_cache", "V_cache", "indices", "input", "mask"]
     assert session.output_names(2) == ["K_cache_out", "V_cache_out", "output"]
     inputs = group_inputs(functions(module)["layer_0_g0"], 0)

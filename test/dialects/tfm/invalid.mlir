@@ -60,6 +60,24 @@
 
 // -----
 
+// Without caches (a history-0 group) the mask covers the new rows only.
+%q = axc.param <"m"::"q"> : tensor<1x2x64xf32>
+%k = axc.param <"m"::"k"> : tensor<1x2x32xf32>
+%m = axc.param <"m"::"m"> : tensor<1x2x3xf32>
+%a = tfm.attention %q, %k, %k, %m {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 0.25 : f64} : (tensor<1x2x64xf32>, tensor<1x2x32xf32>, tensor<1x2x32xf32>, tensor<1x2x3xf32>) -> tensor<1x2x64xf32>
+// CHECK: 'tfm.attention' op mask has shape 1x2x3, expected 1x2x2
+
+// -----
+
+%q = axc.param <"m"::"q"> : tensor<1x2x64xf32>
+%k = axc.param <"m"::"k"> : tensor<1x2x32xf32>
+%c = axc.param <"m"::"c"> : tensor<1x6x32xf32>
+%m = axc.param <"m"::"m"> : tensor<1x2x8xf32>
+%a = tfm.attention %q, %k, %k, %c, %m {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 0.25 : f64} : (tensor<1x2x64xf32>, tensor<1x2x32xf32>, tensor<1x2x32xf32>, tensor<1x6x32xf32>, tensor<1x2x8xf32>) -> tensor<1x2x64xf32>
+// CHECK: 'tfm.attention' op takes a key and a value cache or none, got 1 cache operands
+
+// -----
+
 %x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
 %y = axc.param <"m"::"y"> : tensor<1x4x32xf32>
 %s = tfm.add %x, %y : (tensor<1x4x64xf32>, tensor<1x4x32xf32>) -> tensor<1x4x64xf32>

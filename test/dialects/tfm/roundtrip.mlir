@@ -14,6 +14,7 @@ builtin.module {
     %k = tfm.linear %h, %wk : (tensor<1x?x64xbf16>, tensor<32x64xbf16>) -> tensor<1x?x32xbf16>
     %qr = tfm.rope %q, %idx {num_heads = 4 : i64, head_dim = 16 : i64, rotary_dim = 8 : i64, theta = 5.0e+05 : f64, scaling = "llama3", factor = 8.0 : f64, original_max_positions = 8192 : i64} : (tensor<1x?x64xbf16>, tensor<1x?xui32>) -> tensor<1x?x64xbf16>
     %a = tfm.attention %qr, %k, %k, %kc, %vc, %mask {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 0.25 : f64} : (tensor<1x?x64xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x?xbf16>) -> tensor<1x?x64xbf16>
+    %a0 = tfm.attention %qr, %k, %k, %mask {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 0.25 : f64} : (tensor<1x?x64xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x?xbf16>) -> tensor<1x?x64xbf16>
     %s = tfm.act %a {kind = "gelu_tanh"} : (tensor<1x?x64xbf16>) -> tensor<1x?x64xbf16>
     %m = tfm.mul %s, %hl : (tensor<1x?x64xbf16>, tensor<1x?x64xbf16>) -> tensor<1x?x64xbf16>
     %o = tfm.add %m, %x : (tensor<1x?x64xbf16>, tensor<1x?x64xbf16>) -> tensor<1x?x64xbf16>
@@ -30,6 +31,7 @@ builtin.module {
 // CHECK-NEXT: %k = tfm.linear %h, %wk : (tensor<1x?x64xbf16>, tensor<32x64xbf16>) -> tensor<1x?x32xbf16>
 // CHECK-NEXT: %qr = tfm.rope %q, %idx {num_heads = 4 : i64, head_dim = 16 : i64, rotary_dim = 8 : i64, theta = 5.000000e+05 : f64, scaling = "llama3", factor = 8.000000e+00 : f64, original_max_positions = 8192 : i64}
 // CHECK-NEXT: %a = tfm.attention %qr, %k, %k, %kc, %vc, %mask {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 2.500000e-01 : f64}
+// CHECK-NEXT: %a0 = tfm.attention %qr, %k, %k, %mask {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 2.500000e-01 : f64} : (tensor<1x?x64xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x?xbf16>) -> tensor<1x?x64xbf16>
 // CHECK-NEXT: %s = tfm.act %a {kind = "gelu_tanh"}
 // CHECK-NEXT: %m = tfm.mul %s, %hl
 // CHECK-NEXT: %o = tfm.add %m, %x
@@ -38,3 +40,4 @@ builtin.module {
 
 // CHECK-GENERIC: "tfm.rms_norm"(%x, %w) <{eps = 1.000000e-06 : f64}>
 // CHECK-GENERIC: "tfm.attention"(%qr, %k, %k, %kc, %vc, %mask)
+// CHECK-GENERIC: "tfm.attention"(%qr, %k, %k, %mask)
