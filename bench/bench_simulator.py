@@ -34,7 +34,7 @@ PREFILL = 128
 
 def build(model: Path, out: Path, chip: str, kv: int) -> float:
     """Build `model` with `axc-llm-build -c 0` (the vendor's example groups); wall seconds."""
-    lasts = [str(n * PREFILL) for n in range(1, 5) if n * PREFILL <= kv]
+    lasts = [str(n * PREFILL) for n in range(1, 5) if (n + 1) * PREFILL <= kv]
     command = [
         str(Path(sys.executable).with_name("axc-llm-build")),
         "--input_path", str(model), "--output_path", str(out), "--chip", chip,
