@@ -1,4 +1,4 @@
-"""Calibrate the cost model's one free parameter per chip and predict the published rows.
+"""Fit the cost model's parameters per chip on the published rows and predict every row.
 
     python bench/calibrate_cost_model.py [--write-descriptors] [--write-doc] [--models NAME ...]
 
@@ -13,11 +13,17 @@ shapes only, so a model's figures are `layers x layer + post`:
     decode tok/s = 1 / (L * latency(layer, decode group) + latency(post))
     TTFT         = L * latency(layer, first prefill group) + latency(post)
 
-`ddr_efficiency` (DDR bandwidth x efficiency is what DMA streams at) is the only free
-parameter. It is solved per chip on ONE figure, Qwen2.5-0.5B w8a16 decode: 32 tok/s on
-AX650N and 10.3 tok/s on AX630C; every other row is a prediction (never fitted per model).
-`--write-descriptors` stores the two values in compiler/targets/descriptors.py,
-`--write-doc` the table in docs/performance.md.
+Per chip family, three numbers come from the published rows:
+- `ddr_efficiency` (DDR bandwidth x efficiency is what DMA streams at) reproduces ONE decode
+  figure, Qwen2.5-0.5B w8a16: 32 tok/s on AX650N, 10.3 tok/s on AX630C (bisection);
+- `half_rate` (the matrix engine's effective 16-bit MAC rate, a fraction of INT8) and
+  `token_s` (a fixed cost per token of every group call: a 128-token prefill layer pays it
+  128 times, a decode step once per layer) minimise the relative squared TTFT error over
+  every published TTFT row of the family (least squares);
+the two steps alternate until both settle. Each TTFT row is also predicted by a fit that
+leaves it out (leave-one-out). "before" is the prior: `half_rate` 1/4, no fixed cost.
+`--write-descriptors` stores the values in compiler/targets/descriptors.py, `--write-doc`
+the tables in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -26,19 +32,30 @@ import argparse
 import dataclasses
 import json
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import ml_dtypes
 import numpy as np
+
+if TYPE_CHECKING:
+    from axc.isa import Program
+    from axc.targets import TargetDescriptor
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PREFILL = 128
 NPU_MODE = "NPU1"
 """Pulsar2's documented default npu_mode; the published rows do not say otherwise."""
+PRIOR_HALF_RATE = 0.25
+"""The matrix rate before fitting: 1/4 of INT8, as a 16-bit multiply costs four 8-bit ones."""
+LATTICE = 1.005
+"""Resolution of the matrix-rate search: `half_rate = PRIOR_HALF_RATE * LATTICE**k`."""
+COARSE = range(-140, 421, 20)
+"""The first sweep of `k`: `half_rate` from 0.12 to 2.0."""
 
 
 @dataclass(frozen=True)
@@ -174,10 +191,11 @@ def write_shape(name: str, shape: Shape) -> Path:
 class Built:
     """The command streams of one build (cost depends on nothing else)."""
 
-    target: object
-    decode: object
-    prefill: object
-    post: object
+    target: TargetDescriptor
+    decode: Program
+    prefill: Program
+    post: Program
+    prefill_tokens: int
     seconds: float
 
 
@@ -197,6 +215,7 @@ def build(model: str, chip: str, weight: str, group: int | None, kv: int) -> Bui
     from axc.passes.set_activation_type import SetActivationType
     from axc.passes.specialize_groups import SpecializeGroups
     from axc.passes.tile import Tile
+    from axc.sim.cost import group_tokens
     from axc.targets import get_target
 
     start = time.perf_counter()
@@ -220,81 +239,248 @@ def build(model: str, chip: str, weight: str, group: int | None, kv: int) -> Bui
         write_axmodel(path, to_axmodel(find_model(module, unit), store))
         payloads[unit] = read_payload(str(path))
     layer, post = payloads["layer_0"], payloads["post"]
-    return Built(target, layer.programs[0], layer.programs[1], post.programs[0], time.perf_counter() - start)
+    return Built(
+        target, layer.programs[0], layer.programs[1], post.programs[0], group_tokens(layer.model.groups[1]),
+        time.perf_counter() - start,
+    )
 
 
-def predict(built: Built, layers: int, efficiency: float) -> tuple[float, float]:
-    """(decode tok/s, TTFT ms) at `efficiency`."""
+@dataclass(frozen=True)
+class Params:
+    """The cost model's fitted parameters of one chip family."""
+
+    half_rate: float
+    ddr_efficiency: float
+    token_s: float
+
+    def target(self, built: Built) -> TargetDescriptor:
+        from axc.targets import with_fitted
+
+        return with_fitted(built.target, self.half_rate, self.ddr_efficiency, self.token_s)
+
+
+def predict(built: Built, layers: int, params: Params) -> tuple[float, float]:
+    """(decode tok/s, TTFT ms) of a `layers`-layer model."""
     from axc.sim.cost import estimate
 
-    target = dataclasses.replace(built.target, ddr_efficiency=efficiency)
+    target = params.target(built)
     decode = estimate(built.decode, target).latency_s
-    prefill = estimate(built.prefill, target).latency_s
+    prefill = estimate(built.prefill, target, built.prefill_tokens).latency_s
     post = estimate(built.post, target).latency_s
     return 1.0 / (layers * decode + post), (layers * prefill + post) * 1e3
 
 
-def calibrate(built: Built, layers: int, tok_s: float) -> float:
+def calibrate_ddr(built: Built, layers: int, tok_s: float, params: Params) -> float:
     """The efficiency at which the model decodes at `tok_s` (bisection; latency falls with it)."""
     low, high = 0.01, 1.0
-    if predict(built, layers, high)[0] < tok_s:
+    if predict(built, layers, dataclasses.replace(params, ddr_efficiency=high))[0] < tok_s:
         return high
     for _ in range(40):
         mid = (low + high) / 2
-        if predict(built, layers, mid)[0] < tok_s:
+        if predict(built, layers, dataclasses.replace(params, ddr_efficiency=mid))[0] < tok_s:
             low = mid
         else:
             high = mid
     return high
 
 
+def half_rate(k: int) -> float:
+    return PRIOR_HALF_RATE * LATTICE**k
+
+
+@dataclass
+class PrefillFit:
+    """Least squares of the TTFT rows of one chip over (half_rate, token_s), `ddr_efficiency` fixed.
+
+    For a matrix rate on the lattice `half_rate(k)` the replayed TTFT without the fixed cost
+    is `A_i(k) = L_i * prefill_i(k) + post_i(k)`; the fixed cost enters linearly, `TTFT_i =
+    A_i(k) + n_i * t` with `n_i = L_i * T + 1` token-calls (T prefill tokens per layer, one
+    for post), so the `t >= 0` minimising the relative squared error is closed-form and only
+    `k` is searched (a coarse sweep, then single lattice steps).
+    """
+
+    rows: list[Row]
+    builds: dict[tuple, Built]
+    ddr_efficiency: float
+    replays: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def replay(self, k: int) -> np.ndarray:
+        if k not in self.replays:
+            from axc.sim.cost import estimate
+
+            params = Params(half_rate(k), self.ddr_efficiency, 0.0)
+            values = []
+            for row in self.rows:
+                built = self.builds[row.build]
+                target = params.target(built)
+                prefill = estimate(built.prefill, target, built.prefill_tokens).latency_s
+                values.append((SHAPES[row.model].layers * prefill + estimate(built.post, target).latency_s) * 1e3)
+            self.replays[k] = np.asarray(values)
+        return self.replays[k]
+
+    def calls(self) -> np.ndarray:
+        """Token-calls of each row's TTFT: `L * T` in the layers and one in post."""
+        return np.asarray([SHAPES[r.model].layers * self.builds[r.build].prefill_tokens + 1 for r in self.rows], float)
+
+    def solve(self, k: int, keep: np.ndarray) -> tuple[float, float]:
+        """(relative squared error, fixed cost per token in ms) at lattice point `k` over the rows in `keep`."""
+        replay, calls = self.replay(k)[keep], self.calls()[keep]
+        published = np.asarray([r.ttft_ms for r in self.rows], float)[keep]
+        w = 1.0 / published**2
+        fixed = max(0.0, float(np.sum(w * calls * (published - replay)) / np.sum(w * calls * calls)))
+        return float(np.sum(w * (replay + calls * fixed - published) ** 2)), fixed
+
+    def predict(self, k: int, fixed_ms: float, i: int) -> float:
+        return float(self.replay(k)[i] + self.calls()[i] * fixed_ms)
+
+    def fit(self, keep: np.ndarray, start: int | None = None) -> tuple[int, float, float]:
+        """(lattice point, fixed cost per token in ms, rms relative error) of the least-squares fit on `keep`."""
+        if start is None:
+            start = min(COARSE, key=lambda k: self.solve(k, keep)[0])
+        best = start
+        for step in (1, -1):
+            while self.solve(best + step, keep)[0] < self.solve(best, keep)[0]:
+                best += step
+        sse, fixed = self.solve(best, keep)
+        return best, fixed, (sse / int(keep.sum())) ** 0.5
+
+
+@dataclass
+class FamilyFit:
+    """One chip family's parameters before (prior matrix rate, no fixed cost) and after the fit."""
+
+    before: Params
+    after: Params
+    rows: list[Row]
+    rms: float
+    loo: dict[Row, float]
+    rounds: int
+
+
+def fit_family(family: str, rows: list[Row], builds: dict[tuple, Built]) -> FamilyFit:
+    """Alternate the decode calibration of `ddr_efficiency` and the TTFT least squares until both settle."""
+    calibration = CALIBRATION[family]
+    anchor, layers, tok_s = builds[calibration.build], SHAPES[calibration.model].layers, float(calibration.tok_s or 0)
+    params = Params(PRIOR_HALF_RATE, 0.0, 0.0)
+    params = dataclasses.replace(params, ddr_efficiency=calibrate_ddr(anchor, layers, tok_s, params))
+    before = params
+    ttft_rows = [r for r in rows if r.ttft_ms is not None and r.build in builds]
+    start: int | None = None
+    for rounds in range(1, 7):
+        fit = PrefillFit(ttft_rows, builds, params.ddr_efficiency)
+        keep = np.ones(len(ttft_rows), bool)
+        k, fixed_ms, rms = fit.fit(keep, start)
+        fitted = Params(half_rate(k), params.ddr_efficiency, fixed_ms / 1e3)
+        fitted = dataclasses.replace(fitted, ddr_efficiency=calibrate_ddr(anchor, layers, tok_s, fitted))
+        settled = k == start and abs(fitted.ddr_efficiency - params.ddr_efficiency) < 1e-4
+        params, start = fitted, k
+        if settled:
+            break
+    loo: dict[Row, float] = {}
+    for i, row in enumerate(ttft_rows):  # refit without row i, predict row i
+        keep = np.arange(len(ttft_rows)) != i
+        k_i, fixed_i, _ = fit.fit(keep, start)
+        loo[row] = fit.predict(k_i, fixed_i, i)
+    return FamilyFit(before, params, ttft_rows, rms, loo, rounds)
+
+
 def error(predicted: float, published: float | None) -> str:
     return "" if published is None else f"{(predicted - published) / published * 100:+.0f}%"
 
 
-def table(results: list[tuple[Row, float, float]]) -> str:
+@dataclass(frozen=True)
+class Result:
+    """One row's predictions before and after the fit (NaN: the build failed)."""
+
+    row: Row
+    before: tuple[float, float]  # (decode tok/s, TTFT ms)
+    after: tuple[float, float]
+    loo_ttft: float | None
+
+
+def table(results: list[Result]) -> str:
     lines = [
-        "| model | chip | weights | KV | TTFT ms published | TTFT ms predicted | error | decode tok/s published | decode tok/s predicted | error | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | chip | weights | KV | TTFT ms published | before | error | fitted | error | leave-one-out | error "
+        "| decode tok/s published | before | error | after | error | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row, tok_s, ttft in results:
+    for r in results:
+        row = r.row
         weights = f"{row.weight}{' g' + str(row.group) if row.group else ''}"
-        if tok_s != tok_s:  # NaN: the build failed
-            lines.append(
-                f"| {row.label} | {row.chip} | {weights} | {row.kv} | {row.ttft_ms if row.ttft_ms is not None else '-'} | - | | "
-                f"{row.tok_s if row.tok_s is not None else '-'} | - | | build fails (see below) |"
-            )
+        ttft = row.ttft_ms if row.ttft_ms is not None else "-"
+        tok = row.tok_s if row.tok_s is not None else "-"
+        if r.after[0] != r.after[0]:  # NaN: the build failed
+            lines.append(f"| {row.label} | {row.chip} | {weights} | {row.kv} | {ttft} | - | | - | | - | | {tok} | - | | - | | build fails (see below) |")
             continue
+        loo = "" if r.loo_ttft is None else f"{r.loo_ttft:.0f} | {error(r.loo_ttft, row.ttft_ms)}"
         lines.append(
-            f"| {row.label} | {row.chip} | {weights} | {row.kv} | {row.ttft_ms if row.ttft_ms is not None else '-'} | "
-            f"{ttft:.0f} | {error(ttft, row.ttft_ms)} | {row.tok_s if row.tok_s is not None else '-'} | {tok_s:.1f} | "
-            f"{error(tok_s, row.tok_s)} | {row.note} |"
+            f"| {row.label} | {row.chip} | {weights} | {row.kv} | {ttft} | "
+            f"{r.before[1]:.0f} | {error(r.before[1], row.ttft_ms)} | {r.after[1]:.0f} | {error(r.after[1], row.ttft_ms)} | "
+            f"{loo or ' | '} | {tok} | {r.before[0]:.1f} | {error(r.before[0], row.tok_s)} | "
+            f"{r.after[0]:.1f} | {error(r.after[0], row.tok_s)} | {row.note} |"
         )
     return "\n".join(lines)
 
 
-def write_descriptors(efficiencies: dict[str, float]) -> None:
+def parameter_table(fits: dict[str, FamilyFit]) -> str:
+    from axc.targets import get_target
+
+    lines = [
+        "| chip family | `half_rate` (16-bit MACs / INT8) | 16-bit rate per core | `token_s` | `ddr_efficiency` "
+        "| TTFT rows fitted | rms error (fitted) | rms error (leave-one-out) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for family, fit in fits.items():
+        target = get_target(family)
+        per_core = target.matrix.peak_ops_per_s("s8") * fit.after.half_rate / 2e12
+        loo = np.asarray([(fit.loo[r] - r.ttft_ms) / r.ttft_ms for r in fit.rows])  # type: ignore[operator]
+        lines.append(
+            f"| {family} | {fit.after.half_rate:.3f} (prior {PRIOR_HALF_RATE:g}) | {per_core:.2f} TMAC/s "
+            f"| {fit.after.token_s * 1e6:.1f} us ({fit.after.token_s * PREFILL * 1e3:.2f} ms per {PREFILL}-token layer call) | {fit.after.ddr_efficiency:.4f} (before {fit.before.ddr_efficiency:.4f}) "
+            f"| {len(fit.rows)} | {fit.rms * 100:.1f}% | {float(np.sqrt(np.mean(loo**2))) * 100:.1f}% |"
+        )
+    return "\n".join(lines)
+
+
+def set_figure(text: str, family: str, name: str, value: float, why: str) -> str:
+    """`text` with `name=Assumed(value, why)` in `family`'s ChipSpec block."""
+    start = text.index(f'    "{family}": ChipSpec(')
+    end = text.index("\n    ),\n", start)
+    pattern = re.compile(r"(\n        " + name + r"=)Assumed\(\s*[0-9.e-]+,\s*\".*?\"\s*\)", re.S)
+    number = f"{value:.4f}" if value >= 1e-3 else f"{value:.4g}"
+    block, count = pattern.subn(lambda m: f'{m.group(1)}Assumed(\n            {number}, "{why}"\n        )', text[start:end])
+    assert count == 1, (family, name)
+    return text[:start] + block + text[end:]
+
+
+def write_descriptors(fits: dict[str, FamilyFit]) -> None:
     path = ROOT / "compiler" / "targets" / "descriptors.py"
     text = path.read_text()
-    for family, value in efficiencies.items():
+    for family, fit in fits.items():
         row = CALIBRATION[family]
-        why = f"calibrated (bench/calibrate_cost_model.py): {row.model} w8a16 decode {row.tok_s:g} tok/s on {row.chip}"
-        pattern = re.compile(r'(    "' + family + r'": ChipSpec\(.*?ddr_efficiency=)Assumed\(\s*[0-9.]+,\s*".*?"\s*\)', re.S)
-        text, count = pattern.subn(lambda m: f'{m.group(1)}Assumed(\n            {value:.4f}, "{why}"\n        )', text)
-        assert count == 1, family
+        rows = f"least squares on the {len(fit.rows)} published {family} TTFT rows"
+        text = set_figure(text, family, "half_rate", fit.after.half_rate, f"fitted (bench/calibrate_cost_model.py): {rows}")
+        text = set_figure(text, family, "token_s", fit.after.token_s, f"fitted (bench/calibrate_cost_model.py): {rows}")
+        text = set_figure(
+            text, family, "ddr_efficiency", fit.after.ddr_efficiency,
+            f"calibrated (bench/calibrate_cost_model.py): {row.model} w8a16 decode {row.tok_s:g} tok/s on {row.chip}",
+        )
     path.write_text(text)
+
+
+def replace_between(text: str, marker: str, body: str) -> str:
+    start, end = text.index(f"<!-- {marker} -->"), text.index(f"<!-- /{marker} -->")
+    return text[: start + len(f"<!-- {marker} -->")] + "\n" + body + "\n" + text[end:]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write-descriptors", action="store_true", help="store the calibrated efficiencies")
-    parser.add_argument("--write-doc", action="store_true", help="write the table into docs/performance.md")
+    parser.add_argument("--write-descriptors", action="store_true", help="store the fitted parameters")
+    parser.add_argument("--write-doc", action="store_true", help="write the tables into docs/performance.md")
     parser.add_argument("--models", nargs="*", help="only these models (default: all rows)")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from axc.targets import get_target
-
     from axc.errors import AxcError
+    from axc.targets import get_target
 
     rows = [r for r in ROWS if not args.models or r.model in args.models]
     builds: dict[tuple, Built] = {}
@@ -307,41 +493,52 @@ def main() -> None:
             except AxcError as error:  # reported in the table, as the vendor's `ocm alloc` failures are
                 failed[row.build] = str(error)
                 print(f"cannot build {row.build}: {error}", flush=True)
-    efficiencies: dict[str, float] = {}
-    for family, row in CALIBRATION.items():
-        if row.build in builds:
-            efficiencies[family] = calibrate(builds[row.build], SHAPES[row.model].layers, float(row.tok_s))  # type: ignore[arg-type]
-            print(f"{family}: ddr_efficiency = {efficiencies[family]:.4f} ({row.model} {row.chip} {row.tok_s} tok/s)")
+    fits: dict[str, FamilyFit] = {}
+    for family, calibration in CALIBRATION.items():
+        family_rows = [r for r in rows if get_target(r.chip).family == family]
+        if calibration.build in builds:
+            fits[family] = fit = fit_family(family, family_rows, builds)
+            a = fit.after
+            print(
+                f"{family}: half_rate = {a.half_rate:.4f}, token_s = {a.token_s * 1e6:.2f} us, "
+                f"ddr_efficiency = {a.ddr_efficiency:.4f} ({fit.rounds} rounds; TTFT rms {fit.rms * 100:.1f}%)",
+                flush=True,
+            )
     results = []
     for row in rows:
-        if row.build in failed:
-            results.append((row, float("nan"), float("nan")))
-            continue
         family = get_target(row.chip).family
-        efficiency = efficiencies.get(family, get_target(row.chip).ddr_efficiency)
-        tok_s, ttft = predict(builds[row.build], SHAPES[row.model].layers, efficiency)
-        results.append((row, tok_s, ttft))
+        if row.build in failed or family not in fits:
+            results.append(Result(row, (float("nan"),) * 2, (float("nan"),) * 2, None))  # type: ignore[arg-type]
+            continue
+        built, layers, fit = builds[row.build], SHAPES[row.model].layers, fits[family]
+        results.append(Result(row, predict(built, layers, fit.before), predict(built, layers, fit.after), fit.loo.get(row)))
     text = table(results)
     for key, reason in failed.items():
         text += f"\n\nBuild failure of {key[0]} on {key[1]}: `{reason}`"
+    parameters = parameter_table(fits)
+    print(parameters)
     print(text)
     (OUT / "cost_model.json").write_text(
         json.dumps(
             {
-                "ddr_efficiency": efficiencies,
                 "npu_mode": NPU_MODE,
-                "rows": [dict(dataclasses.asdict(r), predicted_tok_s=t, predicted_ttft_ms=f) for r, t, f in results],
+                "fits": {f: {"before": dataclasses.asdict(v.before), "after": dataclasses.asdict(v.after)} for f, v in fits.items()},
+                "rows": [
+                    dict(
+                        dataclasses.asdict(r.row), before_tok_s=r.before[0], before_ttft_ms=r.before[1],
+                        predicted_tok_s=r.after[0], predicted_ttft_ms=r.after[1], loo_ttft_ms=r.loo_ttft,
+                    )
+                    for r in results
+                ],
             },
             indent=2,
         )
     )
     if args.write_descriptors:
-        write_descriptors(efficiencies)
+        write_descriptors(fits)
     if args.write_doc:
         doc = ROOT / "docs" / "performance.md"
-        current = doc.read_text()
-        start, end = current.index("<!-- table -->"), current.index("<!-- /table -->")
-        doc.write_text(current[: start + len("<!-- table -->")] + "\n" + text + "\n" + current[end:])
+        doc.write_text(replace_between(replace_between(doc.read_text(), "calibration", parameters), "table", text))
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def write_outputs(outputs: dict[str, np.ndarray], out_dir: Path) -> None:
 
 
 def run_axmodel(args: argparse.Namespace) -> None:
-    from axc.sim.cost import estimate
+    from axc.sim.cost import estimate, group_tokens
     from axc.sim.session import AxModelSession
 
     if args.group is None or not args.output_dir:
@@ -108,7 +108,8 @@ def run_axmodel(args: argparse.Namespace) -> None:
     outputs = session.run(session.check_group(args.group), load_inputs(args.input))
     write_outputs(outputs, Path(args.output_dir))
     c = session.counters[args.group]
-    cost = estimate(session.payload.programs[args.group], session.payload.target)
+    payload = session.payload
+    cost = estimate(payload.programs[args.group], payload.target, group_tokens(payload.model.groups[args.group]))
     macs = ", ".join(f"{fmt} {n}" for fmt, n in sorted(c.macs.items())) or "0"
     print(
         f"counters: DDR read {c.ddr_read} B, DDR write {c.ddr_write} B, {c.dma_ops} DMAs, "

@@ -24,7 +24,7 @@ from axc.codegen.payload import read_payload
 from axc.dialects.axc import ParamAttr
 from axc.dialects.axtarget import ModelOpBase
 from axc.params import ParamStore
-from axc.sim.cost import estimate
+from axc.sim.cost import estimate, group_tokens
 from axc.sim.executor import AxModelExecutor
 from axc.sim.plan import WeightCache
 from axc.sim.session import AxModelSession
@@ -74,7 +74,7 @@ def predict(path: Path) -> list[GroupPrediction]:
     payload = read_payload(str(path))
     predictions = []
     for index, (group, program) in enumerate(zip(payload.model.groups, payload.programs)):
-        cost = estimate(program, payload.target)
+        cost = estimate(program, payload.target, group_tokens(group))
         busy = {engine: seconds * 1e3 for engine, seconds in cost.busy_s.items()}
         predictions.append(GroupPrediction(index, group.name, cost.latency_s * 1e3, cost.ddr_bytes, busy))
     return predictions

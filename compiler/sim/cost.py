@@ -12,12 +12,15 @@ target descriptor (no numerics):
   `ddr_bytes_per_s * ddr_efficiency` (the calibrated parameter). DDR moves whole
   `ddr_alignment`-byte bursts, so a strided box of short rows costs more than its bytes;
 - a matmul takes its MACs, padded to the matrix tile (`matmul_tile`), at the engine's
-  16-bit rate (weights are decoded to the activations' type: w8a16, w4a16);
+  16-bit rate (weights are decoded to the activations' type: w8a16, w4a16); that rate,
+  `half_rate` of INT8, is fitted;
 - a vector op takes `OPS_PER_ELEMENT[op] * elements` at the engine's rate for its widest
-  float type (fp32 at half rate).
+  float type (fp32 at half rate);
+- every call of a group costs `token_s` (fitted) per token it processes on top of its
+  replay: what the vendor's runtime and kernels pay per token row beyond bytes and MACs.
 
 ```python
-cost = estimate(payload.programs[0], payload.target)
+cost = estimate(payload.programs[1], payload.target, group_tokens(payload.model.groups[1]))
 cost.latency_s, cost.busy_s["dma"], cost.ddr_bytes
 ```
 """
@@ -28,7 +31,9 @@ import math
 from dataclasses import dataclass, field
 
 from axc import isa
+from axc.axmodel import GroupSpec
 from axc.isa import Instr, Loop, Node, Operand, Program
+from axc.runtime_contract import INPUT
 from axc.targets import TargetDescriptor
 
 DISPATCH_CYCLES = 8
@@ -65,6 +70,7 @@ class GroupCost:
     ddr_busy_s: float = 0.0
     instructions: int = 0
     clock_hz: float = 1e9
+    fixed_s: float = 0.0
 
     @property
     def ddr_bytes(self) -> int:
@@ -79,6 +85,7 @@ class GroupCost:
             f"cost model: latency {self.latency_s * 1e3:.3f} ms ({self.cycles(self.latency_s)} cycles), "
             f"busy cycles {busy}, DDR {self.ddr_bytes} B ({self.cycles(self.ddr_busy_s)} cycles busy), "
             f"{self.instructions} instructions issued"
+            + (f", {self.fixed_s * 1e3:.3f} ms fixed per call" if self.fixed_s else "")
         )
 
 
@@ -138,9 +145,17 @@ def work(instr: Instr, target: TargetDescriptor) -> Work:
     return Work(queue, "vector", ENGINE_SETUP_CYCLES / clock + OPS_PER_ELEMENT[op.mnemonic] * elements / rate)
 
 
-def estimate(program: Program, target: TargetDescriptor) -> GroupCost:
-    """Replay `program` on the timing model of `target` (see the module docstring)."""
-    cost = GroupCost(clock_hz=target.clock_hz)
+def group_tokens(group: GroupSpec) -> int:
+    """Tokens one call of `group` processes: the rows of its `input` hidden state [1, T, hidden]."""
+    for spec in group.inputs:
+        if spec.name == INPUT and len(spec.shape) == 3:
+            return spec.shape[1]
+    return 1
+
+
+def estimate(program: Program, target: TargetDescriptor, tokens: int = 1) -> GroupCost:
+    """Replay `program`, a group of `tokens` tokens, on the timing model of `target` (see the module docstring)."""
+    cost = GroupCost(clock_hz=target.clock_hz, fixed_s=target.token_s * tokens)
     costs: dict[int, Work] = {}
     for instr, _ in isa.walk(program.body):
         costs[id(instr)] = work(instr, target)
@@ -181,5 +196,5 @@ def estimate(program: Program, target: TargetDescriptor) -> GroupCost:
             state["end"] = max(state["end"], end)
 
     run(program.body)
-    cost.latency_s = state["end"]
+    cost.latency_s = state["end"] + cost.fixed_s
     return cost

@@ -17,6 +17,7 @@ from axc.targets.descriptors import (
     get_target,
     known_chips,
     npu_modes,
+    with_fitted,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "get_target",
     "known_chips",
     "npu_modes",
+    "with_fitted",
 ]

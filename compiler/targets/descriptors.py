@@ -7,7 +7,7 @@ Public figures come from ../shared/reference/hardware.md. Every other value is w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from typing import Generic, TypeVar, Union
 
@@ -22,6 +22,8 @@ MiB = 1 << 20
 WEIGHT_DTYPES: tuple[str, ...] = ("s8", "s4", "fp8_e4m3", "fp8_e5m2", "bf16", "fp16", "fp32")
 #: Every activation (hidden state) type axc knows.
 ACTIVATION_DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp32")
+HALF_DTYPES: tuple[str, ...] = ("bf16", "fp16")
+"""The 16-bit types the matrix engine multiplies in at `half_rate` of its INT8 rate."""
 DTYPE_BITS: dict[str, int] = {
     "s4": 4, "s8": 8, "fp8_e4m3": 8, "fp8_e5m2": 8, "bf16": 16, "fp16": 16, "fp32": 32,
 }
@@ -47,7 +49,7 @@ class ChipSpec:
     cores: int
     int8_tops: Figure[float]
     int4_tops: Figure[float]
-    half_rate: Figure[float]  # bf16/fp16 MAC rate as a fraction of the INT8 rate
+    half_rate: Figure[float]  # effective bf16/fp16 MAC rate as a fraction of the INT8 rate
     clock_hz: Figure[float]
     vector_lanes: Figure[int]  # bf16/fp16 elementwise ops per cycle per core; fp32 at half
     ocm_bytes_per_core: Figure[int]
@@ -55,6 +57,7 @@ class ChipSpec:
     dma_bytes_per_cycle: Figure[int]  # per core
     ddr_bytes_per_s: Figure[float]
     ddr_efficiency: Figure[float]
+    token_s: Figure[float]  # fixed cost per token of one group call (beyond bytes and MACs)
     ddr_alignment: Figure[int]
     ocm_alignment: Figure[int]
     matmul_tile: Figure[tuple[int, int, int]]  # (M, N, K) granularity
@@ -66,7 +69,6 @@ class ChipSpec:
 
 # Assumptions shared by both chips (same NPU generation, nothing public on either).
 _CLOCK = Assumed(1.0e9, "NPU clock not public; 1 GHz is round, and only cycle counts (not TOPS) depend on it")
-_HALF_RATE = Assumed(0.25, "bf16/fp16 MAC rate not public; 1/4 of INT8, as a 16-bit multiply costs four 8-bit ones")
 _DMA_CHANNELS = Assumed(4, "not public; per core: weight load, activation load, store, one spare for overlap")
 _DDR_ALIGN = Assumed(64, "not public; one 64-byte DDR burst")
 _OCM_ALIGN = Assumed(32, "not public; one 256-bit OCM word")
@@ -84,7 +86,9 @@ CHIPS: dict[str, ChipSpec] = {
         cores=3,
         int8_tops=18.0,
         int4_tops=72.0,
-        half_rate=_HALF_RATE,
+        half_rate=Assumed(
+            0.4306, "fitted (bench/calibrate_cost_model.py): least squares on the 12 published AX650 TTFT rows"
+        ),
         clock_hz=_CLOCK,
         vector_lanes=Assumed(256, "not public; keeps norm/softmax/rope well below matmul time in prefill"),
         ocm_bytes_per_core=Assumed(
@@ -96,7 +100,10 @@ CHIPS: dict[str, ChipSpec] = {
         ),
         ddr_bytes_per_s=Assumed(34.128e9, "not public; LPDDR4x 64-bit at 4266 MT/s = 34.1 GB/s peak"),
         ddr_efficiency=Assumed(
-            0.5052, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 32 tok/s on AX650N"
+            0.5050, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 32 tok/s on AX650N"
+        ),
+        token_s=Assumed(
+            2.621e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 12 published AX650 TTFT rows"
         ),
         ddr_alignment=_DDR_ALIGN,
         ocm_alignment=_OCM_ALIGN,
@@ -115,7 +122,9 @@ CHIPS: dict[str, ChipSpec] = {
         cores=2,
         int8_tops=3.2,
         int4_tops=Assumed(12.8, "not public; 4x INT8, the ratio published for AX650 (18 -> 72 TOPS)"),
-        half_rate=_HALF_RATE,
+        half_rate=Assumed(
+            0.2240, "fitted (bench/calibrate_cost_model.py): least squares on the 7 published AX620E TTFT rows"
+        ),
         clock_hz=_CLOCK,
         vector_lanes=Assumed(128, "not public; half of AX650's assumed 256, tracking the smaller NPU"),
         ocm_bytes_per_core=Assumed(
@@ -125,7 +134,10 @@ CHIPS: dict[str, ChipSpec] = {
         dma_bytes_per_cycle=Assumed(32, "not public; a 256-bit port (32 GB/s per core) beats DDR: DDR-bound streaming"),
         ddr_bytes_per_s=Assumed(12.8e9, "not public; LPDDR4 32-bit at 3200 MT/s = 12.8 GB/s peak"),
         ddr_efficiency=Assumed(
-            0.4254, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 10.3 tok/s on AX630C"
+            0.4283, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 10.3 tok/s on AX630C"
+        ),
+        token_s=Assumed(
+            9.409e-06, "fitted (bench/calibrate_cost_model.py): least squares on the 7 published AX620E TTFT rows"
         ),
         ddr_alignment=_DDR_ALIGN,
         ocm_alignment=_OCM_ALIGN,
@@ -191,7 +203,8 @@ class TargetDescriptor:
     dma_channels_per_core: int
     dma_bytes_per_s_per_core: float
     ddr_bytes_per_s: float  # peak, shared by all cores
-    ddr_efficiency: float  # free cost-model parameter, to be calibrated
+    ddr_efficiency: float  # fitted cost-model parameter (decode)
+    token_s: float  # fitted cost-model parameter: seconds per token of one group call
     ddr_alignment: int
     ocm_alignment: int
     matmul_tile: MatmulTile
@@ -284,8 +297,7 @@ def get_target(chip: str, npu_mode: str = "NPU1") -> TargetDescriptor:
             (
                 ("s4", _value(spec.int4_tops) * 1e12 / spec.cores),
                 ("s8", per_core_int8),
-                ("bf16", half),
-                ("fp16", half),
+                *((dtype, half) for dtype in HALF_DTYPES),
             ),
         ),
         vector=Engine(
@@ -298,6 +310,7 @@ def get_target(chip: str, npu_mode: str = "NPU1") -> TargetDescriptor:
         dma_bytes_per_s_per_core=_value(spec.dma_bytes_per_cycle) * clock,
         ddr_bytes_per_s=_value(spec.ddr_bytes_per_s),
         ddr_efficiency=_value(spec.ddr_efficiency),
+        token_s=_value(spec.token_s),
         ddr_alignment=_value(spec.ddr_alignment),
         ocm_alignment=_value(spec.ocm_alignment),
         matmul_tile=MatmulTile(*_value(spec.matmul_tile)),
@@ -311,6 +324,25 @@ def get_target(chip: str, npu_mode: str = "NPU1") -> TargetDescriptor:
             if isinstance(figure := getattr(spec, field.name), Assumed)
         ),
     )
+
+
+def with_fitted(
+    target: TargetDescriptor,
+    half_rate: float | None = None,
+    ddr_efficiency: float | None = None,
+    token_s: float | None = None,
+) -> TargetDescriptor:
+    """`target` with other values of the cost model's fitted parameters (what calibration varies)."""
+    changes: dict[str, object] = {}
+    if half_rate is not None:
+        int8 = target.matrix.peak_ops_per_s("s8")
+        rates = tuple((d, int8 * half_rate if d in HALF_DTYPES else r) for d, r in target.matrix.ops_per_s)
+        changes["matrix"] = replace(target.matrix, ops_per_s=rates)
+    if ddr_efficiency is not None:
+        changes["ddr_efficiency"] = ddr_efficiency
+    if token_s is not None:
+        changes["token_s"] = token_s
+    return replace(target, **changes)  # type: ignore[arg-type]
 
 
 def _check_type(
@@ -378,6 +410,7 @@ def describe(target: TargetDescriptor, reasons: bool = False) -> str:
             f"{t.ddr_bytes_per_s / 1e9:g} GB/s peak x {t.ddr_efficiency:g} efficiency",
             ("ddr_bytes_per_s", "ddr_efficiency"),
         ),
+        ("fixed cost", f"{t.token_s * 1e6:.3g} us per token of each group call", ("token_s",)),
         (
             "alignment",
             f"DDR {t.ddr_alignment} B, OCM {t.ocm_alignment} B, matmul M/N/K {tile.m}/{tile.n}/{tile.k}",

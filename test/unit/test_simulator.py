@@ -1,5 +1,5 @@
 """The simulator's API (sessions, the directory `LayerExecutor` behind the host loop) and
-the cost model (overlap, cores, DDR efficiency)."""
+the cost model (overlap, cores, DDR efficiency, the fitted matrix rate and per-token cost)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from axc.errors import AxcError
 from axc.hostloop import HostLoop
 from axc.interpreters.executor import ModuleExecutor
 from axc.params import Checkpoint
-from axc.sim.cost import estimate
+from axc.sim.cost import ENGINE_SETUP_CYCLES, estimate, group_tokens
 from axc.sim.executor import AxModelExecutor
 from axc.sim.session import AxModelSession
-from axc.targets import get_target
+from axc.targets import get_target, with_fitted
 
 sys.path.insert(0, str(Path(__file__).parent))
 from target_build import PREFILL, functions, group_inputs, lowered, npu_module  # noqa: E402
@@ -112,7 +112,8 @@ def prefill_program(chip: str, trips: int = 4) -> Program:
 
 
 def test_cost_model_uses_the_cores_and_the_ddr_efficiency() -> None:
-    one, three = get_target("AX650", "NPU1"), get_target("AX650", "NPU3")
+    # A matrix-bound program (16-bit MACs at 1/4 of INT8), without the per-token cost.
+    one, three = (with_fitted(get_target("AX650", mode), half_rate=0.25, token_s=0.0) for mode in ("NPU1", "NPU3"))
     single = estimate(schedule(prefill_program("AX650"), one), one)
     split = schedule(dataclasses.replace(prefill_program("AX650"), cores=3), three)
     assert {i.core for i, _ in isa.walk(split.body) if i.op.mnemonic == "matmul"} == {0, 1, 2}
@@ -127,9 +128,31 @@ def test_cost_model_uses_the_cores_and_the_ddr_efficiency() -> None:
     assert single.latency_s >= single.busy_s["matrix"] + 0.9 * single.busy_s["dma"]
 
 
+def test_cost_model_fitted_matrix_rate_and_token_cost() -> None:
+    one = get_target("AX650", "NPU1")
+    program = schedule(prefill_program("AX650"), one)
+    base = estimate(program, dataclasses.replace(one, token_s=0.0))
+    # The 16-bit rate is `half_rate` of INT8: doubling it halves the matmuls' time past their setup.
+    fast = with_fitted(one, half_rate=2 * one.matrix.peak_ops_per_s("bf16") / one.matrix.peak_ops_per_s("s8"), token_s=0.0)
+    assert fast.matrix.peak_ops_per_s("bf16") == pytest.approx(2 * one.matrix.peak_ops_per_s("bf16"))
+    assert fast.matrix.peak_ops_per_s("s8") == one.matrix.peak_ops_per_s("s8")
+    setup = 4 * ENGINE_SETUP_CYCLES / one.clock_hz
+    assert estimate(program, fast).busy_s["matrix"] - setup == pytest.approx((base.busy_s["matrix"] - setup) / 2)
+    # Every call pays `token_s` per token on top of the replay; nothing else changes.
+    fixed = with_fitted(one, token_s=1e-5)
+    for tokens in (1, 128):
+        cost = estimate(program, fixed, tokens)
+        assert cost.fixed_s == pytest.approx(tokens * 1e-5)
+        assert cost.latency_s == pytest.approx(base.latency_s + tokens * 1e-5)
+        assert cost.busy_s == base.busy_s and cost.ddr_bytes == base.ddr_bytes
+    assert "ms fixed per call" in estimate(program, fixed, 128).summary()
+
+
 def test_cost_model_agrees_with_the_simulator_on_bytes(built) -> None:
     _, target, _ = built
     session = AxModelSession(to_axmodel(find_model(target, "layer_0"), store_for(target)))
+    tokens = [group_tokens(g) for g in session.payload.model.groups]
+    assert tokens[0] == 1 and set(tokens[1:]) == {PREFILL}  # decode, then the prefill groups
     for group in range(session.group_count()):
         cost = estimate(session.payload.programs[group], session.payload.target)
         counted = session.plan(group).counters
