@@ -193,7 +193,7 @@ def test_dma_of_next_tile_overlaps_the_matrix_engine(lowered_qwen) -> None:
     _, target = lowered_qwen
     payload = load_payload(to_axmodel(find_model(target, "layer_0"), store_for(target)))
     cost = estimate(payload.programs[1], payload.target)
-    assert cost.latency_s < sum(cost.busy_s.values())
+    assert cost.latency_s - cost.fixed_s < sum(cost.busy_s.values())  # the replay overlaps engines
     instrs, _, _ = flatten(payload.programs[0].body)
     assert any(i.op.mnemonic == "dma_load" and i.queue != instrs[0].queue for i in instrs)
 
