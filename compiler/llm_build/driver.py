@@ -107,7 +107,9 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
         with log.stage("runtime files"):
             checkpoint = open_checkpoint(plan.model_dir)
             try:
-                for name in write_runtime_files(config, checkpoint, plan.model_dir, staging, options.prefill_len):
+                for name in write_runtime_files(
+                    config, checkpoint, plan.model_dir, staging, options.prefill_len, plan.target.chip
+                ):
                     files[name] = (staging / name).stat().st_size
             finally:
                 checkpoint.close()

@@ -4,7 +4,9 @@
   to nearest even (the vendor's converter truncates), exactly vocab*hidden*2 bytes;
 - `config.json`: what newer runtimes read to find the files;
 - `post_config.json`: the host sampler's settings (greedy by default);
-- the tokenizer files, copied from the input directory.
+- the tokenizer files, copied from the input directory;
+- `run_<prefix>_<chip>.sh`: the board runtime's command line for this build, as the
+  vendor's packages ship it (the tokenizer server: `axc-tokenizer-server DIR`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ GREEDY_POST_CONFIG = {
     "top_k": 1,
 }
 ROWS_PER_CHUNK = 8192
+TOKENIZER_URL = "http://127.0.0.1:12345"
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
 def write_embedding(checkpoint: Checkpoint, out_dir: Path) -> Path:
@@ -75,6 +79,60 @@ def runtime_config(config: ModelConfig, prefill_len: int, tokenizer_file: str | 
     }
 
 
+def run_script_name(model_type: str, chip: str) -> str:
+    return f"run_{model_type}_{chip.lower()}.sh"
+
+
+def has_chat_template(model_dir: Path) -> bool:
+    if (model_dir / "chat_template.jinja").is_file():
+        return True
+    try:
+        return bool(json.loads((model_dir / "tokenizer_config.json").read_text()).get("chat_template"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def run_script(runtime: dict, chip: str, chat_template: bool) -> str:
+    """The ax-llm command line for the build, from its runtime `config.json` (paths relative
+    to the script's directory).
+
+    The binary is the vendor's runtime for the chip (`main_ax650`, `main_ax620e`;
+    `AXLLM_MAIN` overrides it); `TOKENIZER_URL` and `SYSTEM_PROMPT` override the defaults.
+    """
+    flags = [
+        *([f'--system_prompt "${{SYSTEM_PROMPT:-{DEFAULT_SYSTEM_PROMPT}}}"'] if chat_template else []),
+        f'--template_filename_axmodel "{runtime["template_filename_axmodel"]}"',
+        f"--axmodel_num {runtime['axmodel_num']}",
+        "--tokenizer_type 2",
+        f'--url_tokenizer_model "${{TOKENIZER_URL:-{TOKENIZER_URL}}}"',
+        f'--filename_post_axmodel "{runtime["filename_post_axmodel"]}"',
+        f'--filename_tokens_embed "{runtime["filename_tokens_embed"]}"',
+        f"--tokens_embed_num {runtime['tokens_embed_num']}",
+        f"--tokens_embed_size {runtime['tokens_embed_size']}",
+        "--use_mmap_load_embed 1",
+        "--live_print 1",
+        '--post_config_path "post_config.json"',
+    ]
+    return (
+        "#!/bin/sh\n"
+        f"# ax-llm on the {chip} board for this directory (written by axc-llm-build).\n"
+        "# Start the tokenizer server first, on the board or a host it reaches:\n"
+        "#   axc-tokenizer-server <this directory> --host 0.0.0.0 --port 12345\n"
+        'cd "$(dirname "$0")" || exit 1\n'
+        f'exec "${{AXLLM_MAIN:-./main_{chip.lower()}}}" \\\n'
+        + "".join(f"  {flag} \\\n" for flag in flags)
+        + '  "$@"\n'
+    )
+
+
+def write_run_script(runtime: dict, model_type: str, model_dir: Path, out_dir: Path, chip: str) -> str:
+    name = run_script_name(model_type, chip)
+    with atomic_output(out_dir / name) as stream:
+        stream.write(run_script(runtime, chip, has_chat_template(model_dir)))
+    (out_dir / name).chmod(0o755)
+    return name
+
+
 def write_json(path: Path, data: dict) -> None:
     with atomic_output(path) as stream:
         json.dump(data, stream, indent=2)
@@ -93,12 +151,14 @@ def copy_tokenizer(model_dir: Path, out_dir: Path) -> list[str]:
 
 
 def write_runtime_files(
-    config: ModelConfig, checkpoint: Checkpoint, model_dir: Path, out_dir: Path, prefill_len: int
+    config: ModelConfig, checkpoint: Checkpoint, model_dir: Path, out_dir: Path, prefill_len: int, chip: str = "AX650"
 ) -> list[str]:
     """Everything but the `.axmodel` files; returns the names written."""
     write_embedding(checkpoint, out_dir)
     tokenizer = copy_tokenizer(model_dir, out_dir)
     tokenizer_file = "tokenizer.json" if "tokenizer.json" in tokenizer else None
-    write_json(out_dir / "config.json", runtime_config(config, prefill_len, tokenizer_file))
+    runtime = runtime_config(config, prefill_len, tokenizer_file)
+    write_json(out_dir / "config.json", runtime)
     write_json(out_dir / "post_config.json", GREEDY_POST_CONFIG)
-    return [EMBED_FILENAME, "config.json", "post_config.json", *tokenizer]
+    script = write_run_script(runtime, config.model_type, model_dir, out_dir, chip)
+    return [EMBED_FILENAME, "config.json", "post_config.json", script, *tokenizer]

@@ -21,3 +21,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
         return cache[family]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def runtime_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo model built once per session for the runtime tests: 32 tokens of context,
+    chunks of 8 over three prefill groups, AX650."""
+    import io
+
+    from rich.console import Console
+
+    from axc.llm_build.driver import build
+    from axc.llm_build.log import BuildLog
+    from axc.llm_build.options import BuildOptions
+
+    demo = Path(__file__).resolve().parents[2] / "demo" / "qwen2-add"
+    out = tmp_path_factory.mktemp("runtime-demo") / "qwen2-add-ax650"
+    options = BuildOptions(input_path=demo, output_path=out, kv_cache_len=32, prefill_len=8, last_kv_cache_len=(16, 24))
+    return build(options, BuildLog(Console(file=io.StringIO()))).directory

@@ -4,6 +4,8 @@ post_config.json and the tokenizer copy."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import ml_dtypes
@@ -12,6 +14,7 @@ import numpy as np
 from axc.llm_build.runtime_files import (
     EMBED_FILENAME,
     GREEDY_POST_CONFIG,
+    run_script_name,
     write_runtime_files,
 )
 from axc.frontend.config import load_config
@@ -52,3 +55,24 @@ def test_embedding_rounds_to_nearest_even(tmp_path: Path) -> None:
         write_embedding(checkpoint, out)
     got = np.frombuffer((out / EMBED_FILENAME).read_bytes(), ml_dtypes.bfloat16).astype(np.float32)
     np.testing.assert_array_equal(got, [1 + 2**-7, 1.0, -(1 + 2**-7)])
+
+
+def test_the_run_script_is_the_board_command_line_of_the_build(tmp_path: Path) -> None:
+    config = load_config(DEMO)
+    with Checkpoint.open(DEMO) as checkpoint:
+        names = write_runtime_files(config, checkpoint, DEMO, tmp_path, prefill_len=16, chip="AX620E")
+    script = tmp_path / run_script_name("qwen2", "AX620E")
+    assert script.name == "run_qwen2_ax620e.sh" and script.name in names
+    assert script.stat().st_mode & 0o111
+    text = script.read_text()
+    runtime = json.loads((tmp_path / "config.json").read_text())
+    flags = dict(re.findall(r"--(\w+) (\S+)", text))
+    assert flags["template_filename_axmodel"].strip('"') == runtime["template_filename_axmodel"]
+    assert int(flags["axmodel_num"]) == runtime["axmodel_num"]
+    assert (int(flags["tokens_embed_num"]), int(flags["tokens_embed_size"])) == (16, 128)
+    assert flags["filename_post_axmodel"].strip('"') == runtime["filename_post_axmodel"]
+    assert flags["filename_tokens_embed"].strip('"') == EMBED_FILENAME
+    assert flags["url_tokenizer_model"] == '"${TOKENIZER_URL:-http://127.0.0.1:12345}"'
+    assert flags["post_config_path"] == '"post_config.json"'
+    assert "main_ax620e" in text and "--system_prompt" not in text  # the demo has no chat template
+    assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0
