@@ -239,8 +239,8 @@ def describe(stats: GenerationStats, figures: BoardFigures | None) -> list[str]:
     ]
     if figures is not None:
         lines.append(
-            f"board (cost model, {figures.chip}): ttft {figures.ttft_ms(stats.prefill_groups):.2f} ms, "
-            f"{figures.tokens_per_s:.2f} token/s"
+            f"board (cost model, {figures.chip}): ttft {figures.ttft_ms(stats.prefill_groups):.4g} ms, "
+            f"{figures.tokens_per_s:.4g} token/s"
         )
     return lines
 

@@ -196,7 +196,7 @@ class ReleasingStream(StreamingResponse):
 
 
 def sse(data: Any) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f"data: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
 def openai_app(model: Model, options: ServeOptions = ServeOptions()) -> Starlette:
