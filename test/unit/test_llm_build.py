@@ -203,7 +203,7 @@ def test_output_directory(built: Path) -> None:
     names = sorted(p.name for p in built.iterdir())
     assert names == sorted([
         "qwen2_p8_l0_together.axmodel", "qwen2_p8_l1_together.axmodel", "qwen2_post.axmodel",
-        EMBED_FILENAME, "config.json", "post_config.json", "build_report.json", CHECK_REPORT,
+        EMBED_FILENAME, "config.json", "post_config.json", "build_report.json", CHECK_REPORT, "run_qwen2_ax650.sh",
     ])
     assert (built / EMBED_FILENAME).stat().st_size == 32 * 16 * 2
     config = json.loads((built / "config.json").read_text())
