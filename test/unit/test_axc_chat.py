@@ -4,6 +4,7 @@ the context limit, stop strings, and the tool's one-shot and interactive modes."
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -74,22 +75,38 @@ def test_one_shot_prints_the_answer_and_the_runtime_figures(runtime_demo_dir: Pa
     assert "board (cost model, AX650): ttft" in run.stderr
 
 
-def test_interactive_turns_reset_and_quit(runtime_demo_dir: Path) -> None:
-    run = run_chat(str(runtime_demo_dir), stdin="1+1=\n/reset\n23+45=\n\nq\n")
-    assert run.returncode == 0, run.stderr
-    answers = [line.split(">> ")[-1] for line in run.stdout.splitlines() if line.startswith("prompt >> ") and line != "prompt >> "]
+def chat_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str, stdin: str = "") -> tuple[int, str, str]:
+    from axc.tools import axc_chat
+
+    monkeypatch.setattr(sys, "argv", ["axc-chat", *args])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = 0
+    try:
+        axc_chat.main()
+    except SystemExit as exit:
+        code = int(exit.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_interactive_turns_reset_and_quit(runtime_demo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = chat_in_process(monkeypatch, capsys, str(runtime_demo_dir), stdin="1+1=\n/reset\n23+45=\n\nq\n")
+    assert code == 0, err
+    answers = [line.split(">> ")[-1] for line in out.splitlines() if line.startswith("prompt >> ") and line != "prompt >> "]
     assert answers[:2] == ["2", "68"]
-    assert run.stderr.count("ttft:") == 2
-    assert "0 reused" in run.stderr.splitlines()[3]  # /reset: the second turn starts from an empty cache
+    assert err.count("ttft:") == 2
+    assert "0 reused" in err.splitlines()[3]  # /reset: the second turn starts from an empty cache
 
 
-def test_the_tool_refuses_bad_input(tmp_path: Path, runtime_demo_dir: Path) -> None:
+def test_the_tool_refuses_bad_input(
+    tmp_path: Path, runtime_demo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for args, message in (([str(tmp_path / "none")], "is not a directory"), ([str(tmp_path)], "no layer files"),
                           ([str(runtime_demo_dir), "--max_new_tokens", "0"], "--max_new_tokens 0"),
                           ([str(runtime_demo_dir), "--prompt", "9" * 40], "at most")):
-        run = run_chat(*args)
-        assert run.returncode == 1 and message in run.stderr and "Traceback" not in run.stderr, run.stderr
-        assert len(run.stderr.strip().splitlines()) == 1
+        code, _, err = chat_in_process(monkeypatch, capsys, *args)
+        assert code == 1 and message in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_the_shipped_post_config_is_greedy_over_the_simulated_logits(runtime_demo_dir: Path) -> None:

@@ -152,10 +152,14 @@ def test_the_tool_serves_the_demo_directory() -> None:
         process.wait(TIMEOUT)
 
 
-def test_the_tool_refuses_bad_input(tmp_path: Path) -> None:
-    tool = Path(sys.executable).with_name("axc-tokenizer-server")
+def test_the_tool_refuses_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from axc.tools import axc_tokenizer_server
+
     for args, message in (([str(tmp_path / "none")], "is not a directory"), ([str(tmp_path)], "cannot load its tokenizer"),
-                          ([str(DEMO), "--port", "70000"], "expected 0..65535")):
-        run = subprocess.run([str(tool), *args], capture_output=True, text=True, timeout=60)
-        assert run.returncode == 1 and message in run.stderr and "Traceback" not in run.stderr
-        assert len(run.stderr.strip().splitlines()) == 1
+                          ([str(DEMO), "--port", "70000"], "expected 0..65535"), ([str(DEMO), "--protocol", "x"], "invalid choice")):
+        monkeypatch.setattr(sys, "argv", ["axc-tokenizer-server", *args])
+        with pytest.raises(SystemExit) as exit:
+            axc_tokenizer_server.main()
+        err = capsys.readouterr().err
+        assert exit.value.code == 1 and message in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
