@@ -108,6 +108,10 @@ class ChatTokenizer:
         return str(text)
 
     def encode_text(self, text: str) -> list[int]:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise AxcError("the text holds a lone UTF-16 surrogate, which is not Unicode text") from None
         return [int(t) for t in self.hf(text, add_special_tokens=False)["input_ids"]]
 
     def encode_messages(self, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:

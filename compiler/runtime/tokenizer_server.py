@@ -139,4 +139,8 @@ def tokenizer_app(tokenizer: ChatTokenizer, protocol: str, system_prompt: str | 
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         return JSONResponse({"error": f"Invalid {request.method} endpoint"}, status_code=status)
 
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return JSONResponse({"error": f"internal error: {first}"}, status_code=500)
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found, Exception: server_error})

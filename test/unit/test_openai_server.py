@@ -128,6 +128,8 @@ def test_openai_style_errors(server: ServerThread, client, name: str) -> None:
     ):
         response = post(json=body)
         assert response.status_code == 400 and error(response)["param"] == param, body
+    surrogate = post(content=b'{"messages": [{"role": "user", "content": "1+\\ud800"}]}')
+    assert surrogate.status_code == 400 and "surrogate" in error(surrogate)["message"]
     too_long = post(json={"messages": [{"role": "user", "content": "1+" * 20 + "1="}]})
     assert too_long.status_code == 400 and error(too_long)["code"] == "context_length_exceeded"
     assert httpx.get(server.url + "/v1/nothing", timeout=TIMEOUT).status_code == 404

@@ -107,6 +107,8 @@ def test_uid_invalid_uid_and_bad_requests(uid_server: httpx.Client) -> None:
     bad = uid_server.post("/encode", content=b"{not json", headers={"content-type": "application/json"})
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
     assert uid_server.post("/encode", json={"uid": uid, "text": 5}).status_code == 400
+    surrogate = uid_server.post("/encode", content=b'{"uid": "%s", "text": "a\\ud800"}' % uid.encode())
+    assert surrogate.status_code == 400 and "surrogate" in surrogate.json()["error"]
     assert uid_server.post("/decode", json={"uid": uid, "token_ids": [10**9]}).status_code == 400
     assert uid_server.post("/decode", json={"uid": uid, "token_ids": "12"}).status_code == 400
     huge = uid_server.post("/encode", json={"uid": uid, "text": "a" * (2 << 20)})
