@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from axc.errors import AxcError
-from axc.hostloop import GroupLayout, HostLoop, LayerExecutor, capacity
+from axc.hostloop import GroupLayout, HostLoop, LayerExecutor
 from axc.runtime.sampling import Sampler
 from axc.sim.executor import AxModelExecutor
 
@@ -133,7 +133,7 @@ class Engine:
             return False
         if layout.prefill_len == 0:
             return True
-        seen = max(capacity(h) for h in layout.histories[1:])
+        seen = max(layout.histories[1:])  # the host loop picks the first group whose history covers the cache
         return all(s <= seen for s in range(start, start + count, layout.prefill_len))
 
     def max_prompt_tokens(self) -> int:
