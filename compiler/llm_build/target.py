@@ -26,8 +26,6 @@ from axc.dialects.axtarget import ModelOpBase
 from axc.params import ParamStore
 from axc.sim.cost import estimate, group_tokens
 from axc.sim.executor import AxModelExecutor
-from axc.sim.plan import WeightCache
-from axc.sim.session import AxModelSession
 
 Unit = ModelOpBase
 """What one `.axmodel` file is made from: an `ax650.model` / `ax620e.model`."""
@@ -82,17 +80,14 @@ def predict(path: Path) -> list[GroupPrediction]:
 
 class BuiltModel(AxModelExecutor):
     """The simulator's executor of a built directory, plus what the checks need: dropping a
-    layer's session (and its dequantized weights) and the outputs of a `--post_topk` model."""
+    layer's session (and its plans) and the outputs of a `--post_topk` model."""
 
     def release(self, layer: int) -> None:
         self.sessions.pop(layer, None)
-        self.weights = WeightCache()  # sessions still open keep theirs
 
     def post_outputs(self, hidden: np.ndarray) -> dict[str, np.ndarray]:
         """`output` (logits), or `indices` and `probs` with --post_topk."""
-        if self.post_session is None:
-            self.post_session = AxModelSession(self.post_file, self.weights)
-        return self.post_session.run(0, {"input": hidden})
+        return self.post_model().run(0, {"input": hidden})
 
     def post(self, hidden: np.ndarray) -> np.ndarray:
         """Logits; a top-K post model gives log-probabilities of its K ids and -inf elsewhere."""

@@ -23,17 +23,17 @@ import numpy as np
 from axc.errors import AxcError
 from axc.hostloop import GroupLayout
 from axc.runtime_contract import EMBED_FILENAME
-from axc.sim.plan import WeightCache
+from axc.sim.plan import Workspace
 from axc.sim.session import AxModelSession
 
 LAYER_FILE = re.compile(r"_l(\d+)_together\.axmodel$")
 
 
 class AxModelExecutor:
-    """Layers, post model and embedding of one directory (sessions open lazily, share a
-    weight cache)."""
+    """Layers, post model and embedding of one directory (sessions open lazily, share
+    their fp32 work arrays)."""
 
-    def __init__(self, directory: str | Path, weights: WeightCache | None = None):
+    def __init__(self, directory: str | Path, workspace: Workspace | None = None):
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise AxcError(f"{directory} is not a directory; pass the build's output directory")
@@ -49,7 +49,7 @@ class AxModelExecutor:
             raise AxcError(f"{directory}: expected one *_post.axmodel, found {len(posts)}")
         self.layer_files = [layers[i] for i in range(len(layers))]
         self.post_file = posts[0]
-        self.weights = weights if weights is not None else WeightCache()
+        self.workspace = workspace if workspace is not None else Workspace()
         self.sessions: dict[int, AxModelSession] = {}
         self.post_session: AxModelSession | None = None
         first = self.layer(0)
@@ -79,8 +79,21 @@ class AxModelExecutor:
 
     def layer(self, index: int) -> AxModelSession:
         if index not in self.sessions:
-            self.sessions[index] = AxModelSession(self.layer_files[index], self.weights)
+            self.sessions[index] = AxModelSession(self.layer_files[index], self.workspace)
         return self.sessions[index]
+
+    def prepare(self) -> None:
+        """Open every file and build the plan of every group now rather than on first use."""
+        for index in range(len(self.layer_files)):
+            session = self.layer(index)
+            for group in range(session.group_count()):
+                session.plan(group)
+        self.post_model().plan(0)
+
+    def post_model(self) -> AxModelSession:
+        if self.post_session is None:
+            self.post_session = AxModelSession(self.post_file, self.workspace)
+        return self.post_session
 
     def embed(self, token_ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(token_ids, np.int64).reshape(-1)
@@ -92,6 +105,4 @@ class AxModelExecutor:
         return self.layer(layer).run(group, inputs)
 
     def post(self, hidden: np.ndarray) -> np.ndarray:
-        if self.post_session is None:
-            self.post_session = AxModelSession(self.post_file, self.weights)
-        return self.post_session.run(0, {"input": hidden})["output"]
+        return self.post_model().run(0, {"input": hidden})["output"]

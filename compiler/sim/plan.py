@@ -3,26 +3,26 @@
 Built once per shape group and reused. Loops are expanded and every operand becomes a
 numpy view into the memories (OCM, the parameter blob, DDR scratch, the I/O buffers) at
 plan time, so running a group is a loop over pre-bound calls of `axc.npu_semantics` (the
-semantics the npu interpreter uses too).
+semantics the npu interpreter uses too), with their fp32 work arrays allocated once.
 
-Constant weight tiles are folded at plan time: a pass over the steps tracks which OCM
-bytes hold parameter bytes (copied there by DMA from the blob and not overwritten since).
-A matmul whose weight tile, scales and zeros are such bytes gets the tile dequantized once
-(`npu_semantics.dequantize_tile`, cached by content per session) and runs
-`npu_semantics.product` on it; a parameter DMA whose bytes nothing else reads before they
-are overwritten is then dead and dropped. Results are unchanged; the counters still
-count every instruction.
+Weights stay in the parameter blob as stored: a pass over the steps tracks which OCM bytes
+hold bytes copied there by DMA from the blob and not overwritten since. A matmul whose
+weight tile, scales and zeros are such bytes reads them from the blob instead, and
+dequantizes the tile into a reused fp32 buffer each time it runs (`axc.sim.dequant`, the
+same bits as `npu_semantics.dequantize_tile`) before the same product; a parameter DMA
+whose bytes nothing else reads before they are overwritten is then dead and dropped.
+Results are unchanged; the counters still count every instruction.
 
 ```python
-plan = build_plan(program, memories, specs_in, specs_out, weights)
+plan = build_plan(program, memories, specs_in, specs_out, Workspace())
 outputs = plan.run([k_cache, v_cache, indices, hidden, mask])
 ```
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -33,6 +33,7 @@ from axc import npu_semantics as sem
 from axc import isa
 from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.errors import AxcError
+from axc.sim.dequant import TileDequantizer
 
 Step = Callable[[], object]
 MAX_STEPS = 1 << 22
@@ -62,21 +63,30 @@ class Memories:
 
 
 @dataclass
-class WeightCache:
-    """Dequantized fp32 weight tiles by content, shared by the plans of one session."""
+class Workspace:
+    """fp32 work arrays by role and shape, shared by the plans that run one after another
+    (the sessions of one executor): a step uses its arrays only while it runs."""
 
-    limit: int = 16 << 30
-    tiles: dict[tuple[object, ...], np.ndarray] = field(default_factory=dict)
-    nbytes: int = 0
+    arrays: dict[tuple[str, tuple[int, ...]], np.ndarray] = field(default_factory=dict)
+    analyses: dict[bytes, Analysis] = field(default_factory=dict)
+    """By command stream: the layer files of a model share theirs."""
 
-    def get(self, key: tuple[object, ...], make: Callable[[], np.ndarray]) -> np.ndarray | None:
-        tile = self.tiles.get(key)
-        if tile is None:
-            if self.nbytes >= self.limit:
-                return None
-            tile = self.tiles[key] = make()
-            self.nbytes += tile.nbytes
-        return tile
+    def analysis(self, commands: bytes, program: Program) -> Analysis:
+        """`analyse(program)`, once per distinct command stream `commands`."""
+        found = self.analyses.get(commands)
+        if found is None:
+            found = self.analyses[commands] = analyse(program)
+        return found
+
+    def get(self, role: str, shape: tuple[int, ...]) -> np.ndarray:
+        array = self.arrays.get((role, shape))
+        if array is None:
+            array = self.arrays[role, shape] = np.zeros(shape, np.float32)
+        return array
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays.values())
 
 
 def view(memory: np.ndarray, operand: Operand, address: int) -> np.ndarray:
@@ -84,21 +94,31 @@ def view(memory: np.ndarray, operand: Operand, address: int) -> np.ndarray:
     return np.ndarray(operand.sizes, isa.DTYPE_OF_CODE[operand.dtype], memory, address, operand.strides)
 
 
-def byte_view(memory: np.ndarray, operand: Operand, address: int) -> np.ndarray:
-    """The bytes of `operand` at `address`, in an array with one element per byte."""
-    scale = memory.itemsize
-    return np.ndarray(
-        (*operand.sizes, operand.itemsize),
-        memory.dtype,
-        memory,
-        address * scale,
-        (*(s * scale for s in operand.strides), scale),
-    )
-
-
 def span(operand: Operand, address: int) -> tuple[int, int]:
-    high = address + sum((size - 1) * stride for size, stride in zip(operand.sizes, operand.strides))
-    return address, high + operand.itemsize
+    """Bytes `[low, high)` of `operand` at `address`."""
+    low, high = operand.box
+    return address + low, address + high
+
+
+def is_dense(operand: Operand) -> bool:
+    """True when the operand's bytes are one gap-free, non-overlapping range."""
+    dims = sorted((stride, size) for size, stride in zip(operand.sizes, operand.strides) if size != 1)
+    step = operand.itemsize
+    for stride, size in dims:
+        if stride != step:
+            return False
+        step *= size
+    return True
+
+
+def is_row_major(operand: Operand) -> bool:
+    """True when the operand's elements lie in C order, back to back."""
+    step = operand.itemsize
+    for size, stride in zip(reversed(operand.sizes), reversed(operand.strides)):
+        if size != 1 and stride != step:
+            return False
+        step *= size
+    return True
 
 
 def expand(body: Sequence[Node], ivs: tuple[int, ...] = ()) -> Iterator[tuple[Instr, tuple[int, ...]]]:
@@ -151,10 +171,49 @@ VECTOR: dict[str, Callable[[dict[str, np.ndarray], Instr], Step]] = {
 assert set(VECTOR) == {op.mnemonic for op in isa.OPCODES if op.engine == "vector"}
 
 
-def digest(array: np.ndarray | None) -> bytes:
-    if array is None:
-        return b""
-    return hashlib.blake2b(np.ascontiguousarray(array).view(np.uint8), digest_size=16).digest()
+@dataclass(frozen=True)
+class MatmulStep:
+    """`npu_semantics.product` with its fp32 temporaries allocated once: the same
+    operations on the same contiguous fp32 arrays, so the same BLAS calls and bits."""
+
+    out: np.ndarray
+    lhs: np.ndarray
+    a: np.ndarray
+    rhs: Callable[[], np.ndarray]
+    """Fills and returns the fp32 right-hand side (a dequantized tile or a loaded view)."""
+    result: np.ndarray
+    bias: np.ndarray | None
+    """The bias view loaded at each call; None when absent or constant (then `bias32` holds it)."""
+    bias32: np.ndarray | None
+    alpha: np.float32 | None
+    transpose_b: bool
+    accumulate: np.ndarray | None
+    """fp32 work array for `out`'s old value (accumulate), or None."""
+
+    def __call__(self) -> None:
+        np.copyto(self.a, self.lhs, casting="unsafe")
+        b = self.rhs()
+        np.matmul(self.a, b.swapaxes(-1, -2) if self.transpose_b else b, out=self.result)
+        if self.alpha is not None:
+            np.multiply(self.result, self.alpha, out=self.result)
+        if self.bias32 is not None:
+            if self.bias is not None:
+                np.copyto(self.bias32, self.bias, casting="unsafe")
+            np.add(self.result, self.bias32, out=self.result)
+        if self.accumulate is not None:
+            np.copyto(self.accumulate, self.out, casting="unsafe")
+            np.add(self.accumulate, self.result, out=self.result)
+        np.copyto(self.out, self.result, casting="unsafe")
+
+
+def product_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape `np.matmul` gives for operands of rank >= 2, or None."""
+    if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
+        return None
+    try:
+        return (*np.broadcast_shapes(a[:-2], b[:-2]), a[-2], b[-1])
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -181,51 +240,98 @@ class Plan:
         return [out.astype(np.float32) if out.dtype.kind in "fV" else out.copy() for out in self.outputs]
 
 
-class _Builder:
-    """Expands a program into steps while tracking which OCM bytes hold parameter bytes."""
+@dataclass
+class ParamLoad:
+    """A DMA that copied parameter bytes `[source, source + high - low)` to OCM `[low, high)`."""
 
-    def __init__(self, program: Program, memories: Memories, weights: WeightCache):
+    index: int
+    low: int
+    high: int
+    source: int
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One instruction the plan keeps: its operands' addresses in this iteration, and
+    where an operand is read from the parameter blob instead of OCM."""
+
+    instr: Instr
+    addresses: dict[str, int]
+    blob: dict[str, int]
+    fast: bool
+    """A matmul run as a `MatmulStep`."""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What a program does to OCM, worked out once per command stream (it depends on the
+    records only, so files with the same stream share it)."""
+
+    planned: list[Planned]
+    counters: sem.Counters
+    instructions: int
+
+
+def _dtype(operand: Operand) -> np.dtype:
+    return isa.DTYPE_OF_CODE[operand.dtype]
+
+
+class _Analyser:
+    """Expands a program while tracking which OCM bytes hold parameter bytes."""
+
+    def __init__(self, program: Program):
         self.program = program
-        self.memories = memories
-        self.weights = weights
-        size = memories.ocm.size
-        self.known = np.zeros(size, bool)
-        self.shadow = np.zeros(size, np.uint8)
-        self.writer = np.full(size, -1, np.int32)
+        self.live: list[ParamLoad] = []
         self.needed: set[int] = set()
         self.param_loads: set[int] = set()
-        self.steps: list[Step] = []
+        self.entries: list[Planned] = []
         self.counters = sem.Counters(calls=1)
 
-    def read(self, operand: Operand, address: int) -> None:
-        """A non-folded read of OCM: the parameter DMAs that wrote those bytes must run."""
+    def read(self, operand: Operand | None, address: int) -> None:
+        """A read of OCM: the parameter DMAs that wrote those bytes must run."""
+        if operand is None or operand.space != isa.OCM:
+            return
+        low, high = span(operand, address)
+        for load in self.live:
+            if load.low < high and low < load.high:
+                self.needed.add(load.index)
+
+    def clobber(self, operand: Operand, address: int) -> None:
+        """A write of OCM: loads it overwrites whole are forgotten; a load it overwrites in
+        part must run (its other bytes may still be read) and is forgotten too."""
         if operand.space != isa.OCM:
             return
         low, high = span(operand, address)
-        writers = self.writer[low:high]
-        writers = writers[writers >= 0]
-        if writers.size:
-            self.needed.update(np.unique(writers).tolist())
+        dense = is_dense(operand)
+        kept = []
+        for load in self.live:
+            if load.high <= low or high <= load.low:
+                kept.append(load)
+            elif not (dense and low <= load.low and load.high <= high):
+                self.needed.add(load.index)
+        self.live = kept
 
-    def clobber(self, operand: Operand, address: int) -> None:
-        if operand.space == isa.OCM:
-            byte_view(self.known, operand, address)[...] = False
-            byte_view(self.writer, operand, address)[...] = -1
+    def blob_address(self, operand: Operand | None, address: int) -> int | None:
+        """Where the operand's bytes are in the parameter blob, when a live load holds them all."""
+        if operand is None:
+            return None
+        if operand.space == isa.PARAMS:
+            return address
+        if operand.space != isa.OCM:
+            return None
+        low, high = span(operand, address)
+        for load in reversed(self.live):
+            if load.low <= low and high <= load.high:
+                return load.source + address - load.low
+        return None
 
-    def is_known(self, operand: Operand | None, address: int) -> bool:
-        return operand is None or (operand.space == isa.OCM and bool(byte_view(self.known, operand, address).all()))
-
-    def build(self) -> list[Step]:
-        memories = self.memories
+    def run(self) -> Analysis:
         for instr, ivs in expand(self.program.body):
             addresses = {name: operand.address(ivs) for name, operand in instr.named()}
-            views = {name: view(memories.of(o.space, o.index), o, addresses[name]) for name, o in instr.named()}
-            mnemonic = instr.op.mnemonic
-            index = len(self.steps)
             if instr.op.engine == "dma":
-                self.dma(instr, views, addresses, index)
-            elif mnemonic == "matmul":
-                self.matmul(instr, views, addresses)
+                self.dma(instr, addresses)
+            elif instr.op.mnemonic == "matmul":
+                self.matmul(instr, addresses)
             else:
                 for name, operand in instr.named():
                     if name not in instr.op.outputs:
@@ -234,13 +340,15 @@ class _Builder:
                     operand = instr.operand(name)
                     if operand is not None:
                         self.clobber(operand, addresses[name])
-                self.steps.append(VECTOR[mnemonic](views, instr))
-                self.counters.vector_ops += max(v.size for v in views.values())
-        return [step for index, step in enumerate(self.steps) if index not in self.param_loads or index in self.needed]
+                self.entries.append(Planned(instr, addresses, {}, False))
+                self.counters.vector_ops += max(o.numel for _, o in instr.named())
+        kept = [e for index, e in enumerate(self.entries) if index not in self.param_loads or index in self.needed]
+        return Analysis(kept, self.counters, sum(1 for _ in isa.walk(self.program.body)))
 
-    def dma(self, instr: Instr, views: dict[str, np.ndarray], addresses: dict[str, int], index: int) -> None:
+    def dma(self, instr: Instr, addresses: dict[str, int]) -> None:
         src, dst = instr.operands
         assert src is not None and dst is not None
+        index = len(self.entries)
         self.counters.dma_ops += 1
         if instr.op.mnemonic == "dma_load":
             self.counters.ddr_read += src.nbytes
@@ -248,51 +356,126 @@ class _Builder:
             self.counters.ddr_write += src.nbytes
         self.read(src, addresses["src"])
         self.clobber(dst, addresses["dst"])
-        if src.space == isa.PARAMS and dst.space == isa.OCM:
-            shadow = view(self.shadow, dst, addresses["dst"])
-            shadow[...] = views["src"].reshape(shadow.shape)
-            byte_view(self.known, dst, addresses["dst"])[...] = True
-            byte_view(self.writer, dst, addresses["dst"])[...] = index
+        if (
+            src.space == isa.PARAMS and dst.space == isa.OCM and src.itemsize == dst.itemsize
+            and src.numel == dst.numel and is_row_major(src) and is_row_major(dst)
+        ):
+            low = addresses["dst"]
+            self.live.append(ParamLoad(index, low, low + dst.nbytes, addresses["src"]))
             self.param_loads.add(index)
-        self.steps.append(_dma(views["dst"], views["src"]))
+        self.entries.append(Planned(instr, addresses, {}, False))
 
-    def matmul(self, instr: Instr, views: dict[str, np.ndarray], addresses: dict[str, int]) -> None:
-        fmt = str(instr.value("format"))
-        group = int(instr.value("group"))
-        options = dict(
-            bias=views.get("bias"),
-            alpha=float(instr.value("alpha")),
-            transpose_b=bool(instr.value("transpose_b")),
-            accumulate=bool(instr.value("accumulate")),
+    def matmul(self, instr: Instr, addresses: dict[str, int]) -> None:
+        fmt, group = str(instr.value("format")), int(instr.value("group"))
+        lhs, rhs, scales, zeros, bias, out = instr.operands
+        assert lhs is not None and rhs is not None and out is not None
+        self.counters.add_macs(fmt, int(out.numel * lhs.sizes[-1]))
+        self.read(lhs, addresses["lhs"])
+        if instr.value("accumulate"):
+            self.read(out, addresses["out"])
+        weights = {name: (o, self.blob_address(o, addresses.get(name, 0))) for name, o in (("rhs", rhs), ("scales", scales), ("zeros", zeros)) if o is not None}
+        folded = all(a is not None for _, a in weights.values()) and TileDequantizer.supports(
+            fmt, group, _dtype(rhs), rhs.sizes, None if scales is None else _dtype(scales),
+            0 if scales is None else scales.numel, None if zeros is None else zeros.numel,
         )
-        out, lhs = views["out"], views["lhs"]
-        self.counters.add_macs(fmt, int(out.size * lhs.shape[-1]))
-        for name in ("lhs", "bias"):
-            operand = instr.operand(name)
-            if operand is not None:
-                self.read(operand, addresses[name])
-        if options["accumulate"]:
-            self.read(instr.operands[-1], addresses["out"])  # type: ignore[arg-type]
-        weights = [(name, instr.operand(name)) for name in ("rhs", "scales", "zeros")]
-        tile = None
-        if all(self.is_known(o, addresses.get(name, 0)) for name, o in weights):
-            shadows = {name: view(self.shadow, o, addresses[name]).copy() for name, o in weights if o is not None}
-            key = (fmt, group, shadows["rhs"].dtype.str, shadows["rhs"].shape, *(digest(shadows.get(n)) for n in ("rhs", "scales", "zeros")))
-            tile = self.weights.get(
-                key,
-                lambda: sem.load(shadows["rhs"]).copy() if fmt == "float"
-                else sem.dequantize_tile(shadows["rhs"], fmt, shadows.get("scales"), shadows.get("zeros"), group),
-            )
-        if tile is None:
-            for name, operand in weights:
-                if operand is not None:
-                    self.read(operand, addresses[name])
-            self.steps.append(
-                partial(sem.matmul, out, lhs, views["rhs"], fmt=fmt, scales=views.get("scales"), zeros=views.get("zeros"), group=group, **options)
-            )
+        rhs_shape = rhs.sizes if not folded or fmt != "s4" else (rhs.sizes[0], 2 * rhs.sizes[1])
+        fast = fast_matmul(instr, rhs_shape, folded)
+        blob: dict[str, int] = {}
+        if fast and folded:
+            blob = {name: a for name, (_, a) in weights.items()}  # type: ignore[misc]
         else:
-            self.steps.append(partial(sem.product, out, lhs, tile, **options))
-        self.clobber(instr.operands[-1], addresses["out"])  # type: ignore[arg-type]
+            for name, (operand, _) in weights.items():
+                self.read(operand, addresses[name])
+        bias_address = self.blob_address(bias, addresses.get("bias", 0))
+        if fast and bias_address is not None:
+            blob["bias"] = bias_address
+        else:
+            self.read(bias, addresses.get("bias", 0))
+        self.entries.append(Planned(instr, addresses, blob, fast))
+        self.clobber(out, addresses["out"])
+
+
+def fast_matmul(instr: Instr, rhs_shape: tuple[int, ...], folded: bool) -> bool:
+    """Whether a matmul can run as a `MatmulStep` (float operands, shapes as `product` needs)."""
+    lhs, rhs, _, _, bias, out = instr.operands
+    assert lhs is not None and rhs is not None and out is not None
+    if len(rhs_shape) < 2 or not folded and (str(instr.value("format")) != "float" or _dtype(rhs).kind not in "fV"):
+        return False
+    b_shape = (*rhs_shape[:-2], *((rhs_shape[-1], rhs_shape[-2]) if instr.value("transpose_b") else rhs_shape[-2:]))
+    shape = product_shape(lhs.sizes, b_shape)
+    if shape != out.sizes or _dtype(out).kind not in "fV" or _dtype(lhs).kind not in "fV":
+        return False
+    if bias is None:
+        return True
+    try:
+        return _dtype(bias).kind in "fV" and np.broadcast_shapes(shape, bias.sizes) == shape
+    except ValueError:
+        return False
+
+
+def bind(analysis: Analysis, memories: Memories, workspace: Workspace) -> list[Step]:
+    """The steps of an analysed program over `memories`."""
+    steps: list[Step] = []
+    for entry in analysis.planned:
+        instr = entry.instr
+        views = {
+            name: view(memories.params, o, entry.blob[name]) if name in entry.blob
+            else view(memories.of(o.space, o.index), o, entry.addresses[name])
+            for name, o in instr.named()
+        }
+        if instr.op.engine == "dma":
+            steps.append(_dma(views["dst"], views["src"]))
+        elif instr.op.mnemonic == "matmul":
+            steps.append(matmul_step(instr, views, entry, workspace))
+        else:
+            steps.append(VECTOR[instr.op.mnemonic](views, instr))
+    return steps
+
+
+def matmul_step(instr: Instr, views: dict[str, np.ndarray], entry: Planned, workspace: Workspace) -> Step:
+    fmt, group = str(instr.value("format")), int(instr.value("group"))
+    alpha, transpose_b, accumulate = float(instr.value("alpha")), bool(instr.value("transpose_b")), bool(instr.value("accumulate"))
+    out, lhs, rhs = views["out"], views["lhs"], views["rhs"]
+    bias = views.get("bias")
+    if not entry.fast:
+        return partial(
+            sem.matmul, out, lhs, rhs, fmt=fmt, scales=views.get("scales"), zeros=views.get("zeros"), group=group,
+            bias=bias, alpha=alpha, transpose_b=transpose_b, accumulate=accumulate,
+        )
+    if "rhs" in entry.blob:
+        dequantizer = TileDequantizer.of(rhs, fmt, views.get("scales"), views.get("zeros"), group)
+        assert dequantizer is not None, "the analysis checked the tile"
+        source: Callable[[], np.ndarray] = partial(dequantizer, workspace.get("tile", dequantizer.shape))
+    else:
+        source = partial(_load_into, workspace.get("rhs", rhs.shape), rhs)
+    constant = "bias" in entry.blob
+    return MatmulStep(
+        out=out,
+        lhs=lhs,
+        a=workspace.get("lhs", lhs.shape),
+        rhs=source,
+        result=workspace.get("result", out.shape),
+        bias=None if constant else bias,
+        bias32=None if bias is None else bias.astype(np.float32) if constant else workspace.get("bias", bias.shape),
+        alpha=None if alpha == 1.0 else np.float32(alpha),
+        transpose_b=transpose_b,
+        accumulate=workspace.get("accumulate", out.shape) if accumulate else None,
+    )
+
+
+def _load_into(work: np.ndarray, source: np.ndarray) -> np.ndarray:
+    np.copyto(work, source, casting="unsafe")
+    return work
+
+
+def analyse(program: Program) -> Analysis:
+    """The analysis of `program` (see `Analysis`)."""
+    if isa.dynamic_count(program.body) > MAX_STEPS:
+        raise AxcError(f"the program issues more than {MAX_STEPS} instructions per call; too long to simulate")
+    try:
+        return _Analyser(program).run()
+    except FAILURES as error:  # a record the checks let through but the analysis refuses
+        raise AxcError(f"command stream cannot be executed ({type(error).__name__}: {error}); the file is corrupt, rebuild it") from None
 
 
 def build_plan(
@@ -300,17 +483,17 @@ def build_plan(
     memories: Memories,
     inputs: Sequence[tuple[tuple[int, ...], np.dtype]],
     outputs: Sequence[tuple[tuple[int, ...], np.dtype]],
-    weights: WeightCache,
+    workspace: Workspace,
+    analysis: Analysis | None = None,
 ) -> Plan:
-    """The plan of `program` over `memories` (whose I/O arrays match `inputs`/`outputs`)."""
-    if isa.dynamic_count(program.body) > MAX_STEPS:
-        raise AxcError(f"the program issues more than {MAX_STEPS} instructions per call; too long to simulate")
-    builder = _Builder(program, memories, weights)
+    """The plan of `program` over `memories` (whose I/O arrays match `inputs`/`outputs`);
+    `analysis`: `analyse(program)` when the caller has it already."""
+    analysis = analysis if analysis is not None else analyse(program)
     try:
-        steps = builder.build()
+        steps = bind(analysis, memories, workspace)
     except FAILURES as error:  # a record the checks let through but numpy refuses
         raise AxcError(f"command stream cannot be executed ({type(error).__name__}: {error}); the file is corrupt, rebuild it") from None
     staged_in = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(inputs, memories.inputs)]
     staged_out = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(outputs, memories.outputs)]
-    count = sum(1 for _ in isa.walk(program.body))
-    return Plan(steps, staged_in, staged_out, builder.counters, count)
+    counters = dataclasses.replace(analysis.counters, macs=dict(analysis.counters.macs))
+    return Plan(steps, staged_in, staged_out, counters, analysis.instructions)

@@ -24,13 +24,13 @@ from axc.axmodel import AxModel, read_axmodel
 from axc.codegen.payload import CONTAINER_DTYPES, Payload, load_payload, spec_bytes
 from axc.errors import AxcError
 from axc.named_inputs import ordered_inputs
-from axc.sim.plan import Memories, Plan, WeightCache, build_plan
+from axc.sim.plan import Memories, Plan, Workspace, build_plan
 
 
 class AxModelSession:
     """Executes the command streams of one `.axmodel` (see the module docstring)."""
 
-    def __init__(self, model: str | Path | AxModel, weights: WeightCache | None = None):
+    def __init__(self, model: str | Path | AxModel, workspace: Workspace | None = None):
         if isinstance(model, AxModel):
             self.where = "axmodel"
             self.payload: Payload = load_payload(model)
@@ -40,7 +40,7 @@ class AxModelSession:
         target = self.payload.target
         self.ocm = np.full(target.ocm_bytes_per_core * target.cores, sem.FILL_BYTE, np.uint8)
         self.params = self.payload.data()  # read-only, no copy: programs never write parameters
-        self.weights = weights if weights is not None else WeightCache()
+        self.workspace = workspace if workspace is not None else Workspace()
         self.plans: dict[int, Plan] = {}
         self.counters: dict[int, sem.Counters] = {}
 
@@ -78,7 +78,8 @@ class AxModelSession:
             )
             shapes_in = [(t.shape, CONTAINER_DTYPES[t.dtype]) for t in spec.inputs]
             shapes_out = [(t.shape, CONTAINER_DTYPES[t.dtype]) for t in spec.outputs]
-            self.plans[group] = build_plan(program, memories, shapes_in, shapes_out, self.weights)
+            analysis = self.workspace.analysis(spec.commands, program)
+            self.plans[group] = build_plan(program, memories, shapes_in, shapes_out, self.workspace, analysis)
             self.counters[group] = sem.Counters()
         return self.plans[group]
 

@@ -1,0 +1,124 @@
+"""Weight tiles dequantized into a reused fp32 buffer, bit-identical to
+`npu_semantics.dequantize_tile`.
+
+The simulator keeps weights as the parameter blob stores them and dequantizes a tile each
+time a matmul reads it. Every element is `(code - zero) * scale` in fp32, one rounding per
+operation as in `axc.quantization.dequantize`, so any order of evaluation gives the same
+bits; the s8/s4 loops are compiled with numba (no fast-math, so no contraction).
+
+```python
+tile = TileDequantizer.of(codes, "s8", scales, None, group=0)   # None: not handled here
+tile(buffer)                        # buffer[...] = dequantize_tile(codes, "s8", scales, None, 0)
+```
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+
+
+@numba.njit(cache=True, nogil=True)
+def _dequant_s8(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, group: int, out: np.ndarray) -> None:
+    rows, cols = codes.shape
+    groups = scales.shape[1]
+    for r in range(rows):
+        for g in range(groups):
+            start = g * group
+            end = cols if g == groups - 1 else min(start + group, cols)
+            s = scales[r, g]
+            z = zeros[r, g]
+            src = codes[r, start:end]
+            dst = out[r, start:end]
+            for c in range(end - start):  # slices, so the loop vectorizes
+                dst[c] = (np.float32(src[c]) - z) * s
+
+
+@numba.njit(cache=True, nogil=True)
+def _dequant_s4(packed: np.ndarray, signed: bool, scales: np.ndarray, zeros: np.ndarray, group_of: np.ndarray, out: np.ndarray) -> None:
+    rows, width = packed.shape
+    for r in range(rows):
+        for j in range(width):
+            byte = np.int32(packed[r, j])
+            low, high = byte & 15, byte >> 4
+            if signed:
+                low = low - 16 if low >= 8 else low
+                high = high - 16 if high >= 8 else high
+            g0, g1 = group_of[2 * j], group_of[2 * j + 1]
+            out[r, 2 * j] = (np.float32(low) - zeros[r, g0]) * scales[r, g0]
+            out[r, 2 * j + 1] = (np.float32(high) - zeros[r, g1]) * scales[r, g1]
+
+
+@dataclass(frozen=True)
+class TileDequantizer:
+    """Fills an fp32 buffer with one weight tile (`codes` are read at call time)."""
+
+    codes: np.ndarray
+    fmt: str
+    scales: np.ndarray | None
+    """fp32 `[rows, groups]` (converted once: exact)."""
+    zeros: np.ndarray
+    """fp32 `[rows, groups]`; all zero for symmetric tiles (`code - 0.0` is `code`)."""
+    group: int
+    """Columns per scale."""
+    signed: bool
+    group_of: np.ndarray
+    """The scale column of every weight column (s4)."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows, cols = self.codes.shape
+        return rows, cols * (2 if self.fmt == "s4" else 1)
+
+    @staticmethod
+    def supports(fmt: str, group: int, codes: np.dtype, shape: tuple[int, ...], scales: np.dtype | None, scale_count: int, zero_count: int | None) -> bool:
+        """Whether a tile of this format and these operand types and sizes is handled here
+        (else the caller keeps `dequantize_tile`, which also reports what is wrong)."""
+        if len(shape) != 2 or 0 in shape:
+            return False
+        if fmt == "float":
+            return codes.kind in "fV"
+        if scales is None or group < 0 or scales.name not in ("float16", "bfloat16", "float32"):
+            return False
+        rows, cols = shape[0], shape[1] * (2 if fmt == "s4" else 1)
+        if scale_count != rows * math.ceil(cols / (group or cols)) or (zero_count is not None and zero_count != scale_count):
+            return False
+        if fmt in ("s8", "s4"):
+            return codes == (np.int8 if fmt == "s8" else np.uint8)
+        return fmt in ("fp8_e4m3", "fp8_e5m2") and codes.kind == "V" and not group and zero_count is None
+
+    @staticmethod
+    def of(codes: np.ndarray, fmt: str, scales: np.ndarray | None, zeros: np.ndarray | None, group: int) -> TileDequantizer | None:
+        """The dequantizer of a tile whose scales and zeros are constant, or None (see `supports`)."""
+        supported = TileDequantizer.supports(
+            fmt, group, codes.dtype, codes.shape, None if scales is None else scales.dtype,
+            0 if scales is None else scales.size, None if zeros is None else zeros.size,
+        )
+        if not supported:
+            return None
+        rows = codes.shape[0]
+        if fmt == "float":
+            return TileDequantizer(codes, fmt, None, np.zeros((rows, 1), np.float32), codes.shape[1], False, np.zeros(0, np.int64))
+        assert scales is not None
+        cols = codes.shape[1] * (2 if fmt == "s4" else 1)
+        size = group or cols
+        groups = math.ceil(cols / size)
+        scales32 = np.ascontiguousarray(scales, np.float32).reshape(rows, groups)
+        zeros32 = np.zeros((rows, groups), np.float32) if zeros is None else np.asarray(zeros).reshape(rows, groups).astype(np.float32)
+        group_of = np.minimum(np.arange(cols) // size, groups - 1)
+        return TileDequantizer(codes, fmt, scales32, zeros32, size, zeros is None, group_of)
+
+    def __call__(self, out: np.ndarray) -> np.ndarray:
+        if self.fmt == "s8":
+            _dequant_s8(self.codes, self.scales, self.zeros, self.group, out)
+        elif self.fmt == "s4":
+            _dequant_s4(self.codes, self.signed, self.scales, self.zeros, self.group_of, out)
+        else:
+            np.copyto(out, self.codes, casting="unsafe")  # exact: every float storage type fits fp32
+            if self.scales is not None:
+                np.multiply(out, self.scales, out=out)
+        return out
