@@ -1,4 +1,5 @@
-"""Check a checkpoint's tensor names and shapes against its config (headers only)."""
+"""Check a checkpoint's tensor names and shapes against its config and its family's
+tensor table (headers only)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import numpy as np
 
 from axc.errors import AxcError
 from axc.frontend.config import ModelConfig, QuantConfig
+from axc.frontend.families import get_family
+from axc.frontend.families.base import EMBED, FINAL_NORM, LM_HEAD, Tensor
 from axc.params import Checkpoint
 
 GPTQ_TENSORS = ("qweight", "qzeros", "scales", "g_idx")
 GPTQ_DTYPES = {"qweight": ("int32",), "qzeros": ("int32",), "scales": ("float16", "float32", "bfloat16"), "g_idx": ("int32", "int64")}
 FLOAT_DTYPES = ("bfloat16", "float16", "float32")
-LAYER_KEY = re.compile(r"^model\.layers\.(\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -56,33 +58,44 @@ def _linear(
     return tensors
 
 
+def global_tensors(config: ModelConfig) -> dict[str, Tensor]:
+    """The tensors outside the decoder layers, by checkpoint key."""
+    table = (
+        Tensor(EMBED, lambda c: (c.vocab_size, c.hidden_size), ("vocab_size", "hidden_size")),
+        Tensor(FINAL_NORM, lambda c: (c.hidden_size,), ("hidden_size",)),
+        Tensor(LM_HEAD, lambda c: (c.vocab_size, c.hidden_size), ("vocab_size", "hidden_size"), when=lambda c: not c.tie_word_embeddings),
+    )
+    return {t.name: t for t in table if t.when(config)}
+
+
+def expected_layer_tensors(config: ModelConfig, index: int) -> dict[str, Tensor]:
+    """Layer `index`'s entries of its family's table that this config has, by checkpoint
+    key (a linear's by its module name)."""
+    family = get_family(config.model_type)
+    return {family.layer_key(index, t.name): t for t in family.layer_tensors if t.when(config)}
+
+
+def _tensors(config: ModelConfig, key: str, entry: Tensor) -> list[ExpectedTensor]:
+    if not entry.linear:
+        return [ExpectedTensor(key, entry.shape(config), entry.because)]
+    out_features, in_features = entry.shape(config)
+    return _linear(config, key, out_features, in_features, entry.bias(config), entry.because)
+
+
 def _expected(config: ModelConfig) -> list[ExpectedTensor]:
-    hidden, inter, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
-    q_dim = config.num_attention_heads * config.head_dim
-    q_because = ("num_attention_heads", "head_dim", "hidden_size")
-    kv_because = ("num_key_value_heads", "head_dim", "hidden_size")
-    mlp_because = ("intermediate_size", "hidden_size")
-    o_bias = config.attention_bias and config.model_type == "llama"
-    tensors = [ExpectedTensor("model.embed_tokens.weight", (vocab, hidden), ("vocab_size", "hidden_size"))]
+    globals_ = global_tensors(config)
+    tensors = _tensors(config, EMBED, globals_[EMBED])
     for i in range(config.num_hidden_layers):
-        p = f"model.layers.{i}"
-        tensors.append(ExpectedTensor(f"{p}.input_layernorm.weight", (hidden,), ("hidden_size",)))
-        tensors += _linear(config, f"{p}.self_attn.q_proj", q_dim, hidden, config.attention_bias, q_because)
-        tensors += _linear(config, f"{p}.self_attn.k_proj", config.kv_dim, hidden, config.attention_bias, kv_because)
-        tensors += _linear(config, f"{p}.self_attn.v_proj", config.kv_dim, hidden, config.attention_bias, kv_because)
-        tensors += _linear(config, f"{p}.self_attn.o_proj", hidden, q_dim, o_bias, q_because)
-        tensors.append(ExpectedTensor(f"{p}.post_attention_layernorm.weight", (hidden,), ("hidden_size",)))
-        tensors += _linear(config, f"{p}.mlp.gate_proj", inter, hidden, config.mlp_bias, mlp_because)
-        tensors += _linear(config, f"{p}.mlp.up_proj", inter, hidden, config.mlp_bias, mlp_because)
-        tensors += _linear(config, f"{p}.mlp.down_proj", hidden, inter, config.mlp_bias, mlp_because)
-    tensors.append(ExpectedTensor("model.norm.weight", (hidden,), ("hidden_size",)))
-    if not config.tie_word_embeddings:
-        tensors.append(ExpectedTensor("lm_head.weight", (vocab, hidden), ("vocab_size", "hidden_size")))
+        for key, entry in expected_layer_tensors(config, i).items():
+            tensors += _tensors(config, key, entry)
+    for key in (FINAL_NORM, LM_HEAD):
+        if key in globals_:
+            tensors += _tensors(config, key, globals_[key])
     return tensors
 
 
 def expected_tensors(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The Hugging Face tensor names and shapes of a Llama/Qwen2 model with this config."""
+    """The Hugging Face tensor names and shapes of a model with this config."""
     return {t.key: t.shape for t in _expected(config)}
 
 
@@ -100,9 +113,9 @@ def _missing_reason(config: ModelConfig, checkpoint: Checkpoint, key: str) -> st
         return f"attention_bias={config.attention_bias}, mlp_bias={config.mlp_bias}"
     if config.quant is not None and suffix in GPTQ_TENSORS:
         return f"quant_method={config.quant.method}, quant_bits={config.quant.bits}"
-    if key.startswith("model.layers."):
+    if layer_index(config, key) is not None:
         return f"num_hidden_layers={config.num_hidden_layers}"
-    if key == "lm_head.weight":
+    if key == LM_HEAD:
         return "tie_word_embeddings=False"
     return f"model_type={config.model_type}"
 
@@ -112,13 +125,21 @@ def _allowed_dtypes(key: str) -> tuple[str, ...]:
     return GPTQ_DTYPES.get(suffix, FLOAT_DTYPES)
 
 
+def layer_index(config: ModelConfig, key: str) -> int | None:
+    """The decoder layer a checkpoint key belongs to, if any."""
+    pattern = re.escape(get_family(config.model_type).layer_prefix).replace(r"\{\}", r"(\d+)")
+    match = re.match(pattern, key)
+    return int(match.group(1)) if match else None
+
+
 def check_layer_count(config: ModelConfig, checkpoint: Checkpoint) -> None:
     """The checkpoint holds no decoder layer beyond `num_hidden_layers`."""
-    found = {int(m.group(1)) for key in checkpoint.keys() if (m := LAYER_KEY.match(key))}
+    found = {i for key in checkpoint.keys() if (i := layer_index(config, key)) is not None}
     extra = sorted(i for i in found if i >= config.num_hidden_layers)
     if extra:
+        layer_glob = get_family(config.model_type).layer_key(extra[-1], "*")
         raise AxcError(
-            f"{checkpoint.path} holds {max(found) + 1} decoder layers (model.layers.{extra[-1]}.*) "
+            f"{checkpoint.path} holds {max(found) + 1} decoder layers ({layer_glob}) "
             f"but config.json says num_hidden_layers={config.num_hidden_layers}; fix the config"
         )
 

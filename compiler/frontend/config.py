@@ -14,8 +14,9 @@ from typing import Any
 
 from axc.errors import AxcError
 from axc.jsonio import read_json
+from axc.frontend.families import FAMILIES, get_family
 
-SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
+SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
 ROPE_KINDS = ("default", "linear", "llama3", "dynamic", "yarn", "longrope")
 QUANT_METHODS = ("gptq",)
 GPTQ_BITS = (2, 3, 4, 8)
@@ -301,6 +302,9 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
             f"unsupported model_type {model_type!r} in {origin['model_type']}; "
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
+    family = get_family(model_type)
+    if family.configure is not None:
+        family.configure(raw, values)
     values.setdefault("num_key_value_heads", values["num_attention_heads"])
     for key in POSITIVE_INT_KEYS:
         value = values.get(key)
@@ -347,7 +351,7 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
         norm_type=str(values.get("norm_type", "rms_norm")),
         hidden_act=str(values.get("hidden_act", "silu")),
         tie_word_embeddings=bool(values.get("tie_word_embeddings", False)),
-        attention_bias=bool(values.get("attention_bias", model_type == "qwen2")),
+        attention_bias=bool(values.get("attention_bias", family.attention_bias)),
         mlp_bias=bool(values.get("mlp_bias", False)),
         dtype=str(values.get("dtype", "float32")),
         rope_scaling=_rope_scaling(raw, config_path),

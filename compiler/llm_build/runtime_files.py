@@ -19,6 +19,7 @@ import ml_dtypes
 import numpy as np
 
 from axc.frontend.config import ModelConfig
+from axc.frontend.families import get_family
 from axc.frontend.hf_import import embedding_key
 from axc.params import Checkpoint
 from axc.runtime_contract import EMBED_FILENAME, layer_filename, post_filename
@@ -68,7 +69,7 @@ def runtime_config(config: ModelConfig, prefill_len: int, tokenizer_file: str | 
     """The `config.json` newer ax-llm runtimes read from the model directory."""
     return {
         "model_name": config.model_name,
-        "tokenizer_type": config.model_type,
+        "tokenizer_type": get_family(config.model_type).tokenizer_type(config.model_type),
         "url_tokenizer_model": tokenizer_file or "",
         "template_filename_axmodel": layer_filename(config.model_type, prefill_len, 0).replace("_l0_", "_l%d_"),
         "axmodel_num": config.num_hidden_layers,

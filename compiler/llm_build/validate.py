@@ -19,7 +19,7 @@ from axc.llm_build.runtime_files import EMBED_FILENAME, TOKENIZER_FILES
 from axc.frontend.hf_import import EMBED_KEYS
 from axc.llm_build.staging import check_replaceable, check_writable, existing_ancestor
 from axc.errors import AxcError
-from axc.frontend.checkpoint_check import check_checkpoint
+from axc.frontend.checkpoint_check import check_checkpoint, expected_layer_tensors
 from axc.frontend.config import ModelConfig, load_config
 from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
 from axc.params import Checkpoint
@@ -130,10 +130,16 @@ def stored_bytes(spec: WeightSpec) -> int:
 
 
 def layer_linears(config: ModelConfig) -> list[tuple[int, int]]:
-    """`(out, in)` of a decoder layer's linears."""
-    hidden, inter, q_dim = config.hidden_size, config.intermediate_size, config.num_attention_heads * config.head_dim
-    kv = config.kv_dim
-    return [(q_dim, hidden), (kv, hidden), (kv, hidden), (hidden, q_dim), (inter, hidden), (inter, hidden), (hidden, inter)]
+    """`(out, in)` of a decoder layer's linears (its family's table)."""
+    return [t.shape(config) for t in expected_layer_tensors(config, 0).values() if t.linear]  # type: ignore[misc]
+
+
+def layer_vector_elements(config: ModelConfig) -> int:
+    """Elements of a decoder layer's norm weights and biases."""
+    entries = expected_layer_tensors(config, 0).values()
+    return sum(math.prod(t.shape(config)) for t in entries if not t.linear) + sum(
+        t.shape(config)[0] for t in entries if t.linear and t.bias(config)
+    )
 
 
 def estimate(
@@ -141,7 +147,7 @@ def estimate(
 ) -> Estimate:
     hidden, vocab = config.hidden_size, config.vocab_size
     linears = sum(stored_bytes(decoder.spec(o, i)) for o, i in layer_linears(config))
-    vectors = (2 * hidden + 3 * config.kv_dim + config.num_attention_heads * config.head_dim) * 4
+    vectors = layer_vector_elements(config) * 4
     layer = linears + vectors + groups * COMMAND_STREAM_BYTES
     post = stored_bytes(WeightChoice(options.post_weight_type).spec(vocab, hidden)) + 2 * hidden + COMMAND_STREAM_BYTES
     tokenizer = sum((options.input_path / name).stat().st_size for name in TOKENIZER_FILES if (options.input_path / name).is_file())

@@ -10,15 +10,8 @@ import safetensors.numpy
 import torch
 import transformers
 
-TINY = dict(
-    vocab_size=128,
-    hidden_size=64,
-    intermediate_size=160,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=256,
-)
+from axc.frontend.families import FAMILIES, get_family
+from axc.frontend.families.llama import TINY
 
 WIDE = dict(TINY, vocab_size=512, hidden_size=256, intermediate_size=512)
 """Wide enough for group-wise quantization: hidden 256 = two groups of 128.
@@ -28,20 +21,14 @@ LLMs do past their first layers, so a layer's output is not dominated by its own
 and per-layer accuracy measures the branches' error the way it does on real models.
 """
 
+
+def family_config(model_type: str, **changes: object) -> transformers.PretrainedConfig:
+    """The transformers config of the family's tiny preset (`Family.tiny`), changed."""
+    return transformers.AutoConfig.for_model(model_type, **{**get_family(model_type).tiny, **changes})
+
+
 CONFIGS = {
-    "qwen2": lambda: transformers.Qwen2Config(**TINY, tie_word_embeddings=True, rope_theta=1e6),
-    "llama": lambda: transformers.LlamaConfig(
-        **TINY,
-        tie_word_embeddings=False,
-        rope_theta=5e5,
-        rope_scaling={
-            "rope_type": "llama3",
-            "factor": 8.0,
-            "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 64,
-        },
-    ),
+    **{model_type: (lambda t=model_type: family_config(t)) for model_type in FAMILIES},
     "qwen2-wide": lambda: transformers.Qwen2Config(**WIDE, tie_word_embeddings=True, rope_theta=1e6),
     "llama-wide": lambda: transformers.LlamaConfig(**WIDE, tie_word_embeddings=False, rope_theta=5e5),
 }

@@ -1,0 +1,32 @@
+"""The family registry: every family names its transformers reference and tiny preset, and
+its tensor table is exactly what transformers saves for that model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import safetensors
+import transformers
+
+from axc.frontend.checkpoint_check import expected_tensors
+from axc.frontend.config import load_config
+from axc.frontend.families import FAMILIES, get_family
+
+
+@pytest.mark.parametrize("model_type", list(FAMILIES))
+def test_family_is_registered_under_its_model_type(model_type: str) -> None:
+    family = get_family(model_type)
+    assert model_type in family.model_types
+    assert hasattr(transformers, family.reference), family.reference
+
+
+@pytest.mark.parametrize("model_type", list(FAMILIES))
+def test_tensor_table_is_what_transformers_saves(tiny_model_dir, model_type: str) -> None:
+    model_dir = tiny_model_dir(model_type)
+    config = load_config(model_dir)
+    assert json.loads((model_dir / "config.json").read_text())["architectures"] == [get_family(model_type).reference]
+    with safetensors.safe_open(str(model_dir / "model.safetensors"), "np") as f:
+        saved = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    assert expected_tensors(config) == saved
+
