@@ -15,6 +15,12 @@ def rms_norm(x: Array, weight: Array, eps: float) -> Array:
     return (x / np.sqrt(variance + np.float32(eps))) * weight
 
 
+def head_norm(x: Array, weight: Array, eps: float, head_dim: int) -> Array:
+    """RMSNorm of every `head_dim` slice of the last dimension (one weight for all heads)."""
+    heads = x.reshape(*x.shape[:-1], x.shape[-1] // head_dim, head_dim)
+    return rms_norm(heads, weight, eps).reshape(x.shape)
+
+
 def layer_norm(x: Array, weight: Array, bias: Array | None, eps: float) -> Array:
     mean = np.mean(x, axis=-1, keepdims=True)
     centred = x - mean

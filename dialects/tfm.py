@@ -140,6 +140,40 @@ class RMSNormOp(TfmOp):
 
 
 @irdl_op_definition
+class HeadNormOp(TfmOp):
+    """RMSNorm of each `head_dim`-sized head of `[1, T, heads*head_dim]` with one shared
+    `weight [head_dim]`: Qwen3's and HunYuan's q/k norms.
+
+    `%qn = tfm.head_norm %q, %w {head_dim = 128 : i64, eps = 1.0e-06 : f64} : (tensor<1x?x2048xf32>, tensor<128xbf16>) -> tensor<1x?x2048xf32>`
+    """
+
+    name = "tfm.head_norm"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    result = result_def(TensorType)
+    head_dim = prop_def(IntegerAttr)
+    eps = prop_def(FloatAttr)
+
+    def __init__(self, input: SSAValue, weight: SSAValue, head_dim: int, eps: float):
+        super().__init__(
+            operands=[input, weight],
+            result_types=[input.type],
+            properties={"head_dim": int_prop(head_dim), "eps": float_prop(eps)},
+        )
+
+    def verify_(self) -> None:
+        x, head_dim = shape_of(self.input), self.head_dim.value.data
+        if head_dim <= 0:
+            raise self.fail(f"head_dim {head_dim} must be positive")
+        if len(x) != 3 or (x[2] != DYNAMIC_INDEX and x[2] % head_dim):
+            raise self.fail(f"input {show(x)} is not [1, tokens, heads*{head_dim}]")
+        self.expect_shape("weight", shape_of(self.weight), (head_dim,))
+        self.expect_shape("result", shape_of(self.result), x)
+        if self.eps.value.data <= 0:
+            raise self.fail("eps must be positive")
+
+
+@irdl_op_definition
 class LayerNormOp(TfmOp):
     """`(x - mean) * rsqrt(var + eps) * weight (+ bias)` over the last dimension."""
 
@@ -383,6 +417,7 @@ TFM = Dialect(
     [
         EmbeddingOp,
         RMSNormOp,
+        HeadNormOp,
         LayerNormOp,
         LinearOp,
         RopeOp,

@@ -72,6 +72,8 @@ class RopeScaling:
     low_freq_factor: float = 1.0
     high_freq_factor: float = 4.0
     original_max_position_embeddings: int = 0
+    alpha: float | None = None
+    """HunYuan's NTK alpha (`type: dynamic`), which its family folds into `rope_theta`."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,10 @@ class ModelConfig:
     quant: QuantConfig | None
     bos_token_id: int | None
     eos_token_id: int | list[int] | None
+    use_qk_norm: bool = False
+    """An RMSNorm over each head of q and k (Qwen3, HunYuan)."""
+    qk_norm_after_rope: bool = False
+    """That norm follows RoPE (HunYuan) instead of preceding it (Qwen3)."""
 
     @property
     def kv_dim(self) -> int:
@@ -143,6 +149,8 @@ class ModelConfig:
                 "norm_type",
                 "hidden_act",
                 "tie_word_embeddings",
+                "use_qk_norm",
+                "qk_norm_after_rope",
             )
         ]
         if self.quant is None:
@@ -164,6 +172,7 @@ class ModelConfig:
             ("rope_scaling_low_freq_factor", r.low_freq_factor),
             ("rope_scaling_high_freq_factor", r.high_freq_factor),
             ("rope_scaling_original_max_position_embeddings", r.original_max_position_embeddings),
+            ("rope_scaling_alpha", r.alpha),
         ]
         lines = ["Config("] + [f"    {key}={value!r}," for key, value in fields] + [")"]
         return "\n".join(lines)
@@ -185,6 +194,7 @@ def _rope_scaling(raw: dict[str, Any], where: Path) -> RopeScaling:
             low_freq_factor=float(params.get("low_freq_factor", 1.0)),
             high_freq_factor=float(params.get("high_freq_factor", 4.0)),
             original_max_position_embeddings=int(params.get("original_max_position_embeddings", 0) or 0),
+            alpha=None if params.get("alpha") is None else float(params["alpha"]),
         )
     except (TypeError, ValueError):
         raise AxcError(f"rope scaling parameters in {where} must be numbers: {params}; fix the config") from None
@@ -303,8 +313,6 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     family = get_family(model_type)
-    if family.configure is not None:
-        family.configure(raw, values)
     values.setdefault("num_key_value_heads", values["num_attention_heads"])
     for key in POSITIVE_INT_KEYS:
         value = values.get(key)
@@ -333,9 +341,14 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
             f"rope_partial_factor={values['rope_partial_factor']} in {origin['rope_partial_factor']} "
             "must be at most 1"
         )
+    values["model_name"] = model_dir.resolve().name
+    values["rope_scaling"] = _rope_scaling(raw, config_path)
+    values["use_qk_norm"] = family.qk_norm != "none"
+    if family.configure is not None:
+        family.configure(raw, values)
 
     return ModelConfig(
-        model_name=model_dir.resolve().name,
+        model_name=values["model_name"],
         model_type=model_type,
         num_hidden_layers=values["num_hidden_layers"],
         num_attention_heads=heads,
@@ -354,8 +367,10 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
         attention_bias=bool(values.get("attention_bias", family.attention_bias)),
         mlp_bias=bool(values.get("mlp_bias", False)),
         dtype=str(values.get("dtype", "float32")),
-        rope_scaling=_rope_scaling(raw, config_path),
+        rope_scaling=values["rope_scaling"],
         quant=_quant_config(raw, model_dir, config_path),
         bos_token_id=values.get("bos_token_id"),
         eos_token_id=values.get("eos_token_id"),
+        use_qk_norm=bool(values["use_qk_norm"]),
+        qk_norm_after_rope=family.qk_norm == "after_rope",
     )

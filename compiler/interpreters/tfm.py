@@ -63,6 +63,11 @@ class TfmFunctions(InterpreterFunctions):
         x, weight = map(fp32, args)
         return self.results(op, kernels.rms_norm(x, weight, op.eps.value.data))
 
+    @impl(tfm.HeadNormOp)
+    def run_head_norm(self, interpreter: Interpreter, op: tfm.HeadNormOp, args: tuple[Any, ...]):
+        x, weight = map(fp32, args)
+        return self.results(op, kernels.head_norm(x, weight, op.eps.value.data, op.head_dim.value.data))
+
     @impl(tfm.LayerNormOp)
     def run_layer_norm(self, interpreter: Interpreter, op: tfm.LayerNormOp, args: tuple[Any, ...]):
         x, weight, *bias = map(fp32, args)

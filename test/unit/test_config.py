@@ -166,6 +166,8 @@ EXPECTED_BLOCK = """Config(
     norm_type='rms_norm',
     hidden_act='silu',
     tie_word_embeddings=True,
+    use_qk_norm=False,
+    qk_norm_after_rope=False,
     quant_method='gptq',
     quant_bits=4,
     quant_group_size=128,
@@ -177,6 +179,7 @@ EXPECTED_BLOCK = """Config(
     rope_scaling_low_freq_factor=1.0,
     rope_scaling_high_freq_factor=4.0,
     rope_scaling_original_max_position_embeddings=0,
+    rope_scaling_alpha=None,
 )"""
 
 

@@ -34,8 +34,9 @@ CONFIGS = {
 }
 
 
-def build_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
-    """Save a randomly initialised `family` model (fp32) to `out_dir`."""
+def build_tiny_model(family: str, out_dir: Path, seed: int = 0, bf16_exact: bool = False) -> Path:
+    """Save a randomly initialised `family` model (fp32) to `out_dir`; with `bf16_exact`
+    every weight is a bf16 value (stored as fp32)."""
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(CONFIGS[family]())
     with torch.no_grad():  # larger weights than the default init, so layers do real work
@@ -47,6 +48,9 @@ def build_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
         else:
             for param in model.parameters():
                 param.add_(torch.randn_like(param) * 0.05)
+        if bf16_exact:
+            for param in model.parameters():
+                param.copy_(param.to(torch.bfloat16).to(torch.float32))
     model.save_pretrained(out_dir)
     return out_dir
 

@@ -24,6 +24,8 @@ def _family(module: str, name: str) -> Callable[[], Family]:
 FAMILIES: dict[str, Callable[[], Family]] = {
     "qwen2": _family("llama", "QWEN2"),
     "llama": _family("llama", "LLAMA"),
+    "qwen3": _family("qwen3", "QWEN3"),
+    "hunyuan_v1_dense": _family("hunyuan", "HUNYUAN"),
 }
 
 

@@ -162,6 +162,11 @@ def rope(b: Builder, x: SSAValue, *, heads: int) -> SSAValue:
     )
 
 
+def head_norm(b: Builder, x: SSAValue, name: str) -> SSAValue:
+    """RMSNorm of each head of `x` with the table's `[head_dim]` weight `name`."""
+    return b.add(tfm.HeadNormOp(x, b.weight(name), b.config.head_dim, b.config.rms_norm_eps))
+
+
 def attention(b: Builder, q: SSAValue, k: SSAValue, v: SSAValue) -> SSAValue:
     """Grouped-query attention of the new rows over the caches (before `o_proj`)."""
     c = b.config
