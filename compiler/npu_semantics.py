@@ -184,6 +184,10 @@ def rms_norm(out: Array, x: Array, weight: Array, eps: float) -> None:
     store(out, kernels.rms_norm(load(x), load(weight), eps))
 
 
+def head_norm(out: Array, x: Array, weight: Array, eps: float, head_dim: int) -> None:
+    store(out, kernels.head_norm(load(x), load(weight), eps, head_dim))
+
+
 def add_rms_norm(total: Array, out: Array, lhs: Array, rhs: Array, weight: Array, eps: float) -> None:
     """`total = lhs + rhs` (rounded to its dtype), `out = rms_norm(total)`."""
     store(total, load(lhs) + load(rhs))

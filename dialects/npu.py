@@ -894,6 +894,27 @@ class AddRMSNormOp(NormOp):
 
 
 @irdl_op_definition
+class HeadNormOp(NormOp):
+    """RMSNorm of each `head_dim` slice of rows `[T, heads*head_dim]` with one `[head_dim]`
+    weight (Qwen3/HunYuan q/k norms): `npu.head_norm %q, %w -> %q {head_dim = 128, eps = 1e-06}`."""
+
+    name = "npu.head_norm"
+    input = operand_def(BufferType)
+    weight = operand_def(BufferType)
+    out = operand_def(BufferType)
+    head_dim = prop_def(IntegerAttr)
+    INS: ClassVar = ("input", "weight")
+    OUTS: ClassVar = ("out",)
+
+    def verify_shapes(self, sizes: dict[str, tuple[int, ...]]) -> None:
+        x, out, head_dim = sizes["input"], sizes["out"], self.head_dim.value.data
+        if len(x) != 2 or head_dim <= 0 or x[1] % head_dim or out != x:
+            raise self.fail(f"normalises [T, heads*{head_dim}] views, got {show_dims(x)} -> {show_dims(out)}")
+        if sizes["weight"] != (head_dim,):
+            raise self.fail(f"weight view {show_dims(sizes['weight'])} is not [{head_dim}]")
+
+
+@irdl_op_definition
 class LayerNormOp(NormOp):
     """`out = (x - mean) * rsqrt(var + eps) * weight (+ bias)` over the last dim."""
 
@@ -1085,6 +1106,7 @@ ACCESS_OPS: tuple[type[AccessOp], ...] = (
     ActMulOp,
     RMSNormOp,
     AddRMSNormOp,
+    HeadNormOp,
     LayerNormOp,
     RopeOp,
     OnlineSoftmaxOp,

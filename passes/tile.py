@@ -88,7 +88,7 @@ MASK_FILL = -1.0e30
 """Initial running max of online softmax (below any score plus the -65536 mask)."""
 LEVELS: tuple[tuple[float, float], ...] = ((0.5, 1.0), (0.5, 0.75), (0.25, 0.75), (0.25, 0.5), (0.0, 0.5), (0.0, 0.25))
 """(`Budget.activations`, `Budget.tiles`) of each attempt to lower a function so that it fits."""
-NORMS = (tfm.RMSNormOp, tfm.LayerNormOp)
+NORMS = (tfm.RMSNormOp, tfm.LayerNormOp, tfm.HeadNormOp)
 RowBlock = Callable[[Affine, int, Affine | int], None]
 """The body of a linear over one block of rows: (first row, rows, its accumulator row)."""
 
@@ -171,6 +171,27 @@ def gated_mlps(ops: Sequence[Operation]) -> list[GatedMlp]:
     return found
 
 
+@dataclass(frozen=True)
+class NormRope:
+    """A per-head q/k norm and a rope, one feeding the other through a value nothing else
+    reads (Qwen3: norm then rope; HunYuan: rope then norm). Lowered as one row pass, so
+    the intermediate never has a buffer or a DDR round trip of its own."""
+
+    first: tfm.HeadNormOp | tfm.RopeOp
+    second: tfm.HeadNormOp | tfm.RopeOp
+
+
+def norm_ropes(ops: Sequence[Operation]) -> list[NormRope]:
+    found: list[NormRope] = []
+    for op in ops:
+        if isinstance(op, (tfm.HeadNormOp, tfm.RopeOp)) and op.result.has_one_use():
+            user = next(iter(op.result.uses)).operation
+            pair = {type(op), type(user)}
+            if pair == {tfm.HeadNormOp, tfm.RopeOp} and user.operands[0] is op.result:
+                found.append(NormRope(op, user))  # type: ignore[arg-type]
+    return found
+
+
 @dataclass
 class FunctionLowering:
     """Builds the npu version of one layer group or `@post`."""
@@ -188,6 +209,7 @@ class FunctionLowering:
     outputs: dict[SSAValue, SSAValue] = field(default_factory=dict)
     loaded: dict[SSAValue, SSAValue] = field(default_factory=dict)
     mlps: dict[Operation, GatedMlp] = field(default_factory=dict)  # by each of its ops
+    norm_ropes: dict[Operation, NormRope] = field(default_factory=dict)  # by each of its ops
     resident: dict[Operation, int] = field(default_factory=dict)
     space: int = 0
 
@@ -220,6 +242,10 @@ class FunctionLowering:
             for member in (mlp.gate, mlp.act, mlp.up, mlp.mul):
                 self.mlps[member] = mlp
                 at[member] = at[mlp.mul]  # lowered as one op, where the product is made
+        for pair in norm_ropes(ops):
+            fused.add(pair.first.result)
+            self.norm_ropes[pair.first] = self.norm_ropes[pair.second] = pair
+            at[pair.first] = at[pair.second]
         root: dict[SSAValue, SSAValue] = {arg: arg for arg in self.source.args}
         for op in ops:
             for result in op.results:
@@ -357,9 +383,13 @@ class FunctionLowering:
     def lower_op(self, op: Operation) -> None:
         self.space = int((self.budget.ocm - self.resident.get(op, 0)) * self.budget.tiles)
         mlp = self.mlps.get(op)
+        pair = self.norm_ropes.get(op)
         if mlp is not None:
             if op is mlp.mul:  # the gate, act and up ops are lowered with their product
                 self.gated(mlp)
+        elif pair is not None:
+            if op is pair.second:
+                self.norm_rope(pair)
         elif isinstance(op, ParamOp):
             clone = op.clone()
             self.params.append(clone)
@@ -376,6 +406,8 @@ class FunctionLowering:
             self.linear(op)
         elif isinstance(op, tfm.RopeOp):
             self.rope(op)
+        elif isinstance(op, tfm.HeadNormOp):
+            self.head_norm(op)
         elif isinstance(op, tfm.AttentionOp):
             self.attention(op)
         elif isinstance(op, tfm.ActOp):
@@ -389,7 +421,7 @@ class FunctionLowering:
         elif isinstance(op, func.ReturnOp):
             self.finish(op)
         else:
-            raise self.fail(op, "has no npu lowering (supported: linear, norms, rope, attention, act, add, mul, cast, topk)")
+            raise self.fail(op, "has no npu lowering (supported: linear, norms, head norms, rope, attention, act, add, mul, cast, topk)")
 
     def weight_op(self, op: quant.WeightOp) -> None:
         spec = op.weight_type.spec
@@ -456,12 +488,10 @@ class FunctionLowering:
 
         self.rowwise([*((t, False) for t in inputs), (y, True)], emit)
 
-    def rope(self, op: tfm.RopeOp) -> None:
-        x = self.tensor(op.input)
-        pos_type = op.positions.type
-        count = matrix_shape(pos_type)[0]
+    def rope_emitter(self, op: tfm.RopeOp) -> Callable[[Access, Access, Affine, int], None]:
+        """Emits `npu.rope` of rows `[start, start + n)` from one view into another."""
+        count = matrix_shape(op.positions.type)[0]
         positions = self.ocm_copy(self.ddr_of(op.positions), (count,), name="positions")
-        y = self.result(op.result)
         props = {
             name: op.properties[name]
             for name in (
@@ -471,12 +501,49 @@ class FunctionLowering:
             if name in op.properties
         }
 
-        def emit(a: list[Access], start: Affine, n: int) -> None:
+        def emit(x: Access, out: Access, start: Affine, n: int) -> None:
             self.em.access(
                 npu.RopeOp,
-                {"input": a[0], "positions": Access(positions, start, (n,), (1,)), "out": a[1]},
+                {"input": x, "positions": Access(positions, start, (n,), (1,)), "out": out},
                 **props,
             )
+
+        return emit
+
+    def head_norm_emitter(self, op: tfm.HeadNormOp) -> Callable[[Access, Access, Affine, int], None]:
+        """Emits `npu.head_norm` of a row view into another (its weight loaded once)."""
+        head_dim = op.head_dim.value.data
+        weight = self.ocm_copy(self.ddr[op.weight], (head_dim,))
+
+        def emit(x: Access, out: Access, start: Affine, n: int) -> None:
+            self.em.access(npu.HeadNormOp, {"input": x, "weight": weight, "out": out}, eps=op.eps, head_dim=op.head_dim)
+
+        return emit
+
+    def emitter(self, op: tfm.HeadNormOp | tfm.RopeOp) -> Callable[[Access, Access, Affine, int], None]:
+        return self.rope_emitter(op) if isinstance(op, tfm.RopeOp) else self.head_norm_emitter(op)
+
+    def rope(self, op: tfm.RopeOp) -> None:
+        x = self.tensor(op.input)
+        emit = self.rope_emitter(op)
+        y = self.result(op.result)
+        self.rowwise([(x, False), (y, True)], lambda a, start, n: emit(a[0], a[1], start, n))
+
+    def head_norm(self, op: tfm.HeadNormOp) -> None:
+        x = self.tensor(op.input)
+        emit = self.head_norm_emitter(op)
+        y = self.result(op.result)
+        self.rowwise([(x, False), (y, True)], lambda a, start, n: emit(a[0], a[1], start, n))
+
+    def norm_rope(self, pair: NormRope) -> None:
+        """Both ops on each row tile: the first into the result's tile, the second in place."""
+        x = self.tensor(pair.first.operands[0])
+        first, second = self.emitter(pair.first), self.emitter(pair.second)
+        y = self.result(pair.second.results[0])
+
+        def emit(a: list[Access], start: Affine, n: int) -> None:
+            first(a[0], a[1], start, n)
+            second(a[1], a[1], start, n)
 
         self.rowwise([(x, False), (y, True)], emit)
 

@@ -164,6 +164,7 @@ ROW_SPLIT: dict[str, tuple[str, ...] | None] = {
     "add_rms_norm": ("lhs", "rhs", "sum", "out"),
     "online_softmax": ("scores", "probs", "max", "sum", "corr"),
     "topk": ("input", "values", "indices"),
+    "head_norm": ("input", "out"),
 }
 """Operands split along their first dim when a row-wise vector op spreads over cores;
 elementwise ops (absent here) split every operand whose first dim is the output's."""

@@ -218,6 +218,13 @@ class NpuFunctions(InterpreterFunctions):
         self.vector(op, v)
         return ()
 
+    @impl(npu.HeadNormOp)
+    def run_head_norm(self, interpreter: Interpreter, op: npu.HeadNormOp, args: tuple[Any, ...]):
+        v = self.views(op, args)
+        sem.head_norm(v["out"], v["input"], v["weight"], op.eps.value.data, op.head_dim.value.data)
+        self.vector(op, v)
+        return ()
+
     @impl(npu.LayerNormOp)
     def run_layer_norm(self, interpreter: Interpreter, op: npu.LayerNormOp, args: tuple[Any, ...]):
         v = self.views(op, args)

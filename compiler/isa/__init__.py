@@ -179,6 +179,7 @@ OPCODES: tuple[OpInfo, ...] = (
     _op("online_softmax", 0x3B, "vector", "scores", outs="probs max sum corr"),
     _op("gather", 0x3C, "vector", "input indices", outs="out"),
     _op("topk", 0x3D, "vector", "input", outs="values indices", imms=(Imm("k", "int"),)),
+    _op("head_norm", 0x48, "vector", "input weight", outs="out", imms=(_EPS, Imm("head_dim", "int"))),
 )
 OP_BY_NAME: dict[str, OpInfo] = {op.mnemonic: op for op in OPCODES}
 OP_BY_CODE: dict[int, OpInfo] = {op.code: op for op in OPCODES}

@@ -46,8 +46,11 @@ OPS_PER_ELEMENT: dict[str, float] = {
     "fill": 1, "cast": 1, "add": 1, "mul": 1, "div": 2, "gather": 2,
     "act": 4, "act_mul": 5, "rms_norm": 4, "add_rms_norm": 5, "layer_norm": 7,
     "rope": 6, "online_softmax": 8, "topk": 8,
+    "head_norm": 4,
 }
-"""Assumed: vector passes per element (exp, rsqrt and division count as a few ops)."""
+"""Assumed: vector passes per element (exp, rsqrt and division count as a few ops).
+`head_norm` makes the passes of `rms_norm` over head-sized rows: one more rsqrt per head
+is under 1/64 of an op per element at head_dim >= 64."""
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,7 @@ VECTOR: dict[str, Callable[[dict[str, np.ndarray], Instr], Step]] = {
     "online_softmax": lambda v, i: partial(sem.online_softmax, v["probs"], v["max"], v["sum"], v["corr"], v["scores"]),
     "gather": lambda v, i: partial(sem.gather, v["out"], v["input"], v["indices"]),
     "topk": lambda v, i: partial(sem.topk, v["values"], v["indices"], v["input"], int(i.value("k"))),
+    "head_norm": lambda v, i: partial(sem.head_norm, v["out"], v["input"], v["weight"], float(i.value("eps")), int(i.value("head_dim"))),
 }
 assert set(VECTOR) == {op.mnemonic for op in isa.OPCODES if op.engine == "vector"}
 
