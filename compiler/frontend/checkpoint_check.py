@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from axc.errors import AxcError
-from axc.frontend.config import ModelConfig, QuantConfig
+from axc.frontend.model_config import ModelConfig, QuantConfig
 from axc.frontend.families import get_family
-from axc.frontend.families.base import EMBED, FINAL_NORM, LM_HEAD, Tensor
+from axc.frontend.families.tensors import EMBED, FINAL_NORM, LM_HEAD, Tensor
 from axc.params import Checkpoint
 
 GPTQ_TENSORS = ("qweight", "qzeros", "scales", "g_idx")

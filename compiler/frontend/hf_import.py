@@ -37,7 +37,7 @@ from axc.errors import AxcError
 from axc.frontend.checkpoint_check import check_checkpoint, expected_layer_tensors, global_tensors
 from axc.frontend.config import ModelConfig, load_config
 from axc.frontend.families import get_family
-from axc.frontend.families.base import EMBED, LM_HEAD
+from axc.frontend.families.tensors import EMBED, LM_HEAD
 from axc.frontend.families.blocks import MODEL_SCOPE, Builder, tensor
 from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
 from axc.params import Checkpoint

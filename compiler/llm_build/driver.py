@@ -4,6 +4,7 @@ model and the runtime's side files into a staging directory, then rename it into
 from __future__ import annotations
 
 import json
+import os
 import resource
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from axc.llm_build.log import BuildLog
 from axc.llm_build.options import BuildOptions
 from axc.llm_build.runtime_files import layer_filename, post_filename, write_json, write_runtime_files
 from axc.llm_build.staging import MARKER, staged_directory
-from axc.llm_build.validate import BuildPlan, describe_needs, validate
+from axc.llm_build.validate import BuildPlan, describe_needs, validate, worker_count
 from axc.frontend.gptq import open_checkpoint
 
 REPORT = MARKER
@@ -85,6 +86,12 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
         + "".join(f", prefill {g.tokens} over {g.history}" for g in plan.groups[1:])
     )
     log.info(describe_needs(plan))
+    workers = worker_count(options.parallel, plan.config.num_hidden_layers)
+    if workers < options.parallel:
+        log.info(
+            f"--parallel {options.parallel}: {workers} worker process{'es' if workers > 1 else ''} "
+            f"({plan.config.num_hidden_layers} layers, {len(os.sched_getaffinity(0))} CPUs here; more would not help)"
+        )
     config, layers = plan.config, plan.config.num_hidden_layers
     files: dict[str, int] = {}
     with staged_directory(plan.output_path) as staging:

@@ -29,7 +29,7 @@ from xdsl.passes import PassPipeline
 from axc.binding import store_for
 from axc.llm_build import target
 from axc.llm_build.runtime_files import layer_filename
-from axc.llm_build.validate import BuildPlan
+from axc.llm_build.validate import BuildPlan, worker_count
 from axc.dialects import make_context
 from axc.dialects.axc import ParamAttr, set_module_scopes
 from axc.frontend.config import ModelConfig, load_config
@@ -231,7 +231,8 @@ def layer_pool(structure: Structure, parallel: int, count: int) -> Iterator[Call
     held console lock; each worker holds one layer at a time.
     """
     global _builder
-    if parallel <= 1 or count <= 1:
+    workers = worker_count(parallel, count)
+    if workers <= 1:
         builder = LayerBuilder.of(structure.job, structure.module)
         yield lambda layers: map(builder, layers)
         return
@@ -243,7 +244,7 @@ def layer_pool(structure: Structure, parallel: int, count: int) -> Iterator[Call
     else:
         job = replace(structure.job, structure=module_text(structure.module))
     try:
-        with multiprocessing.get_context(method).Pool(min(parallel, count), init_worker, (job,)) as pool:
+        with multiprocessing.get_context(method).Pool(workers, init_worker, (job,)) as pool:
             yield lambda layers: pool.imap_unordered(build_in_worker, layers)
     finally:
         _builder = None

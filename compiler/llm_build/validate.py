@@ -8,6 +8,7 @@ weight types, with the disk and memory the build is expected to need.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,12 @@ def layer_vector_elements(config: ModelConfig) -> int:
     )
 
 
+def worker_count(parallel: int, layers: int) -> int:
+    """The worker processes that help `--parallel`: no more than the layers to build, nor
+    than the CPUs this process may run on."""
+    return max(1, min(parallel, layers, len(os.sched_getaffinity(0))))
+
+
 def estimate(
     options: BuildOptions, config: ModelConfig, checkpoint: Checkpoint, decoder: WeightChoice, groups: int
 ) -> Estimate:
@@ -154,7 +161,7 @@ def estimate(
     source_layer = sum(o * i for o, i in layer_linears(config)) * 4  # fp32 while quantizing, at worst
     embed_key = checkpoint.find_key(*EMBED_KEYS)
     head = vocab * hidden * (np.dtype(checkpoint.dtype(embed_key)).itemsize if embed_key else 4)
-    workers = min(options.parallel, config.num_hidden_layers)
+    workers = worker_count(options.parallel, config.num_hidden_layers)
     # The main process holds the lm_head (source, stored, serialized); each worker one layer.
     main = PROCESS_BYTES + head + 2 * post
     per_worker = (WORKER_BYTES if workers > 1 else 0) + source_layer + 3 * layer

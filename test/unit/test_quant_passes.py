@@ -23,7 +23,10 @@ from axc.passes.set_activation_type import SetActivationType
 from axc.passes.specialize_groups import SpecializeGroups
 from axc.quantization import WeightSpec, dequantize, pack_s4, quantize, unpack_s4
 
-GPTQ_NAMES = ["qwen2-tiny-gptq-int4", "qwen2-tiny-gptq-int8", "qwen2-tiny-gptq-int4-actorder", "llama-tiny-gptq-int4"]
+GPTQ_NAMES = [
+    "qwen2-tiny-gptq-int4", "qwen2-tiny-gptq-int8", "qwen2-tiny-gptq-int4-actorder", "llama-tiny-gptq-int4",
+    "qwen3-tiny-gptq-int8", "hunyuan-tiny-gptq-int4",
+]
 
 
 def apply(module: ModuleOp, *passes: object) -> ModuleOp:

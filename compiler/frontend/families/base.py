@@ -1,65 +1,21 @@
-"""What defines a model family: its checkpoint's tensors and its layer's structure.
+"""What defines a model family: its checkpoint's tensors (`tensors.Tensor`) and its layer's
+structure (builders made of `blocks`).
 
-A `Family` is a declarative table of tensors plus the functions that build `@layer_<i>`
-and `@post` from shared blocks (`axc.frontend.families.blocks`). The generic frontend
-interprets it: `checkpoint_check` checks the tensors, the build's estimate sums them,
-`hf_import` assembles the module and `runtime_files` reads the runtime's names.
-
-```python
-Tensor("self_attn.q_norm.weight", lambda c: (c.head_dim,), ("head_dim",))      # a layer vector
-linear("self_attn.q_proj", lambda c: c.q_dim, lambda c: c.hidden_size, Q_BECAUSE, bias=qkv_bias)
-```
+The generic frontend interprets a `Family`: `checkpoint_check` checks its tensor table,
+the build's estimate sums it, `hf_import` assembles `@embed`, `@layer_<i>` and `@post`
+from `layer` / `post`, and `runtime_files` reads the runtime's names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from axc.frontend.config import ModelConfig
-    from axc.frontend.families.blocks import LayerBuilder, PostBuilder
+from axc.frontend.families.blocks import Builder
+from axc.frontend.families.tensors import Tensor
 
-Size = Callable[["ModelConfig"], int]
-Condition = Callable[["ModelConfig"], bool]
 QK_NORM_PLACES = ("none", "before_rope", "after_rope")
-EMBED = "model.embed_tokens.weight"
-FINAL_NORM = "model.norm.weight"
-LM_HEAD = "lm_head.weight"
-"""Canonical names of the tensors outside the layers (a family with others serves views)."""
-
-
-def always(config: ModelConfig) -> bool:
-    return True
-
-
-def never(config: ModelConfig) -> bool:
-    return False
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """One checkpoint tensor: its name (a layer tensor's relative to the layer prefix), its
-    shape from the config and the config fields that decide it (named in messages).
-
-    A `linear` names the module (`self_attn.q_proj`): its tensors are `.weight` (or the GPTQ
-    `qweight`/`qzeros`/`scales`/`g_idx`) of shape `[out, in]` and, when `bias`, `.bias`."""
-
-    name: str
-    shape: Callable[[ModelConfig], tuple[int, ...]]
-    because: tuple[str, ...]
-    linear: bool = False
-    bias: Condition = never
-    when: Condition = always
-
-
-def linear(name: str, out: Size, in_: Size, because: tuple[str, ...], bias: Condition = never) -> Tensor:
-    return Tensor(name, lambda c: (out(c), in_(c)), because, linear=True, bias=bias)
-
-
-def vector(name: str, size: Size, because: tuple[str, ...], when: Condition = always) -> Tensor:
-    return Tensor(name, lambda c: (size(c),), because, when=when)
 
 
 @dataclass(frozen=True)
@@ -72,8 +28,8 @@ class Family:
     model_types: tuple[str, ...]
     layer_tensors: tuple[Tensor, ...]
     """Per decoder layer, relative to `layer_prefix`."""
-    layer: Callable[[LayerBuilder], None]
-    post: Callable[[PostBuilder], None]
+    layer: Callable[[Builder], None]
+    post: Callable[[Builder], None]
     reference: str
     """The transformers class that computes the same model (the tests' reference)."""
     tiny: dict[str, Any]

@@ -26,8 +26,8 @@ from axc.dialects import tfm
 from axc.dialects.axc import ParamAttr, ParamOp
 from axc.dtypes import FLOAT_TYPES
 from axc.errors import AxcError
-from axc.frontend.config import ModelConfig
-from axc.frontend.families.base import Tensor
+from axc.frontend.families.tensors import Tensor
+from axc.frontend.model_config import ModelConfig
 from axc.params import Checkpoint
 
 MODEL_SCOPE = "model"

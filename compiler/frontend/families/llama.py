@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from axc.frontend.config import ModelConfig
-from axc.frontend.families.base import FINAL_NORM, Condition, Family, Tensor, linear, never, vector
+from axc.frontend.families.base import Family
 from axc.frontend.families.blocks import Builder, attention, gated_mlp, qkv, rope
+from axc.frontend.families.tensors import FINAL_NORM, Condition, Tensor, linear, never, vector
+from axc.frontend.model_config import ModelConfig
 
 HIDDEN = ("hidden_size",)
 Q = ("num_attention_heads", "head_dim", "hidden_size")

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from axc.frontend.config import ModelConfig
 from axc.frontend.families import llama
-from axc.frontend.families.base import Tensor, vector
 from axc.frontend.families.blocks import Builder, attention, gated_mlp, head_norm, qkv, rope
+from axc.frontend.families.tensors import Tensor, vector
+from axc.frontend.model_config import ModelConfig
 
 
 def head_dim(c: ModelConfig) -> int:
