@@ -299,6 +299,7 @@ def test_gptq_fixture_names_are_all_present() -> None:
     assert GPTQ_FIXTURES == sorted([
         "llama-tiny-fp", "llama-tiny-gptq-int4", "qwen2-tiny-fp", "qwen2-tiny-gptq-int4",
         "qwen2-tiny-gptq-int4-actorder", "qwen2-tiny-gptq-int8",
+        "qwen3-tiny-fp", "qwen3-tiny-gptq-int8", "hunyuan-tiny-fp", "hunyuan-tiny-gptq-int4",
     ])
 
 
