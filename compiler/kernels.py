@@ -105,6 +105,23 @@ def rope(x: Array, positions: Array, num_heads: int, spec: RopeSpec) -> Array:
     return out.reshape(x.shape)
 
 
+WINDOW_MASKED = -65536.0
+"""Added to a score outside a layer's sliding window: the runtime's own mask value."""
+
+
+def softcap(x: Array, cap: float) -> Array:
+    """`tanh(x / cap) * cap` (Gemma2's attention-score and final-logit soft-capping)."""
+    c = np.float32(cap)
+    return (np.tanh(np.asarray(x, np.float32) / c) * c).astype(np.float32)
+
+
+def window_mask(query_positions: Array, key_positions: Array, window: int) -> Array:
+    """Additive `[T, S]` mask hiding keys at or beyond `window` positions behind each query
+    (a key at `p_k` is visible from `p_q` iff `p_q - p_k < window`, the current token included)."""
+    distance = query_positions.astype(np.int64)[:, None] - key_positions.astype(np.int64)[None, :]
+    return np.where(distance >= window, np.float32(WINDOW_MASKED), np.float32(0)).astype(np.float32)
+
+
 def softmax(x: Array, axis: int = -1) -> Array:
     shifted = x - np.max(x, axis=axis, keepdims=True)
     e = np.exp(shifted)
@@ -122,16 +139,31 @@ def attention(
     num_kv_heads: int,
     head_dim: int,
     scale: float,
+    softcap_value: float = 0.0,
+    window: int = 0,
+    positions: Array | None = None,
 ) -> Array:
     """Grouped-query attention of `T` new tokens over `S` cached plus the new rows
-    (no cache: the new rows alone)."""
+    (no cache: the new rows alone).
+
+    Scores are soft-capped (when `softcap_value` > 0) before the mask; with a `window`,
+    cache row `j` holds position `j` and new row `u` position `positions[u]`."""
     tokens = q.shape[1]
     keys = (k[0] if k_cache is None else np.concatenate([k_cache[0], k[0]], axis=0)).reshape(-1, num_kv_heads, head_dim)
     values = (v[0] if v_cache is None else np.concatenate([v_cache[0], v[0]], axis=0)).reshape(-1, num_kv_heads, head_dim)
     group = num_heads // num_kv_heads
     queries = q[0].reshape(tokens, num_kv_heads, group, head_dim)
     scores = np.einsum("tkgd,skd->kgts", queries, keys) * np.float32(scale)
-    probs = softmax(scores + mask[0][None, None, :, :])
+    if softcap_value > 0:
+        scores = softcap(scores, softcap_value)
+    scores = scores + mask[0][None, None, :, :]
+    if window > 0:
+        assert positions is not None
+        query_positions = np.asarray(positions).reshape(tokens)
+        history = 0 if k_cache is None else k_cache.shape[1]
+        key_positions = np.concatenate([np.arange(history), query_positions])
+        scores = scores + window_mask(query_positions, key_positions, window)[None, None]
+    probs = softmax(scores)
     out = np.einsum("kgts,skd->tkgd", probs, values)
     return out.reshape(1, tokens, num_heads * head_dim).astype(np.float32)
 

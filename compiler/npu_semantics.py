@@ -173,6 +173,18 @@ def act(out: Array, x: Array, kind: str) -> None:
     store(out, kernels.activation(kind, load(x)))
 
 
+def softcap(out: Array, x: Array, cap: float) -> None:
+    store(out, kernels.softcap(load(x), cap))
+
+
+def iota(out: Array) -> None:
+    store(out, np.arange(out.size).reshape(out.shape))
+
+
+def window_mask(out: Array, scores: Array, query_positions: Array, key_positions: Array, window: int) -> None:
+    store(out, load(scores) + kernels.window_mask(np.asarray(query_positions), np.asarray(key_positions), window))
+
+
 def act_mul(out: Array, gate: Array, up: Array, kind: str) -> None:
     """`act(gate) * up`; the activation is rounded to `out`'s dtype first, as a stored
     intermediate of that type would be."""

@@ -814,6 +814,61 @@ class ActOp(UnaryOp):
 
 
 @irdl_op_definition
+class SoftcapOp(UnaryOp):
+    """`out = tanh(x / cap) * cap`: `npu.softcap %s -> %s {cap = 50.0 : f64} : ...`."""
+
+    name = "npu.softcap"
+    cap = prop_def(FloatAttr)
+
+    def verify_shapes(self, sizes: dict[str, tuple[int, ...]]) -> None:
+        if self.cap.value.data <= 0:
+            raise self.fail(f"cap {self.cap.value.data} must be positive")
+        super().verify_shapes(sizes)
+
+
+@irdl_op_definition
+class IotaOp(VectorOp):
+    """`out[i] = i` over a 1-D view (key positions of a KV cache):
+    `npu.iota -> %p : !npu.buf<24xi32, ocm>`."""
+
+    name = "npu.iota"
+    out = operand_def(BufferType)
+    OUTS: ClassVar = ("out",)
+
+    def verify_shapes(self, sizes: dict[str, tuple[int, ...]]) -> None:
+        if len(sizes["out"]) != 1:
+            raise self.fail(f"numbers 1-D views, got {show_dims(sizes['out'])}")
+
+
+@irdl_op_definition
+class WindowMaskOp(VectorOp):
+    """Sliding-window masking of score rows `[..., R, C]`: adds the runtime's mask value
+    where `query_positions[r] - key_positions[c] >= window`.
+
+    `npu.window_mask %s, %qp, %kp -> %s {window = 4 : i64} : ...`
+    """
+
+    name = "npu.window_mask"
+    scores = operand_def(BufferType)
+    query_positions = operand_def(BufferType)
+    key_positions = operand_def(BufferType)
+    out = operand_def(BufferType)
+    window = prop_def(IntegerAttr)
+    INS: ClassVar = ("scores", "query_positions", "key_positions")
+    OUTS: ClassVar = ("out",)
+
+    def verify_shapes(self, sizes: dict[str, tuple[int, ...]]) -> None:
+        scores, out = sizes["scores"], sizes["out"]
+        if self.window.value.data <= 0:
+            raise self.fail(f"window {self.window.value.data} must be positive")
+        if len(scores) < 2 or out != scores:
+            raise self.fail(f"masks [..., R, C] score views in place, got {show_dims(scores)} -> {show_dims(out)}")
+        for name, expected in (("query_positions", scores[-2]), ("key_positions", scores[-1])):
+            if sizes[name] != (expected,):
+                raise self.fail(f"{name} view {show_dims(sizes[name])} is not [{expected}]")
+
+
+@irdl_op_definition
 class AddOp(BinaryOp):
     """`out = lhs + rhs` (broadcasting)."""
 
@@ -1100,6 +1155,7 @@ ACCESS_OPS: tuple[type[AccessOp], ...] = (
     FillOp,
     CastOp,
     ActOp,
+    SoftcapOp,
     AddOp,
     MulOp,
     DivOp,
@@ -1112,6 +1168,8 @@ ACCESS_OPS: tuple[type[AccessOp], ...] = (
     OnlineSoftmaxOp,
     GatherOp,
     TopKOp,
+    IotaOp,
+    WindowMaskOp,
 )
 
 NPU = Dialect(

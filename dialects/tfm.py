@@ -283,19 +283,37 @@ class AttentionOp(TfmOp):
     %a = tfm.attention %q, %k, %v, %mask {...} : (tensor<1x8x64xf32>, tensor<1x8x32xf32>,
         tensor<1x8x32xf32>, tensor<1x8x8xf32>) -> tensor<1x8x64xf32>
     ```
+
+    `softcap > 0` caps the scaled scores with `tanh(s / softcap) * softcap` before the
+    mask. `sliding_window > 0` also hides keys `sliding_window` or more positions behind
+    their query, from the `positions [1, T]` of the new rows (the operand before the mask;
+    cache row `j` holds position `j`), so the window holds whatever mask the runtime sends:
+
+    `tfm.attention %q, %k, %v, %kc, %vc, %pos, %m {..., softcap = 50.0 : f64, sliding_window = 4 : i64}`
     """
 
     name = "tfm.attention"
     query = operand_def(TensorType)
     key = operand_def(TensorType)
     value = operand_def(TensorType)
-    caches = var_operand_def(TensorType)
+    context = var_operand_def(TensorType)
+    """The K and V caches (none in a history-0 group), then the positions of a window."""
     mask = operand_def(TensorType)
     result = result_def(TensorType)
     num_heads = prop_def(IntegerAttr)
     num_kv_heads = prop_def(IntegerAttr)
     head_dim = prop_def(IntegerAttr)
     scale = prop_def(FloatAttr)
+    softcap = prop_def(FloatAttr, default_value=float_prop(0.0))
+    sliding_window = prop_def(IntegerAttr, default_value=int_prop(0))
+
+    @property
+    def caches(self) -> tuple[SSAValue, ...]:
+        return tuple(self.context[: len(self.context) - (1 if self.sliding_window.value.data else 0)])
+
+    @property
+    def positions(self) -> SSAValue | None:
+        return self.context[-1] if self.sliding_window.value.data and self.context else None
 
     @property
     def key_cache(self) -> SSAValue | None:
@@ -312,6 +330,13 @@ class AttentionOp(TfmOp):
             raise self.fail(
                 f"num_heads {heads} must be a positive multiple of num_kv_heads {kv_heads}"
             )
+        if self.softcap.value.data < 0:
+            raise self.fail(f"softcap {self.softcap.value.data} must be positive (0: none)")
+        window = self.sliding_window.value.data
+        if window < 0:
+            raise self.fail(f"sliding_window {window} must be positive (0: none)")
+        if window and len(self.context) not in (1, 3):
+            raise self.fail("a sliding_window needs the positions operand (before the mask)")
         if len(self.caches) not in (0, 2):
             raise self.fail(f"takes a key and a value cache or none, got {len(self.caches)} cache operands")
         q = shape_of(self.query)
@@ -331,6 +356,8 @@ class AttentionOp(TfmOp):
             else DYNAMIC_INDEX
         )
         self.expect_shape("mask", shape_of(self.mask), (1, tokens, total))
+        if self.positions is not None:
+            self.expect_shape("positions", shape_of(self.positions), (1, tokens))
         self.expect_shape("result", shape_of(self.result), q)
 
 
@@ -348,6 +375,22 @@ class ActOp(TfmOp):
             raise self.fail(
                 f"unknown activation '{self.kind.data}' (supported: {', '.join(ACTIVATIONS)})"
             )
+        self.expect_shape("result", shape_of(self.result), shape_of(self.input))
+
+
+@irdl_op_definition
+class SoftcapOp(TfmOp):
+    """`tanh(x / cap) * cap` elementwise (Gemma2's final logits):
+    `tfm.softcap %l {cap = 30.0 : f64} : (tensor<1x1x256xf32>) -> tensor<1x1x256xf32>`."""
+
+    name = "tfm.softcap"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    cap = prop_def(FloatAttr)
+
+    def verify_(self) -> None:
+        if self.cap.value.data <= 0:
+            raise self.fail(f"cap {self.cap.value.data} must be positive")
         self.expect_shape("result", shape_of(self.result), shape_of(self.input))
 
 
@@ -423,6 +466,7 @@ TFM = Dialect(
         RopeOp,
         AttentionOp,
         ActOp,
+        SoftcapOp,
         AddOp,
         MulOp,
         CastOp,

@@ -171,7 +171,7 @@ def drop_history(function: func.FuncOp) -> None:
     for op in list(function.body.walk()):
         if isinstance(op, tfm.AttentionOp) and set(op.caches) <= cache_args and op.caches:
             replacement = tfm.AttentionOp.create(
-                operands=[op.query, op.key, op.value, op.mask],
+                operands=[op.query, op.key, op.value, *([] if op.positions is None else [op.positions]), op.mask],
                 result_types=[op.result.type],
                 properties=dict(op.properties),
                 attributes=dict(op.attributes),

@@ -412,6 +412,8 @@ class FunctionLowering:
             self.attention(op)
         elif isinstance(op, tfm.ActOp):
             self.elementwise(op, npu.ActOp, ("input",), kind=op.kind)
+        elif isinstance(op, tfm.SoftcapOp):
+            self.elementwise(op, npu.SoftcapOp, ("input",), cap=op.cap)
         elif isinstance(op, tfm.AddOp):
             self.elementwise(op, npu.AddOp, ("lhs", "rhs"))
         elif isinstance(op, tfm.MulOp):
@@ -421,7 +423,7 @@ class FunctionLowering:
         elif isinstance(op, func.ReturnOp):
             self.finish(op)
         else:
-            raise self.fail(op, "has no npu lowering (supported: linear, norms, head norms, rope, attention, act, add, mul, cast, topk)")
+            raise self.fail(op, "has no npu lowering (supported: linear, norms, head norms, rope, attention, act, softcap, add, mul, cast, topk)")
 
     def weight_op(self, op: quant.WeightOp) -> None:
         spec = op.weight_type.spec
@@ -782,6 +784,14 @@ class FunctionLowering:
         ot = self.em.alloc((tq, qd), out.element, name="o") if out.home == DDR else None
         kn = self.em.alloc((sn, d), k_new.element, name="k_new") if k_new.home == DDR else None
         vn = self.em.alloc((sn, d), v_new.element, name="v_new") if v_new.home == DDR else None
+        softcap = op.softcap.value.data
+        window = op.sliding_window.value.data
+        if window:
+            assert op.positions is not None
+            query_positions = self.ocm_copy(self.ddr_of(op.positions), (tokens,), name="positions")
+            cache_positions = self.em.alloc((max(history, 1),), npu.element_of(query_positions), name="cache_positions")
+            if history:
+                self.em.access(npu.IotaOp, {"out": cache_positions})
 
         def query_tile(q0: Affine, nq: int) -> None:
             if plan.mask_rows:
@@ -799,7 +809,8 @@ class FunctionLowering:
                     size = buf.type.get_shape()[2]  # type: ignore[union-attr]
                     self.em.access(npu.FillOp, {"out": Access(buf, Affine(), (group, nq, size), (tq * size, size, 1))}, value=float_prop(value))
 
-                def step(keys: Access, values: Access, start: Affine, count: int) -> None:
+                def step(keys: Access, values: Access, start: Affine, count: int, new: Affine | None = None) -> None:
+                    """One KV tile at mask column `start` (`new`: its first row among the new ones)."""
                     if plan.mask_rows:
                         mask_tile = Access(mask_buf, start, (nq, count), (total, 1))
                     else:
@@ -807,7 +818,19 @@ class FunctionLowering:
                         self.em.access(npu.DmaLoadOp, {"src": Access(mask, q0 * total + start, (nq, count), (total, 1)), "dst": mask_tile})
                     s = Access(scores, Affine(), (group, nq, count), (tq * cols, cols, 1))
                     self.em.access(npu.MatmulOp, {"lhs": query, "rhs": keys, "out": s}, transpose_b=UnitAttr(), alpha=float_prop(scale))
+                    if softcap:
+                        self.em.access(npu.SoftcapOp, {"input": s, "out": s}, cap=float_prop(softcap))
                     self.em.access(npu.AddOp, {"lhs": s, "rhs": mask_tile, "out": s})
+                    if window:
+                        keys_at = (
+                            Access(cache_positions, start, (count,)) if new is None
+                            else Access(query_positions, new, (count,))
+                        )
+                        self.em.access(
+                            npu.WindowMaskOp,
+                            {"scores": s, "query_positions": Access(query_positions, q0, (nq,)), "key_positions": keys_at, "out": s},
+                            window=int_prop(window),
+                        )
                     self.em.access(npu.OnlineSoftmaxOp, {"scores": s, "probs": s, **state})
                     self.em.access(npu.MulOp, {"lhs": acc_view, "rhs": state["corr"], "out": acc_view})
                     self.em.access(npu.MatmulOp, {"lhs": s, "rhs": values, "out": acc_view}, accumulate=UnitAttr())
@@ -826,7 +849,7 @@ class FunctionLowering:
                         else:
                             pair.append(rows(staged, d, 0, ns))
                             self.em.access(npu.DmaLoadOp, {"src": t.at(t0, ns, h * d, d), "dst": pair[-1]})
-                    step(pair[0], pair[1], t0 + history, ns)
+                    step(pair[0], pair[1], t0 + history, ns, t0)
 
                 if history:
                     self.em.tiles(history, st, cache_tile, "t")

@@ -197,6 +197,27 @@ class NpuFunctions(InterpreterFunctions):
         self.vector(op, v)
         return ()
 
+    @impl(npu.SoftcapOp)
+    def run_softcap(self, interpreter: Interpreter, op: npu.SoftcapOp, args: tuple[Any, ...]):
+        v = self.views(op, args)
+        sem.softcap(v["out"], v["input"], op.cap.value.data)
+        self.vector(op, v)
+        return ()
+
+    @impl(npu.IotaOp)
+    def run_iota(self, interpreter: Interpreter, op: npu.IotaOp, args: tuple[Any, ...]):
+        v = self.views(op, args)
+        sem.iota(v["out"])
+        self.vector(op, v)
+        return ()
+
+    @impl(npu.WindowMaskOp)
+    def run_window_mask(self, interpreter: Interpreter, op: npu.WindowMaskOp, args: tuple[Any, ...]):
+        v = self.views(op, args)
+        sem.window_mask(v["out"], v["scores"], v["query_positions"], v["key_positions"], op.window.value.data)
+        self.vector(op, v)
+        return ()
+
     @impl(npu.ActMulOp)
     def run_act_mul(self, interpreter: Interpreter, op: npu.ActMulOp, args: tuple[Any, ...]):
         v = self.views(op, args)

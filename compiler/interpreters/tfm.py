@@ -42,6 +42,8 @@ def attention_props(op: tfm.AttentionOp) -> dict[str, Any]:
         "num_kv_heads": op.num_kv_heads.value.data,
         "head_dim": op.head_dim.value.data,
         "scale": op.scale.value.data,
+        "softcap_value": op.softcap.value.data,
+        "window": op.sliding_window.value.data,
     }
 
 
@@ -87,13 +89,19 @@ class TfmFunctions(InterpreterFunctions):
 
     @impl(tfm.AttentionOp)
     def run_attention(self, interpreter: Interpreter, op: tfm.AttentionOp, args: tuple[Any, ...]):
-        q, k, v, *caches, mask = map(fp32, args)
-        k_cache, v_cache = caches or (None, None)
-        return self.results(op, kernels.attention(q, k, v, k_cache, v_cache, mask, **attention_props(op)))
+        q, k, v, *context, mask = args
+        positions = context.pop() if op.positions is not None else None
+        k_cache, v_cache = map(fp32, context) if context else (None, None)
+        out = kernels.attention(*map(fp32, (q, k, v)), k_cache, v_cache, fp32(mask), positions=positions, **attention_props(op))
+        return self.results(op, out)
 
     @impl(tfm.ActOp)
     def run_act(self, interpreter: Interpreter, op: tfm.ActOp, args: tuple[Any, ...]):
         return self.results(op, kernels.activation(op.kind.data, fp32(args[0])))
+
+    @impl(tfm.SoftcapOp)
+    def run_softcap(self, interpreter: Interpreter, op: tfm.SoftcapOp, args: tuple[Any, ...]):
+        return self.results(op, kernels.softcap(fp32(args[0]), op.cap.value.data))
 
     @impl(tfm.AddOp)
     def run_add(self, interpreter: Interpreter, op: tfm.AddOp, args: tuple[Any, ...]):

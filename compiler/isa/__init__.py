@@ -180,6 +180,9 @@ OPCODES: tuple[OpInfo, ...] = (
     _op("gather", 0x3C, "vector", "input indices", outs="out"),
     _op("topk", 0x3D, "vector", "input", outs="values indices", imms=(Imm("k", "int"),)),
     _op("head_norm", 0x48, "vector", "input weight", outs="out", imms=(_EPS, Imm("head_dim", "int"))),
+    _op("softcap", 0x3E, "vector", "input", outs="out", imms=(Imm("cap", "float"),)),
+    _op("iota", 0x3F, "vector", outs="out"),
+    _op("window_mask", 0x40, "vector", "scores query_positions key_positions", outs="out", imms=(Imm("window", "int"),)),
 )
 OP_BY_NAME: dict[str, OpInfo] = {op.mnemonic: op for op in OPCODES}
 OP_BY_CODE: dict[int, OpInfo] = {op.code: op for op in OPCODES}

@@ -62,7 +62,7 @@ def broadcasts(source: tuple[int, ...], target: tuple[int, ...]) -> bool:
     return len(source) <= len(target) and all(a in (1, b) for a, b in zip(reversed(source), reversed(target)))
 
 
-ELEMENTWISE = ("cast", "act", "add", "mul", "div", "act_mul")
+ELEMENTWISE = ("cast", "act", "add", "mul", "div", "act_mul", "softcap")
 
 
 def check_shapes(instr: Instr, where: str) -> None:
@@ -90,6 +90,10 @@ def check_shapes(instr: Instr, where: str) -> None:
                 raise AxcError(f"{where}: {fmt} weights need [N, K] tiles with [{n}, {groups}] scales")
         if "bias" in shape and not broadcasts(shape["bias"], out):
             raise AxcError(f"{where}: bias {list(shape['bias'])} does not broadcast to {list(out)}")
+    elif op.mnemonic == "window_mask":
+        scores = shape["scores"]
+        if len(scores) < 2 or shape["out"] != scores or shape["query_positions"] != scores[-2:-1] or shape["key_positions"] != scores[-1:]:
+            raise AxcError(f"{where}: window_mask of {list(scores)} scores needs [{scores[-2:-1]}] query and key positions")
     elif op.mnemonic in ELEMENTWISE:
         out = shape["out"]
         for name, sizes in shape.items():

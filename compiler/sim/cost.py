@@ -45,7 +45,7 @@ ENGINE_SETUP_CYCLES = 16
 OPS_PER_ELEMENT: dict[str, float] = {
     "fill": 1, "cast": 1, "add": 1, "mul": 1, "div": 2, "gather": 2,
     "act": 4, "act_mul": 5, "rms_norm": 4, "add_rms_norm": 5, "layer_norm": 7,
-    "rope": 6, "online_softmax": 8, "topk": 8,
+    "rope": 6, "online_softmax": 8, "topk": 8, "softcap": 4, "iota": 1, "window_mask": 3,
     "head_norm": 4,
 }
 """Assumed: vector passes per element (exp, rsqrt and division count as a few ops).

@@ -168,6 +168,11 @@ VECTOR: dict[str, Callable[[dict[str, np.ndarray], Instr], Step]] = {
     "gather": lambda v, i: partial(sem.gather, v["out"], v["input"], v["indices"]),
     "topk": lambda v, i: partial(sem.topk, v["values"], v["indices"], v["input"], int(i.value("k"))),
     "head_norm": lambda v, i: partial(sem.head_norm, v["out"], v["input"], v["weight"], float(i.value("eps")), int(i.value("head_dim"))),
+    "softcap": lambda v, i: partial(sem.softcap, v["out"], v["input"], float(i.value("cap"))),
+    "iota": lambda v, i: partial(sem.iota, v["out"]),
+    "window_mask": lambda v, i: partial(
+        sem.window_mask, v["out"], v["scores"], v["query_positions"], v["key_positions"], int(i.value("window"))
+    ),
 }
 assert set(VECTOR) == {op.mnemonic for op in isa.OPCODES if op.engine == "vector"}
 
