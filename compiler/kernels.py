@@ -64,10 +64,17 @@ class RopeSpec:
     low_freq_factor: float = 1.0
     high_freq_factor: float = 4.0
     original_max_positions: int = 0
+    mscale: float = 1.0
+    """`longrope`: the factor on cos and sin (transformers' `attention_factor`)."""
 
-    def inverse_frequencies(self) -> Array:
-        """The per-pair frequencies, as transformers computes them (fp32)."""
+    def inverse_frequencies(self, ext_factors: Array | None = None) -> Array:
+        """The per-pair frequencies, as transformers computes them (fp32); `longrope`
+        divides them by its `ext_factors [rotary_dim / 2]` table."""
         exponents = np.arange(0, self.rotary_dim, 2, dtype=np.int64).astype(np.float32)
+        if self.scaling == "longrope":
+            assert ext_factors is not None, "longrope needs its factor table"
+            powers = self.theta ** (exponents / np.float32(self.rotary_dim))
+            return (1.0 / (np.asarray(ext_factors, np.float32) * powers)).astype(np.float32)
         inv_freq = (1.0 / (self.theta ** (exponents / self.rotary_dim))).astype(np.float32)
         if self.scaling == "linear":
             return (inv_freq / np.float32(self.factor)).astype(np.float32)
@@ -85,18 +92,21 @@ class RopeSpec:
             return np.where(medium, smoothed, scaled).astype(np.float32)
         return inv_freq
 
-    def cos_sin(self, positions: Array) -> tuple[Array, Array]:
+    def cos_sin(self, positions: Array, ext_factors: Array | None = None) -> tuple[Array, Array]:
         """`cos`, `sin` tables `[tokens, rotary_dim]` for integer positions."""
-        freqs = positions.astype(np.float32)[:, None] * self.inverse_frequencies()[None, :]
+        freqs = positions.astype(np.float32)[:, None] * self.inverse_frequencies(ext_factors)[None, :]
         emb = np.concatenate([freqs, freqs], axis=-1)
-        return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
+        cos, sin = np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
+        if self.mscale != 1.0:
+            return cos * np.float32(self.mscale), sin * np.float32(self.mscale)
+        return cos, sin
 
 
-def rope(x: Array, positions: Array, num_heads: int, spec: RopeSpec) -> Array:
+def rope(x: Array, positions: Array, num_heads: int, spec: RopeSpec, ext_factors: Array | None = None) -> Array:
     """Rotate `x [1, T, heads*head_dim]` at `positions [1, T]` (rotate-half form)."""
     tokens = x.shape[1]
     heads = x.reshape(tokens, num_heads, spec.head_dim)
-    cos, sin = spec.cos_sin(positions.reshape(tokens))
+    cos, sin = spec.cos_sin(positions.reshape(tokens), ext_factors)
     half = spec.rotary_dim // 2
     rot = heads[..., : spec.rotary_dim]
     rotated = np.concatenate([-rot[..., half:], rot[..., :half]], axis=-1)

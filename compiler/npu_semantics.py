@@ -210,9 +210,12 @@ def layer_norm(out: Array, x: Array, weight: Array, bias: Array | None, eps: flo
     store(out, kernels.layer_norm(load(x), load(weight), None if bias is None else load(bias), eps))
 
 
-def rope(out: Array, x: Array, positions: Array, num_heads: int, spec: kernels.RopeSpec) -> None:
+def rope(
+    out: Array, x: Array, positions: Array, num_heads: int, spec: kernels.RopeSpec, ext_factors: Array | None = None
+) -> None:
     rows = load(x)[None]
-    store(out, kernels.rope(rows, np.asarray(positions)[None], num_heads, spec)[0])
+    table = None if ext_factors is None else load(ext_factors)
+    store(out, kernels.rope(rows, np.asarray(positions)[None], num_heads, spec, table)[0])
 
 
 def online_softmax(probs: Array, running_max: Array, running_sum: Array, corr: Array, scores: Array) -> None:

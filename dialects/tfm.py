@@ -39,7 +39,7 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
-ROPE_SCALINGS = ("default", "linear", "llama3")
+ROPE_SCALINGS = ("default", "linear", "llama3", "longrope")
 
 
 def shape_of(value: SSAValue | Attribute) -> tuple[int, ...]:
@@ -235,12 +235,17 @@ class RopeOp(TfmOp):
     """Rotary position embedding (rotate-half form) of `[1, T, heads*head_dim]`.
 
     The first `rotary_dim` features of each head rotate; `scaling` adjusts the
-    frequencies (`linear`: positions / factor; `llama3`: the Llama 3.1 band rule).
+    frequencies (`linear`: positions / factor; `llama3`: the Llama 3.1 band rule;
+    `longrope`: each frequency divided by its entry of the `ext_factors [rotary_dim / 2]`
+    operand, cos and sin times `mscale`):
+
+    `tfm.rope %q, %pos, %ext {..., scaling = "longrope", mscale = 1.19 : f64}`
     """
 
     name = "tfm.rope"
     input = operand_def(TensorType)
     positions = operand_def(TensorType)
+    ext_factors = opt_operand_def(TensorType)
     result = result_def(TensorType)
     num_heads = prop_def(IntegerAttr)
     head_dim = prop_def(IntegerAttr)
@@ -251,6 +256,7 @@ class RopeOp(TfmOp):
     low_freq_factor = prop_def(FloatAttr, default_value=float_prop(1.0))
     high_freq_factor = prop_def(FloatAttr, default_value=float_prop(4.0))
     original_max_positions = prop_def(IntegerAttr, default_value=int_prop(0))
+    mscale = prop_def(FloatAttr, default_value=float_prop(1.0))
 
     def verify_(self) -> None:
         x, pos = shape_of(self.input), shape_of(self.positions)
@@ -268,6 +274,12 @@ class RopeOp(TfmOp):
             raise self.fail(
                 f"unknown scaling '{self.scaling.data}' (supported: {', '.join(ROPE_SCALINGS)})"
             )
+        if (self.scaling.data == "longrope") != (self.ext_factors is not None):
+            raise self.fail("longrope needs the ext_factors operand, and only longrope takes one")
+        if self.ext_factors is not None:
+            self.expect_shape("ext_factors", shape_of(self.ext_factors), (rotary // 2,))
+        if self.mscale.value.data <= 0:
+            raise self.fail(f"mscale {self.mscale.value.data} must be positive")
         self.expect_shape("result", shape_of(self.result), x)
 
 

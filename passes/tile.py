@@ -498,15 +498,17 @@ class FunctionLowering:
             name: op.properties[name]
             for name in (
                 "num_heads", "head_dim", "rotary_dim", "theta", "scaling", "factor",
-                "low_freq_factor", "high_freq_factor", "original_max_positions",
+                "low_freq_factor", "high_freq_factor", "original_max_positions", "mscale",
             )
             if name in op.properties
         }
+        ext = op.ext_factors
+        table = None if ext is None else self.ocm_copy(self.ddr[ext], tuple(ext.type.get_shape()), name="ext_factors")  # type: ignore[union-attr]
 
         def emit(x: Access, out: Access, start: Affine, n: int) -> None:
             self.em.access(
                 npu.RopeOp,
-                {"input": x, "positions": Access(positions, start, (n,), (1,)), "out": out},
+                {"input": x, "positions": Access(positions, start, (n,), (1,)), "ext_factors": table, "out": out},
                 **props,
             )
 

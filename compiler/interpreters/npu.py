@@ -256,7 +256,7 @@ class NpuFunctions(InterpreterFunctions):
     @impl(npu.RopeOp)
     def run_rope(self, interpreter: Interpreter, op: npu.RopeOp, args: tuple[Any, ...]):
         v = self.views(op, args)
-        sem.rope(v["out"], v["input"], v["positions"], op.num_heads.value.data, rope_spec(op))  # type: ignore[arg-type]
+        sem.rope(v["out"], v["input"], v["positions"], op.num_heads.value.data, rope_spec(op), v.get("ext_factors"))  # type: ignore[arg-type]
         self.vector(op, v)
         return ()
 

@@ -33,6 +33,7 @@ def rope_spec(op: tfm.RopeOp) -> kernels.RopeSpec:
         low_freq_factor=op.low_freq_factor.value.data,
         high_freq_factor=op.high_freq_factor.value.data,
         original_max_positions=op.original_max_positions.value.data,
+        mscale=op.mscale.value.data,
     )
 
 
@@ -83,8 +84,9 @@ class TfmFunctions(InterpreterFunctions):
 
     @impl(tfm.RopeOp)
     def run_rope(self, interpreter: Interpreter, op: tfm.RopeOp, args: tuple[Any, ...]):
-        x, positions = args
-        out = kernels.rope(fp32(x), np.asarray(positions), op.num_heads.value.data, rope_spec(op))
+        x, positions, *ext = args
+        ext_factors = fp32(ext[0]) if ext else None
+        out = kernels.rope(fp32(x), np.asarray(positions), op.num_heads.value.data, rope_spec(op), ext_factors)
         return self.results(op, out)
 
     @impl(tfm.AttentionOp)

@@ -128,7 +128,7 @@ class OpInfo:
 
 WEIGHT_FORMATS = ("float", "s8", "s4", "fp8_e4m3", "fp8_e5m2")
 ACT_KINDS = ("silu", "gelu", "gelu_tanh", "relu")
-ROPE_SCALINGS = ("default", "linear", "llama3")
+ROPE_SCALINGS = ("default", "linear", "llama3", "longrope")
 
 
 def _op(mnemonic: str, code: int, engine: str, ins: str = "", opts: str = "", outs: str = "", imms: Sequence[Imm] = ()) -> OpInfo:
@@ -163,7 +163,7 @@ OPCODES: tuple[OpInfo, ...] = (
     _op("add_rms_norm", 0x38, "vector", "lhs rhs weight", outs="sum out", imms=(_EPS,)),
     _op("layer_norm", 0x39, "vector", "input weight", "bias", "out", (_EPS,)),
     _op(
-        "rope", 0x3A, "vector", "input positions", outs="out",
+        "rope", 0x3A, "vector", "input positions", "ext_factors", "out",
         imms=(
             Imm("num_heads", "int"),
             Imm("head_dim", "int"),
@@ -174,6 +174,7 @@ OPCODES: tuple[OpInfo, ...] = (
             Imm("low_freq_factor", "float", 1.0),
             Imm("high_freq_factor", "float", 4.0),
             Imm("original_max_positions", "int", 0),
+            Imm("mscale", "float", 1.0),
         ),
     ),
     _op("online_softmax", 0x3B, "vector", "scores", outs="probs max sum corr"),

@@ -141,6 +141,7 @@ def rope_spec(instr: Instr) -> kernels.RopeSpec:
         low_freq_factor=float(v["low_freq_factor"]),
         high_freq_factor=float(v["high_freq_factor"]),
         original_max_positions=int(v["original_max_positions"]),
+        mscale=float(v["mscale"]),
     )
 
 
@@ -163,7 +164,9 @@ VECTOR: dict[str, Callable[[dict[str, np.ndarray], Instr], Step]] = {
     "rms_norm": lambda v, i: partial(sem.rms_norm, v["out"], v["input"], v["weight"], float(i.value("eps"))),
     "add_rms_norm": lambda v, i: partial(sem.add_rms_norm, v["sum"], v["out"], v["lhs"], v["rhs"], v["weight"], float(i.value("eps"))),
     "layer_norm": lambda v, i: partial(sem.layer_norm, v["out"], v["input"], v["weight"], v.get("bias"), float(i.value("eps"))),
-    "rope": lambda v, i: partial(sem.rope, v["out"], v["input"], v["positions"], int(i.value("num_heads")), rope_spec(i)),
+    "rope": lambda v, i: partial(
+        sem.rope, v["out"], v["input"], v["positions"], int(i.value("num_heads")), rope_spec(i), v.get("ext_factors")
+    ),
     "online_softmax": lambda v, i: partial(sem.online_softmax, v["probs"], v["max"], v["sum"], v["corr"], v["scores"]),
     "gather": lambda v, i: partial(sem.gather, v["out"], v["input"], v["indices"]),
     "topk": lambda v, i: partial(sem.topk, v["values"], v["indices"], v["input"], int(i.value("k"))),

@@ -26,3 +26,14 @@ func.func @f() {
   func.return
 }
 // CHECK: 'npu.softcap' op cap -2.0 must be positive
+
+// -----
+
+func.func @f() {
+  %x = npu.alloc : !npu.buf<2x32xf32, ocm>
+  %pos = npu.alloc : !npu.buf<2xui32, ocm>
+  %e = npu.alloc : !npu.buf<4xf32, ocm>
+  npu.rope %x, %pos ext_factors(%e) -> %x {num_heads = 2 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+04 : f64, scaling = "longrope"} : !npu.buf<2x32xf32, ocm>, !npu.buf<2xui32, ocm>, !npu.buf<4xf32, ocm>, !npu.buf<2x32xf32, ocm>
+  func.return
+}
+// CHECK: 'npu.rope' op ext_factors view 4 is not [8]

@@ -1,7 +1,8 @@
-"""Soft-capping and in-layer sliding windows on every level: the kernels against an
-explicit mask, the npu level against the quant level, and the emitted binary against the
-npu level, on a tiny model whose attention ops carry a softcap and a window shorter than
-the prompt (and whose `@post` soft-caps the logits)."""
+"""The ops the model families bring, on every level: soft-capping, in-layer sliding windows
+and longrope. The kernels against an explicit mask and transformers' rope tables; the npu
+level against the quant level and the emitted binary against the npu level, on a tiny model
+whose attention ops carry a softcap and a window shorter than the prompt, whose `@post`
+soft-caps the logits and whose rope ops are longrope with a factor table."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType, f32
 
 from axc import kernels
 from axc.binding import store_for
 from axc.codegen.emit import find_model, to_axmodel
-from axc.dialects import make_context, npu, tfm
+from axc.dialects import make_context, tfm
+from axc.dialects.axc import ParamAttr, ParamOp
 from axc.frontend.hf_import import import_hf
 from axc.interpreters.runner import ModuleRunner
 from axc.passes.allocate_ocm import AllocateOcm
@@ -55,6 +57,62 @@ def test_window_kernel_is_an_explicit_mask() -> None:
     assert not np.allclose(capped, kernels.attention(*args, mask, heads, kv_heads, d, 0.3))
 
 
+def test_longrope_kernel_is_transformers() -> None:
+    """The factor table and the cos/sin scale as transformers computes them (Phi-3 rule)."""
+    import torch
+    import transformers
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    short = [1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0]
+    config = transformers.Phi3Config(
+        hidden_size=64, num_attention_heads=4, max_position_embeddings=256, original_max_position_embeddings=64,
+        rope_parameters={"rope_type": "longrope", "rope_theta": 1e4, "short_factor": short, "long_factor": [2 * f for f in short]},
+    )
+    inv_freq, mscale = ROPE_INIT_FUNCTIONS["longrope"](config, "cpu")
+    spec = kernels.RopeSpec(head_dim=16, rotary_dim=16, theta=1e4, scaling="longrope", mscale=mscale)
+    np.testing.assert_array_equal(spec.inverse_frequencies(np.array(short, np.float32)), inv_freq.numpy())
+    positions = np.arange(40)
+    cos, sin = spec.cos_sin(positions, np.array(short, np.float32))
+    emb = torch.cat([inv_freq[None] * torch.arange(40, dtype=torch.float32)[:, None]] * 2, dim=-1)
+    np.testing.assert_allclose(cos, (emb.cos() * mscale).numpy(), rtol=0, atol=3e-7)  # an ulp of cos/sin
+    np.testing.assert_allclose(sin, (emb.sin() * mscale).numpy(), rtol=0, atol=3e-7)  # an ulp of cos/sin
+    assert mscale > 1.0
+
+
+EXT_SCOPE = "axc"
+"""The created-parameter scope: the table is saved with the quantized weights."""
+MSCALE = 1.25
+
+
+def ext_factors(rotary_dim: int) -> np.ndarray:
+    return np.linspace(1.0, 6.0, rotary_dim // 2, dtype=np.float32)
+
+
+def add_longrope(module: ModuleOp) -> ModuleOp:
+    """Every rope op longrope, reading one factor table with an mscale."""
+    for function in module.ops:
+        if not isinstance(function, func.FuncOp):
+            continue
+        table: ParamOp | None = None
+        for op in list(function.body.walk()):
+            if not isinstance(op, tfm.RopeOp):
+                continue
+            rotary = op.rotary_dim.value.data
+            if table is None:
+                table = ParamOp(ParamAttr(EXT_SCOPE, "rope.ext_factors"), TensorType(f32, (rotary // 2,)))
+                function.body.block.insert_op_before(table, function.body.block.first_op)
+            props = dict(op.properties)
+            props["scaling"] = StringAttr("longrope")
+            props["mscale"] = tfm.float_prop(MSCALE)
+            new = tfm.RopeOp.create(operands=[*op.operands, table.result], result_types=[op.result.type], properties=props)
+            op.result.replace_all_uses_with(new.result)
+            function.body.block.insert_op_before(new, op)
+            function.body.block.erase_op(op)
+    store_for(module).add(EXT_SCOPE, "rope.ext_factors", ext_factors(16))
+    module.verify()
+    return module
+
+
 def add_softcap_and_window(module: ModuleOp) -> ModuleOp:
     """Every attention op soft-capped and windowed on its layer's `indices`; logits capped."""
     for function in module.ops:
@@ -85,7 +143,7 @@ def add_softcap_and_window(module: ModuleOp) -> ModuleOp:
 @pytest.fixture(scope="module")
 def quant_module(tiny_model_dir):
     def make(weight_type: str, hidden: str = "fp32") -> ModuleOp:
-        module = add_softcap_and_window(import_hf(tiny_model_dir("qwen2")))
+        module = add_longrope(add_softcap_and_window(import_hf(tiny_model_dir("qwen2"))))
         ctx = make_context()
         SpecializeGroups(kv_cache_len=KV, prefill_len=PREFILL, last_kv_cache_len=LASTS).apply(ctx, module)
         QuantizeWeights(weight_type=weight_type).apply(ctx, module)
@@ -117,6 +175,7 @@ def test_npu_level_and_binary_match_quant_level(quant_module, tmp_path, weight_t
     tiled = npu_level(quant_module(weight_type), target, ocm, tmp_path / "p.safetensors")
     names = {op.name for op in tiled.walk()}
     assert {"npu.softcap", "npu.window_mask", "npu.iota"} <= names
+    assert all(op.ext_factors is not None for op in tiled.walk() if op.name == "npu.rope")
     reference, npu_runner = ModuleRunner(module, store_for(module)), ModuleRunner(tiled, store_for(tiled))
     target_module = lowered(tiled)
     store = store_for(target_module)
