@@ -38,7 +38,7 @@
 %x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
 %p = axc.param <"m"::"p"> : tensor<1x4xui32>
 %r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+04 : f64, scaling = "ntk"} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
-// CHECK: 'tfm.rope' op unknown scaling 'ntk' (supported: default, linear, llama3)
+// CHECK: 'tfm.rope' op unknown scaling 'ntk' (supported: default, linear, llama3, longrope)
 
 // -----
 
