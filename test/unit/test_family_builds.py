@@ -26,7 +26,7 @@ from family_models import FAMILY_MODELS, reference_logits
 
 BUILDS = {"bf16": ("AX650", 0.9999), "s8": ("AX620E", 0.999)}
 """weight type → (chip, least logits cosine against transformers)."""
-KV, PREFILL, LASTS = 31, 8, (8, 16, 24)
+KV, PREFILL, LASTS = 31, 8, (8, 16)
 PROMPT, DECODE = 19, 6
 
 
