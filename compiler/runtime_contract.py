@@ -31,6 +31,8 @@ MASKED = -65536.0
 
 EMBED_FILENAME = "model.embed_tokens.weight.bfloat16.bin"
 """The embedding table the host looks tokens up in: raw row-major `[vocab, hidden]` bf16."""
+EMBED_NPY_FILENAME = "model.embed_tokens.weight.npy"
+"""The same table as an fp32 `.npy`, as the vendor's embed step leaves it (its Python runners read it)."""
 
 
 def layer_filename(model_type: str, prefill_len: int, layer: int) -> str:

@@ -10,6 +10,11 @@ Each result is written as `<output name>.npy` (fp32 for floating point results);
 compares every layer and shape group of a model with a reference built with the same
 shape groups (usually the fp32 tfm level), teacher-forced over random tokens, and the
 final logits (see `axc.accuracy`).
+
+    axc-run --info FILE.axmodel
+
+prints every shape group's inputs and outputs (runtime names, dtypes, shapes) as the
+runtime sees them, for axc's files and any ONNX-container `.axmodel` (the vendor's too).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="axc-run", description=__doc__.splitlines()[0])
     p.add_argument("file", help="an .mlir file or an .axmodel file")
+    p.add_argument("--info", action="store_true", help=".axmodel: print every shape group's inputs and outputs, run nothing")
     p.add_argument("--func", help="the function to run, e.g. layer_0_g0 (required without --compare)")
     p.add_argument("--group", type=int, help=".axmodel: the shape group to run (0 = decode)")
     p.add_argument(
@@ -121,6 +127,10 @@ def run_axmodel(args: argparse.Namespace) -> None:
 @report_errors("axc-run")
 def main() -> None:
     args = parser().parse_args()
+    if args.info:
+        from axc.axmodel.info import describe, format_info
+
+        return print(format_info(describe(args.file), args.file))
     if args.file.endswith(".axmodel"):
         return run_axmodel(args)
     if args.compare:

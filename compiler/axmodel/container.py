@@ -116,6 +116,15 @@ def graph_name(name: str, k: int) -> str:
     return name if k == 0 else f"{name}_{k}"
 
 
+def plain_name(name: str, k: int) -> str | None:
+    """The runtime's name of group `k`'s in-file tensor `name` (the `_<k>` suffix removed);
+    None when `name` lacks the suffix."""
+    suffix = f"_{k}" if k else ""
+    if not name.endswith(suffix) or name == suffix:
+        return None
+    return name[: len(name) - len(suffix)]
+
+
 def group_io(model: AxModel, k: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The plain (unsuffixed) input and output names of group `k`."""
     if not 0 <= k < len(model.groups):
@@ -374,8 +383,8 @@ def _blobs(proto: onnx.ModelProto, props: dict[str, str], count: int, where: str
 def _spec(values: dict[str, onnx.ValueInfoProto], name: str, k: int, where: str) -> TensorSpec:
     """The TensorSpec of group `k`'s graph value `name`, with the group suffix removed."""
     value = values.get(name)
-    suffix = f"_{k}" if k else ""
-    if value is None or not name.endswith(suffix) or name == suffix:
+    plain = plain_name(name, k)
+    if value is None or plain is None:
         raise _mismatch(where, f"group {k} I/O {_short(name)}")
     tensor = value.type.tensor_type
     dtype = _DTYPE_NAMES.get(tensor.elem_type)
@@ -383,4 +392,4 @@ def _spec(values: dict[str, onnx.ValueInfoProto], name: str, k: int, where: str)
     static = all(d.HasField("dim_value") for d in dims)
     if not value.type.HasField("tensor_type") or dtype is None or not static:
         raise _corrupt(where, f"group {k} tensor {_short(name)} has no supported dtype or static shape")
-    return TensorSpec(name[: len(name) - len(suffix)], dtype, tuple(d.dim_value for d in dims))
+    return TensorSpec(plain, dtype, tuple(d.dim_value for d in dims))

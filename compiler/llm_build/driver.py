@@ -115,7 +115,7 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
             checkpoint = open_checkpoint(plan.model_dir)
             try:
                 for name in write_runtime_files(
-                    config, checkpoint, plan.model_dir, staging, options.prefill_len, plan.target.chip
+                    config, checkpoint, plan.model_dir, staging, options.prefill_len, plan.target.chip, options.embed_npy
                 ):
                     files[name] = (staging / name).stat().st_size
             finally:

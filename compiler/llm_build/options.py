@@ -38,6 +38,7 @@ class BuildOptions:
     prompt: str = "1+1="
     last_kv_cache_len: tuple[int, ...] = field(default_factory=tuple)
     npu_mode: str = "NPU1"
+    embed_npy: bool = True
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,6 +79,10 @@ def parser(prog: str = "axc-llm-build") -> ArgumentParser:
         "history-0 group; strictly increasing, value + prefill_len <= kv_cache_len; repeat the flag or list several values",
     )
     p.add_argument("--npu_mode", choices=NPU_MODES, default="NPU1", type=str.upper, help="NPU cores per model (default NPU1)")
+    p.add_argument(
+        "--no_embed_npy", dest="embed_npy", action="store_false",
+        help="skip model.embed_tokens.weight.npy (the fp32 table the vendor's Python runners read)",
+    )
     p.add_argument(
         "--image_size", type=int, default=DEFAULT_IMAGE_SIZE,
         help=f"vision-language models only: not supported, must stay {DEFAULT_IMAGE_SIZE}",

@@ -2,6 +2,8 @@
 
 - `model.embed_tokens.weight.bfloat16.bin`: raw row-major `[vocab, hidden]` bf16, rounded
   to nearest even (the vendor's converter truncates), exactly vocab*hidden*2 bytes;
+- `model.embed_tokens.weight.npy`: the same table as fp32 (the vendor's embed step leaves
+  it and the vendor's Python runners read it; `--no_embed_npy` skips it);
 - `config.json`: what newer runtimes read to find the files;
 - `post_config.json`: the host sampler's settings (greedy by default);
 - the tokenizer files, copied from the input directory;
@@ -11,8 +13,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 import ml_dtypes
@@ -22,7 +26,7 @@ from axc.frontend.config import ModelConfig
 from axc.frontend.families import get_family
 from axc.frontend.hf_import import embedding_key
 from axc.params import Checkpoint
-from axc.runtime_contract import EMBED_FILENAME, layer_filename, post_filename
+from axc.runtime_contract import EMBED_FILENAME, EMBED_NPY_FILENAME, layer_filename, post_filename
 from axc.atomic import atomic_output
 
 TOKENIZER_FILES = (
@@ -52,17 +56,34 @@ TOKENIZER_URL = "http://127.0.0.1:12345"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
-def write_embedding(checkpoint: Checkpoint, out_dir: Path) -> Path:
-    """Write the embedding table as raw bf16 (round to nearest even), chunk by chunk."""
+def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    """The `.npy` header of a C-ordered array (written ahead of its raw rows)."""
+    stream = io.BytesIO()
+    np.lib.format.write_array_header_1_0(stream, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+    return stream.getvalue()
+
+
+def npy_bytes(vocab: int, hidden: int) -> int:
+    """Size of the fp32 `.npy` table (the pre-build disk estimate)."""
+    return len(npy_header((vocab, hidden), np.dtype(np.float32))) + vocab * hidden * 4
+
+
+def write_embedding(checkpoint: Checkpoint, out_dir: Path, npy: bool = False) -> list[Path]:
+    """Write the embedding table as raw bf16 (round to nearest even) and, with `npy`, as an
+    fp32 `.npy`, chunk by chunk; the paths written."""
     table = checkpoint.get(embedding_key(checkpoint))
-    path = out_dir / EMBED_FILENAME
-    with atomic_output(path, "wb") as stream:
+    paths = [out_dir / EMBED_FILENAME] + ([out_dir / EMBED_NPY_FILENAME] if npy else [])
+    with ExitStack() as stack:
+        streams = [stack.enter_context(atomic_output(path, "wb")) for path in paths]
+        if npy:
+            streams[1].write(npy_header(tuple(table.shape), np.dtype(np.float32)))
         for start in range(0, table.shape[0], ROWS_PER_CHUNK):
             rows = np.asarray(table[start : start + ROWS_PER_CHUNK])
-            if rows.dtype != np.dtype(ml_dtypes.bfloat16):
-                rows = rows.astype(np.float32).astype(ml_dtypes.bfloat16)
-            stream.write(np.ascontiguousarray(rows).tobytes())
-    return path
+            narrow = rows if rows.dtype == np.dtype(ml_dtypes.bfloat16) else rows.astype(np.float32).astype(ml_dtypes.bfloat16)
+            streams[0].write(np.ascontiguousarray(narrow).tobytes())
+            if npy:
+                streams[1].write(np.ascontiguousarray(rows, np.float32).tobytes())
+    return paths
 
 
 def runtime_config(config: ModelConfig, prefill_len: int, tokenizer_file: str | None) -> dict:
@@ -152,14 +173,15 @@ def copy_tokenizer(model_dir: Path, out_dir: Path) -> list[str]:
 
 
 def write_runtime_files(
-    config: ModelConfig, checkpoint: Checkpoint, model_dir: Path, out_dir: Path, prefill_len: int, chip: str = "AX650"
+    config: ModelConfig, checkpoint: Checkpoint, model_dir: Path, out_dir: Path, prefill_len: int, chip: str = "AX650",
+    embed_npy: bool = True,
 ) -> list[str]:
     """Everything but the `.axmodel` files; returns the names written."""
-    write_embedding(checkpoint, out_dir)
+    embeddings = [p.name for p in write_embedding(checkpoint, out_dir, embed_npy)]
     tokenizer = copy_tokenizer(model_dir, out_dir)
     tokenizer_file = "tokenizer.json" if "tokenizer.json" in tokenizer else None
     runtime = runtime_config(config, prefill_len, tokenizer_file)
     write_json(out_dir / "config.json", runtime)
     write_json(out_dir / "post_config.json", GREEDY_POST_CONFIG)
     script = write_run_script(runtime, config.model_type, model_dir, out_dir, chip)
-    return [EMBED_FILENAME, "config.json", "post_config.json", script, *tokenizer]
+    return [*embeddings, "config.json", "post_config.json", script, *tokenizer]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from axc.llm_build.options import BuildOptions
-from axc.llm_build.runtime_files import EMBED_FILENAME, TOKENIZER_FILES
+from axc.llm_build.runtime_files import EMBED_FILENAME, EMBED_NPY_FILENAME, TOKENIZER_FILES, npy_bytes
 from axc.frontend.hf_import import EMBED_KEYS
 from axc.llm_build.staging import check_replaceable, check_writable, existing_ancestor
 from axc.errors import AxcError
@@ -48,13 +48,17 @@ class Estimate:
     layer_bytes: int
     post_bytes: int
     embed_bytes: int
+    embed_npy_bytes: int
     tokenizer_bytes: int
     num_layers: int
     peak_memory_bytes: int
 
     @property
     def disk_bytes(self) -> int:
-        return self.layer_bytes * self.num_layers + self.post_bytes + self.embed_bytes + self.tokenizer_bytes
+        return (
+            self.layer_bytes * self.num_layers + self.post_bytes + self.embed_bytes + self.embed_npy_bytes
+            + self.tokenizer_bytes
+        )
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,8 @@ def estimate(
     # The main process holds the lm_head (source, stored, serialized); each worker one layer.
     main = PROCESS_BYTES + head + 2 * post
     per_worker = (WORKER_BYTES if workers > 1 else 0) + source_layer + 3 * layer
-    return Estimate(layer, post, vocab * hidden * 2, tokenizer, config.num_hidden_layers, main + workers * per_worker)
+    embed_npy = npy_bytes(vocab, hidden) if options.embed_npy else 0
+    return Estimate(layer, post, vocab * hidden * 2, embed_npy, tokenizer, config.num_hidden_layers, main + workers * per_worker)
 
 
 def validate(options: BuildOptions) -> BuildPlan:
@@ -208,6 +213,8 @@ def describe_needs(plan: BuildPlan) -> str:
     e = plan.estimate
     return (
         f"expected output {e.disk_bytes / MiB:,.1f} MiB ({e.num_layers} layers x {e.layer_bytes / MiB:,.1f} MiB, "
-        f"post {e.post_bytes / MiB:,.1f} MiB, {EMBED_FILENAME} {e.embed_bytes / MiB:,.1f} MiB); "
+        f"post {e.post_bytes / MiB:,.1f} MiB, {EMBED_FILENAME} {e.embed_bytes / MiB:,.1f} MiB"
+        + (f", {EMBED_NPY_FILENAME} {e.embed_npy_bytes / MiB:,.1f} MiB" if e.embed_npy_bytes else "")
+        + "); "
         f"expected peak memory {e.peak_memory_bytes / MiB:,.0f} MiB with --parallel {plan.options.parallel}"
     )

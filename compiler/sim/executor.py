@@ -22,7 +22,7 @@ import numpy as np
 
 from axc.errors import AxcError
 from axc.hostloop import GroupLayout
-from axc.runtime_contract import EMBED_FILENAME
+from axc.runtime_contract import EMBED_FILENAME, INDICES, INPUT, K_CACHE_OUT, MASK
 from axc.sim.plan import Workspace
 from axc.sim.session import AxModelSession
 
@@ -57,13 +57,13 @@ class AxModelExecutor:
         specs = [{t.name: t for t in (*g.inputs, *g.outputs)} for g in groups]
         try:
             # As the runtime classifies groups: history = mask columns - tokens.
-            histories = tuple(s["mask"].shape[-1] - s["indices"].shape[-1] for s in specs)
-            hidden = specs[0]["input"].shape[-1]
+            histories = tuple(s[MASK].shape[-1] - s[INDICES].shape[-1] for s in specs)
+            hidden = specs[0][INPUT].shape[-1]
             self.layout = GroupLayout(
                 num_layers=len(self.layer_files),
-                kv_dim=specs[0]["K_cache_out"].shape[-1],
+                kv_dim=specs[0][K_CACHE_OUT].shape[-1],
                 kv_cache_len=histories[0],
-                prefill_len=specs[1]["indices"].shape[-1] if len(specs) > 1 else 0,
+                prefill_len=specs[1][INDICES].shape[-1] if len(specs) > 1 else 0,
                 histories=histories,
                 hidden_size=hidden,
             )

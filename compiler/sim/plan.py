@@ -235,7 +235,8 @@ class Plan:
     counters: sem.Counters
     instructions: int
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def run(self, inputs: Sequence[np.ndarray], as_stored: bool = False) -> list[np.ndarray]:
+        """Outputs as fp32 for floats (`as_stored`: in their stored dtypes), fresh copies."""
         for staged, value in zip(self.inputs, inputs, strict=True):
             value = np.asarray(value)
             if staged.dtype.kind in "fV" and value.dtype.kind in "fV" and value.dtype != staged.dtype:
@@ -246,7 +247,7 @@ class Plan:
                 step()
         except FAILURES as error:
             raise AxcError(f"command stream cannot be executed ({type(error).__name__}: {error}); the file is corrupt, rebuild it") from None
-        return [out.astype(np.float32) if out.dtype.kind in "fV" else out.copy() for out in self.outputs]
+        return [out.astype(np.float32) if out.dtype.kind in "fV" and not as_stored else out.copy() for out in self.outputs]
 
 
 @dataclass

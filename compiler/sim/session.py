@@ -83,15 +83,18 @@ class AxModelSession:
             self.counters[group] = sem.Counters()
         return self.plans[group]
 
-    def run(self, group: int, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one shape group; outputs by name (floats as fp32, integers as stored)."""
+    def run(
+        self, group: int, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], as_stored: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Run one shape group; outputs by name (floats as fp32, integers as stored;
+        `as_stored`: every output in its declared dtype, e.g. bf16)."""
         plan = self.plan(group)
         spec = self.model.groups[group]
         values = ordered_inputs(f"group {group}", [t.name for t in spec.inputs], inputs)
         for tensor, value in zip(spec.inputs, values):
             if tuple(np.shape(value)) != tensor.shape:
                 raise AxcError(f"input {tensor.name} of group {group} has shape {list(np.shape(value))}, expected {list(tensor.shape)}")
-        results = plan.run(values)
+        results = plan.run(values, as_stored)
         total = self.counters[group]
         per_call = plan.counters
         total.ddr_read += per_call.ddr_read

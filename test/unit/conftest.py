@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_models import build_tiny_model  # noqa: E402
+
+from axc.llm_build.driver import build  # noqa: E402
+from axc.llm_build.log import BuildLog  # noqa: E402
+from axc.llm_build.options import BuildOptions  # noqa: E402
+
+DEMO = Path(__file__).resolve().parents[2] / "demo" / "qwen2-add"
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +47,12 @@ def runtime_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runtime-demo") / "qwen2-add-ax650"
     options = BuildOptions(input_path=demo, output_path=out, kv_cache_len=32, prefill_len=8, last_kv_cache_len=(16, 24))
     return build(options, BuildLog(Console(file=io.StringIO()))).directory
+
+
+@pytest.fixture(scope="session")
+def runner_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo model built once with the flags the vendor's Python runners hard-code
+    (`--kv_cache_len 2047 --prefill_len 128`: decode and the history-0 prefill group)."""
+    out = tmp_path_factory.mktemp("runner") / "qwen2-add"
+    build(BuildOptions(input_path=DEMO, output_path=out, kv_cache_len=2047, prefill_len=128), BuildLog(Console(file=io.StringIO())))
+    return out

@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 from rich.console import Console
@@ -19,9 +20,12 @@ from axc.llm_build.check import CHECK_REPORT, check_layers
 from axc.llm_build.driver import build
 from axc.llm_build.log import BuildLog
 from axc.llm_build.options import BuildOptions, from_args, parser
-from axc.llm_build.runtime_files import EMBED_FILENAME
+from axc.llm_build.runtime_files import EMBED_FILENAME, EMBED_NPY_FILENAME
+from axc.llm_build.validate import validate
 from axc.errors import AxcError
+from axc.runtime_contract import LAYER_INPUTS, LAYER_OUTPUTS
 from axc.sim.session import AxModelSession
+from axengine import InferenceSession
 
 from test_cli_errors import FIXTURE, assert_one_line_error, edit_config, edit_tensors, run_tool
 
@@ -57,6 +61,13 @@ def test_seed_command_flags() -> None:
     assert (o.kv_cache_len, o.prefill_len, o.check_level, o.parallel, o.chip) == (1023, 128, 1, 8, "AX650")
     assert o.weight_type is None and o.post_weight_type == "s8" and o.hidden_state_type == "bf16"
     assert (o.npu_mode, o.prompt, o.post_topk) == ("NPU1", "1+1=", 0)
+
+
+def test_no_embed_npy() -> None:
+    args = parser().parse_args(["--input_path", "M", "--output_path", "O", "--no_embed_npy"])
+    assert from_args(args).embed_npy is False
+    assert from_args(parser().parse_args(["--input_path", "M", "--output_path", "O"])).embed_npy is True
+    assert validate(options(FIXTURE, Path("/tmp/axc-no-npy"), embed_npy=False)).estimate.embed_npy_bytes == 0
 
 
 def test_last_kv_cache_len_takes_several_values_per_flag() -> None:
@@ -203,9 +214,14 @@ def test_output_directory(built: Path) -> None:
     names = sorted(p.name for p in built.iterdir())
     assert names == sorted([
         "qwen2_p8_l0_together.axmodel", "qwen2_p8_l1_together.axmodel", "qwen2_post.axmodel",
-        EMBED_FILENAME, "config.json", "post_config.json", "build_report.json", CHECK_REPORT, "run_qwen2_ax650.sh",
+        EMBED_FILENAME, EMBED_NPY_FILENAME, "config.json", "post_config.json", "build_report.json", CHECK_REPORT,
+        "run_qwen2_ax650.sh",
     ])
     assert (built / EMBED_FILENAME).stat().st_size == 32 * 16 * 2
+    table = np.load(built / EMBED_NPY_FILENAME)  # what the vendor's Python runners read
+    assert table.dtype == np.float32 and table.shape == (32, 16)
+    np.testing.assert_array_equal(table.astype(ml_dtypes.bfloat16).view(np.uint16).tobytes(), (built / EMBED_FILENAME).read_bytes())
+    assert validate(options(FIXTURE, built.parent / "again")).estimate.embed_npy_bytes == (built / EMBED_NPY_FILENAME).stat().st_size
     config = json.loads((built / "config.json").read_text())
     assert config["template_filename_axmodel"] == "qwen2_p8_l%d_together.axmodel" and config["axmodel_num"] == 2
     assert json.loads((built / "post_config.json").read_text())["top_k"] == 1
@@ -289,6 +305,18 @@ def test_seed_command_gives_the_vendor_ladder(tmp_path: Path) -> None:
     expected += [ladder_row(128, (1, h, kv_dim), h + 128, kv_dim, hidden) for h in (128, 256, 384, 512)]
     for layer in range(2):
         assert declared_ladder(tmp_path / "seed" / f"qwen2_p128_l{layer}_together.axmodel") == expected
+    # Stable names: every API shows the runtime's names in every group (the file keeps unique ones).
+    layer0 = tmp_path / "seed" / "qwen2_p128_l0_together.axmodel"
+    session, engine = AxModelSession(layer0), InferenceSession(str(layer0))
+    for group in range(6):
+        assert session.input_names(group) == [a.name for a in engine.get_inputs(group)] == list(LAYER_INPUTS)
+        assert session.output_names(group) == [a.name for a in engine.get_outputs(group)] == list(LAYER_OUTPUTS)
+    info = run_tool("axc-run", "--info", layer0, cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    rows = [line.split(maxsplit=3) for line in info.stdout.splitlines() if line.startswith("  ")]
+    assert [r[1] for r in rows] == [*LAYER_INPUTS, *LAYER_OUTPUTS] * 6
+    masks = [r[3] for r in rows if r[:2] == ["input", "mask"]]
+    assert masks == ["[1, 1, 1024]", "[1, 128, 128]", "[1, 128, 256]", "[1, 128, 384]", "[1, 128, 512]", "[1, 128, 640]"]
 
 
 def test_parallel_build_is_identical(built: Path, tmp_path: Path) -> None:

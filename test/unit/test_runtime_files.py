@@ -13,6 +13,7 @@ import numpy as np
 
 from axc.llm_build.runtime_files import (
     EMBED_FILENAME,
+    EMBED_NPY_FILENAME,
     GREEDY_POST_CONFIG,
     run_script_name,
     write_runtime_files,
@@ -32,6 +33,8 @@ def test_runtime_files_of_the_demo_model(tmp_path: Path) -> None:
     assert len(raw) == config.vocab_size * config.hidden_size * 2
     written = np.frombuffer(raw, ml_dtypes.bfloat16).reshape(table.shape)
     np.testing.assert_array_equal(written, table.astype(ml_dtypes.bfloat16))
+    np.testing.assert_array_equal(np.load(tmp_path / EMBED_NPY_FILENAME), table)  # fp32, as the vendor's runners read it
+    assert EMBED_NPY_FILENAME in names
     runtime = json.loads((tmp_path / "config.json").read_text())
     assert runtime["template_filename_axmodel"] % 1 == "qwen2_p16_l1_together.axmodel"
     assert runtime["axmodel_num"] == 2 and runtime["filename_post_axmodel"] == "qwen2_post.axmodel"
@@ -76,3 +79,10 @@ def test_the_run_script_is_the_board_command_line_of_the_build(tmp_path: Path) -
     assert flags["post_config_path"] == '"post_config.json"'
     assert "main_ax620e" in text and "--system_prompt" not in text  # the demo has no chat template
     assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0
+
+
+def test_no_embed_npy(tmp_path: Path) -> None:
+    with Checkpoint.open(DEMO) as checkpoint:
+        names = write_runtime_files(load_config(DEMO), checkpoint, DEMO, tmp_path, prefill_len=16, embed_npy=False)
+    assert EMBED_NPY_FILENAME not in names and not (tmp_path / EMBED_NPY_FILENAME).exists()
+    assert (tmp_path / EMBED_FILENAME).is_file()

@@ -10,11 +10,11 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-FOLDERS = {"compiler": "axc", "dialects": "axc/dialects", "passes": "axc/passes", "tools": "axc/tools"}
+FOLDERS = {"compiler": "axc", "dialects": "axc/dialects", "passes": "axc/passes", "tools": "axc/tools", "axengine": "axengine"}
 
 
 def source_modules() -> set[str]:
-    """`axc/...py` paths of every source module, as the wheel should name them."""
+    """`axc/...py` (and `axengine/...py`) paths of every source module, as the wheel should name them."""
     return {
         f"{target}/{path.relative_to(REPO / folder).as_posix()}"
         for folder, target in FOLDERS.items()
@@ -40,3 +40,4 @@ def test_wheel_holds_every_module(tmp_path: Path) -> None:
     missing = sorted(source_modules() - inside)
     assert not missing, f"modules missing from the wheel: {missing}"
     assert "axc/llm_build/driver.py" in inside and "axc/isa/encoding.py" in inside
+    assert "axengine/__init__.py" in inside  # the drop-in runtime module, importable as `axengine`
