@@ -3,8 +3,8 @@ build in the simulator: what the HTTP server adds (goal: <= 5%).
 
     python bench/bench_serve.py [--model CHECKPOINT] [--build DIR] [--prompts 3] [--tokens 12] [--prompt-tokens 100]
 
-Builds the model first when missing (as bench/bench_simulator.py: 24 layer files, context
-255, chunks of 128) and, since the random checkpoint ships no tokenizer, writes a
+Builds the model first when missing (bench/bench_simulator.py's build: 24 layer files,
+context 383, chunks of 128) and, since the random checkpoint ships no tokenizer, writes a
 word-level tokenizer over the model's 151936 ids with a ChatML template into the build.
 The same sequence of distinct prompts (greedy, `--tokens` new tokens each) runs through
 the engine as `axc-chat` drives it (in this process) and through `axc-serve` (a subprocess,
@@ -43,6 +43,8 @@ CHATML = (
 )
 ROLES = ("system", "user", "assistant")
 START_TIMEOUT_S = 600
+KV_CACHE_LEN = 383
+"""Context of the build: groups decode, history 0 and history 128 (chunks of 128)."""
 
 
 def write_tokenizer(directory: Path) -> None:
@@ -137,14 +139,14 @@ class Serve:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_OUT, help="the checkpoint (made when missing)")
-    parser.add_argument("--build", type=Path, default=ROOT / "out" / "qwen05b_ax650_kv255", help="build directory (made when missing)")
+    parser.add_argument("--build", type=Path, default=ROOT / "out" / f"qwen05b_ax650_kv{KV_CACHE_LEN}", help="build directory (made when missing)")
     parser.add_argument("--prompts", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=12)
     parser.add_argument("--prompt-tokens", type=int, default=100)
     args = parser.parse_args()
     if not (args.build / "post_config.json").is_file():
         model = ensure(args.model) if args.model == DEFAULT_OUT else args.model
-        print(f"built {args.build} in {build(model, args.build, 'AX650', 255):.1f} s")
+        print(f"built {args.build} in {build(model, args.build, 'AX650', KV_CACHE_LEN):.1f} s")
     write_tokenizer(args.build)
     work = prompts(args.prompts + 1, args.prompt_tokens)
     chat, serve = Chat(args.build, args.tokens), Serve(args.build, args.tokens)

@@ -165,3 +165,24 @@ def test_the_tool_refuses_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         err = capsys.readouterr().err
         assert exit.value.code == 1 and message in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_qwen3_sessions_append_no_think_and_strip_think_tags(chat_dir: Path, hf: Any, tmp_path: Path) -> None:
+    from axc.runtime.tokenizer_service import UidService
+
+    qwen3 = tmp_path / "qwen3"
+    qwen3.mkdir()
+    for path in chat_dir.iterdir():
+        (qwen3 / path.name).write_bytes(path.read_bytes())
+    (qwen3 / "config.json").write_text('{"model_type": "qwen3"}')
+    tokenizer = ChatTokenizer.load(qwen3)
+    assert tokenizer.no_think and not ChatTokenizer.load(chat_dir).no_think
+    service = UidService(tokenizer)
+    uid = service.new_uid()
+    ids, _ = service.encode(uid, "hi", None)
+    assert ids == template_ids(hf, [{"role": "user", "content": "hi/no_think"}])
+    ids, _ = service.encode(uid, "more/no_think", "<think>\n\n</think>\nhello")
+    assert ids == template_ids(hf, [
+        {"role": "user", "content": "hi/no_think"}, {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "more/no_think"},
+    ])
