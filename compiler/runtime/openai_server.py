@@ -276,7 +276,7 @@ def openai_app(model: Model, options: ServeOptions = ServeOptions()) -> Starlett
                 yield chunk({}, run.stats.finish_reason)
                 if req.include_usage:
                     yield sse({"id": ident, "object": "chat.completion.chunk", "created": stamp, "model": model.name,
-                               "choices": [], "usage": usage(run)})
+                               "choices": [], "usage": usage(run), "axc": describe_json(run.stats, model.engine.figures)})
                 yield "data: [DONE]\n\n"
             except AxcError as error:
                 yield sse(error_body(500, str(error)))
