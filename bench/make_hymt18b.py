@@ -4,7 +4,8 @@
 
 Shapes: hidden 2048, 32 layers, 16 heads, 4 KV heads, head_dim 128, intermediate 6144,
 vocab 120818, tied embeddings, q/k norms, `rope_scaling {type: dynamic, alpha: 1000}`.
-The weights are random normals (numpy, std 0.02; norm weights 1), written in shards of
+The weights are random bf16 values of magnitude in [2^-7, 2^-6) with random signs (drawn
+as bit patterns, ~20x faster than normals; norm weights 1), written in shards of
 four layers with a `model.safetensors.index.json`; only shapes, dtypes, names and the
 config spelling matter to build benchmarks. An existing complete checkpoint is left alone.
 """
@@ -108,8 +109,9 @@ def make(out: Path, layers: int, seed: int = 0) -> Path:
                 shape = shapes[name]
                 if len(shape) == 1:
                     tensors[name] = np.ones(shape, ml_dtypes.bfloat16)
-                else:
-                    tensors[name] = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(ml_dtypes.bfloat16)
+                else:  # sign and 7 mantissa bits random, exponent fixed: |w| in [2^-7, 2^-6)
+                    bits = (rng.integers(0, 1 << 16, size=shape, dtype=np.uint16) & 0x807F) | 0x3C00
+                    tensors[name] = bits.view(ml_dtypes.bfloat16)
                 weight_map[name] = file
             safetensors.numpy.save_file(tensors, str(tmp / file), metadata={"format": "pt"})
             del tensors
