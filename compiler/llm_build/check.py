@@ -7,6 +7,10 @@ group is run chunk by chunk through the runtime's host loop (so each group sees 
 partially filled cache), then a few decode steps. Each layer is driven as a one-layer model
 whose "embedding" replays the previous layer's reference outputs, so only one layer's
 weights are in memory at a time. The post model is checked on the last layer's outputs.
+The reference runs layer after layer in this process; with `--parallel N` up to N worker
+processes (no more than the cores) run each layer's recorded calls in the simulator while
+the reference moves on, and the results are gathered in layer order, so the report is the
+serial check's, number for number.
 
 `-c 2` tokenizes `--prompt`, runs the whole built directory in the simulator with the host
 loop, prints the first token's top-10 candidates and the greedy text, and compares it with
@@ -18,10 +22,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
@@ -29,9 +34,10 @@ from xdsl.dialects.builtin import ModuleOp
 from axc.accuracy import AccuracyReport, Agreement, LayerAccuracy, LogitsAccuracy, RecordingExecutor
 from axc.llm_build import target
 from axc.llm_build.driver import BuildResult
-from axc.llm_build.layers import run_passes, structure_specs
+from axc.llm_build.layers import leave_signals_to_parent, pool_start_method, run_passes, structure_specs
 from axc.llm_build.log import BuildLog
 from axc.llm_build.runtime_files import write_json
+from axc.llm_build.validate import worker_count
 from axc.dialects.axc import set_module_scopes
 from axc.errors import AxcError
 from axc.frontend.gptq import open_checkpoint
@@ -109,46 +115,120 @@ def vendor_line(layer: int, group: int, history: int, cosine: float) -> str:
     return f"{kind} layer{layer}_gt layer{layer}_got cos_sim is: {cosine:.6f}{where}"
 
 
-def check_layer(
-    result: BuildResult, simulator: target.BuiltModel, layer: int, inputs: Callable[[np.ndarray], np.ndarray],
+@dataclass(frozen=True)
+class SimulatedCall:
+    """One recorded layer call: the group, its inputs and the reference's output."""
+
+    group: int
+    inputs: dict[str, np.ndarray]
+    expected: np.ndarray
+
+
+def reference_calls(
+    result: BuildResult, layout: GroupLayout, layer: int, inputs: Callable[[np.ndarray], np.ndarray],
     prompt: np.ndarray, decode: np.ndarray,
-) -> tuple[dict[int, Agreement], list[np.ndarray]]:
-    """Layer `layer`'s file against the reference on the reference's own inputs: the
-    agreement per shape group, and the reference outputs (the next layer's inputs)."""
-    layout = simulator.layout
+) -> list[SimulatedCall]:
+    """Layer `layer`'s reference calls on the reference's own inputs (their outputs are the
+    next layer's inputs)."""
     recorder = RecordingExecutor(LayerSlice(reference_runner(result, layer), layer, inputs))
     loop = HostLoop(recorder, replace(layout, num_layers=1))
     loop.prefill(prompt)
     for token in decode:
         loop.decode_hidden(int(token))
+    return [SimulatedCall(c.group, c.inputs, np.asarray(c.outputs["output"], np.float32)) for c in recorder.calls]
+
+
+_simulator: target.BuiltModel | None = None
+"""A worker's simulator of the built directory (opened on its first layer)."""
+
+
+def simulate_layer(directory: Path, layer: int, calls: list[SimulatedCall]) -> dict[int, Agreement]:
+    """Layer `layer`'s file on the recorded calls: the agreement per shape group."""
+    global _simulator
+    if _simulator is None or _simulator.directory != directory:
+        _simulator = target.open_simulator(directory)
     groups: dict[int, Agreement] = {}
-    for call in recorder.calls:
-        agreement = Agreement.of(simulator.run_layer(layer, call.group, call.inputs)["output"], call.outputs["output"])
+    for call in calls:
+        agreement = Agreement.of(_simulator.run_layer(layer, call.group, call.inputs)["output"], call.expected)
         groups[call.group] = groups[call.group].merge(agreement) if call.group in groups else agreement
-    simulator.release(layer)
-    return groups, [np.asarray(c.outputs["output"], np.float32) for c in recorder.calls]
+    _simulator.release(layer)
+    return groups
+
+
+def check_workers(parallel: int, layers: int) -> int:
+    """Simulator worker processes of `-c 1` (0: simulate in this process), as many as the
+    build's (`worker_count`)."""
+    return worker_count(parallel, layers) if parallel > 1 else 0
+
+
+class Pending(Protocol):
+    """A layer's agreements, ready or on their way (`multiprocessing`'s AsyncResult)."""
+
+    def ready(self) -> bool: ...
+
+    def get(self) -> dict[int, Agreement]: ...
+
+
+@dataclass(frozen=True)
+class Done:
+    groups: dict[int, Agreement]
+
+    def ready(self) -> bool:
+        return True
+
+    def get(self) -> dict[int, Agreement]:
+        return self.groups
+
+
+@contextmanager
+def layer_simulators(directory: Path, workers: int) -> Iterator[Callable[[int, list[SimulatedCall]], Pending]]:
+    """`submit(layer, calls)` -> the layer's pending agreements: simulated by `workers`
+    processes, or in this process (at submission) when 0."""
+    if workers == 0:
+        yield lambda layer, calls: Done(simulate_layer(directory, layer, calls))
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context(pool_start_method()).Pool(workers, leave_signals_to_parent) as pool:
+        yield lambda layer, calls: pool.apply_async(simulate_layer, (directory, layer, calls))
 
 
 def check_layers(result: BuildResult, log: BuildLog) -> AccuracyReport:
     """`-c 1`: every layer file and the post model against the fp32 reference."""
     plan = result.plan
+    layers = plan.config.num_hidden_layers
     simulator = target.open_simulator(result.directory)
     layout = simulator.layout
     prompt, decode = check_sequence(layout, plan.config.vocab_size)
+    workers = check_workers(plan.options.parallel, layers)
     log.info(
-        f"checking {plan.config.num_hidden_layers} layer files x {len(layout.histories)} groups in the simulator: "
-        f"{len(prompt)} prompt tokens, {len(decode)} decode steps, teacher-forced against the fp32 reference"
+        f"checking {layers} layer files x {len(layout.histories)} groups in the simulator"
+        + (f" ({workers} worker processes)" if workers else "")
+        + f": {len(prompt)} prompt tokens, {len(decode)} decode steps, teacher-forced against the fp32 reference"
     )
     inputs: Callable[[np.ndarray], np.ndarray] = simulator.embed
     rows: list[LayerAccuracy] = []
-    with log.stage("check layers"):
-        for layer in range(plan.config.num_hidden_layers):
-            groups, outputs = check_layer(result, simulator, layer, inputs, prompt, decode)
-            for group, agreement in sorted(groups.items()):
-                rows.append(LayerAccuracy(layer, group, agreement))
-                log.print(vendor_line(layer, group, layout.histories[group], agreement.cosine))
-            inputs = Replay(outputs)
-        logits = check_post(result, simulator, outputs)
+    # The pool starts before the stage's console output, so forked workers inherit no held lock.
+    with layer_simulators(result.directory, workers) as submit, log.stage("check layers"):
+        pending: list[Pending] = []
+
+        def report_ready(wait: bool) -> None:
+            """Print the layers done so far, in order (all of them when `wait`)."""
+            while len(rows_done) < len(pending) and (wait or pending[len(rows_done)].ready()):
+                layer = len(rows_done)
+                rows_done.append(layer)
+                for group, agreement in sorted(pending[layer].get().items()):
+                    rows.append(LayerAccuracy(layer, group, agreement))
+                    log.print(vendor_line(layer, group, layout.histories[group], agreement.cosine))
+
+        rows_done: list[int] = []
+        for layer in range(layers):
+            calls = reference_calls(result, layout, layer, inputs, prompt, decode)
+            pending.append(submit(layer, calls))
+            inputs = Replay([c.expected for c in calls])
+            report_ready(wait=False)
+        report_ready(wait=True)
+        logits = check_post(result, simulator, [c.expected for c in calls])
         log.print(
             f"post layer_gt layer_got cos_sim is: {logits.values.cosine:.6f} "
             f"(top-1 agreement {logits.top1_agreement:.0%} over {logits.positions} positions)"

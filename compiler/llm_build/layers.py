@@ -206,13 +206,24 @@ START_METHOD: str | None = None
 """The pool's start method; None: `fork` where the platform has it (cheap, shares pages), else `spawn`."""
 
 
-def init_worker(job: LayerJob | None) -> None:
-    """Pool initializer: the parent alone handles Ctrl-C and SIGTERM (it terminates the pool).
-    A spawned worker builds its `LayerBuilder` from the job's text; a forked one inherits it."""
+def leave_signals_to_parent() -> None:
+    """In a pool worker: the parent alone handles Ctrl-C and SIGTERM (it terminates the pool)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def pool_start_method() -> str:
+    import multiprocessing
+
+    return START_METHOD or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+
+
+def init_worker(job: LayerJob | None) -> None:
+    """Pool initializer (`leave_signals_to_parent`). A spawned worker builds its
+    `LayerBuilder` from the job's text; a forked one inherits it."""
+    leave_signals_to_parent()
     global _builder
     if job is not None:
         _builder = LayerBuilder.of(job)
@@ -238,7 +249,7 @@ def layer_pool(structure: Structure, parallel: int, count: int) -> Iterator[Call
         return
     import multiprocessing
 
-    method = START_METHOD or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    method = pool_start_method()
     if method == "fork":
         _builder, job = LayerBuilder.of(structure.job, structure.module), None
     else:

@@ -202,17 +202,21 @@ class MatmulStep:
     def __call__(self) -> None:
         np.copyto(self.a, self.lhs, casting="unsafe")
         b = self.rhs()
-        np.matmul(self.a, b.swapaxes(-1, -2) if self.transpose_b else b, out=self.result)
+        b = b.swapaxes(-1, -2) if self.transpose_b else b
+        if self.result.ndim > 2:  # numpy's batched matmul is many times slower with `out=`
+            result = np.matmul(self.a, b)
+        else:
+            result = np.matmul(self.a, b, out=self.result)
         if self.alpha is not None:
-            np.multiply(self.result, self.alpha, out=self.result)
+            np.multiply(result, self.alpha, out=result)
         if self.bias32 is not None:
             if self.bias is not None:
                 np.copyto(self.bias32, self.bias, casting="unsafe")
-            np.add(self.result, self.bias32, out=self.result)
+            np.add(result, self.bias32, out=result)
         if self.accumulate is not None:
             np.copyto(self.accumulate, self.out, casting="unsafe")
-            np.add(self.accumulate, self.result, out=self.result)
-        np.copyto(self.out, self.result, casting="unsafe")
+            np.add(self.accumulate, result, out=result)
+        np.copyto(self.out, result, casting="unsafe")
 
 
 def product_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:

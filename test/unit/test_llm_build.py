@@ -201,12 +201,17 @@ def test_unwritable_output(tmp_path: Path) -> None:
 # --- the output directory ------------------------------------------------------------------
 
 
+SERIAL_CHECK_LOG: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("build") / "tiny"
-    log = quiet()
+    text = io.StringIO()
+    log = BuildLog(Console(file=text, width=120))
     result = build(options(FIXTURE, out, check_level=1), log)
     check_layers(result, log)
+    SERIAL_CHECK_LOG[:] = [line for line in text.getvalue().splitlines() if "cos_sim" in line]
     return out
 
 
@@ -278,6 +283,20 @@ def test_layer_check_report(built: Path) -> None:
     assert rows == {(layer, group) for layer in range(2) for group in range(4)}
     assert report["worst_layer_cosine"] > 0.999
     assert report["logits"]["top1_agreement"] == 1.0
+
+
+def test_parallel_layer_check_reports_what_the_serial_one_does(built: Path, tmp_path: Path) -> None:
+    """`-c 1 --parallel 2` simulates the layers in worker processes: same report, same lines."""
+    text = io.StringIO()
+    log = BuildLog(Console(file=text, width=120))
+    result = build(options(FIXTURE, tmp_path / "p2", check_level=1, parallel=2), log)
+    check_layers(result, log)
+    assert "worker processes" in text.getvalue()
+    assert [line for line in text.getvalue().splitlines() if "cos_sim" in line] == SERIAL_CHECK_LOG
+    mine, serial = (json.loads((d / CHECK_REPORT).read_text()) for d in (result.directory, built))
+    assert len(SERIAL_CHECK_LOG) == len(serial["layers"]) + 1 > 2  # one line per layer and group, and the post
+    assert mine.pop("seconds") >= 0 and serial.pop("seconds") >= 0
+    assert mine == serial
 
 
 def test_layers_are_rebound_not_copied(built: Path) -> None:
