@@ -87,6 +87,7 @@ SHAPES: dict[str, Shape] = {
     "MiniCPM-1.2B": Shape("llama", 1536, 3840, 52, 24, 8, 73440, True, 0, "Llama-shaped (MiniCPM's scalings change no shape)"),
     "Phi3-mini-3.8B": Shape("llama", 3072, 8192, 32, 32, 32, 32064, False, 0, "Llama-shaped (fused qkv/gate-up stored split)"),
     "Llama3-8B": Shape("llama", 4096, 14336, 32, 32, 8, 128256, False),
+    "HY-MT1.5-1.8B": Shape("llama", 2048, 6144, 32, 16, 4, 120818, True, 128, "Llama-shaped (q/k norms omitted, <0.1% of bytes)"),
 }
 
 
@@ -197,9 +198,15 @@ class Built:
     post: Program
     prefill_tokens: int
     seconds: float
+    last_prefill: Program  # the prefill group with the longest history
 
 
-def build(model: str, chip: str, weight: str, group: int | None, kv: int) -> Built:
+def build(
+    model: str, chip: str, weight: str, group: int | None, kv: int,
+    lasts: tuple[int, ...] = (PREFILL,), conv_eu: bool = False,
+) -> Built:
+    """One layer and post of `model` for `chip`, prefill groups of histories 0 and `lasts`
+    (`conv_eu`: FLOAT_MATMUL_USE_CONV_EU, float matmuls on AX650's convolution units)."""
     from axc.axmodel import write_axmodel
     from axc.binding import store_for
     from axc.codegen.emit import find_model, to_axmodel
@@ -223,15 +230,16 @@ def build(model: str, chip: str, weight: str, group: int | None, kv: int) -> Bui
     target = get_target(chip, NPU_MODE)
     module = import_hf(directory)
     ctx = make_context()
-    SpecializeGroups(kv_cache_len=kv, prefill_len=PREFILL, last_kv_cache_len=(PREFILL,)).apply(ctx, module)
+    SpecializeGroups(kv_cache_len=kv, prefill_len=PREFILL, last_kv_cache_len=lasts).apply(ctx, module)
     QuantizeWeights(weight_type=weight, group_size=group, post_weight_type="s8").apply(ctx, module)
     SetActivationType(hidden="bf16").apply(ctx, module)
     Tile(target=chip, npu_mode=NPU_MODE).apply(ctx, module)
     for p in (Fuse(), DoubleBuffer(), AllocateOcm()):
         p.apply(ctx, module)
-    (LowerToAx650() if target.family == "AX650" else LowerToAx620e()).apply(ctx, module)
+    (LowerToAx650(float_matmul_use_conv_eu=conv_eu) if target.family == "AX650" else LowerToAx620e()).apply(ctx, module)
     store = store_for(module)
-    out = OUT / "cost" / f"{model}_{chip}_{weight}{group or ''}_kv{kv}"
+    variant = ("_last" + "-".join(map(str, lasts)) if lasts != (PREFILL,) else "") + ("_conv" if conv_eu else "")
+    out = OUT / "cost" / f"{model}_{chip}_{weight}{group or ''}_kv{kv}{variant}"
     out.mkdir(parents=True, exist_ok=True)
     payloads = {}
     for unit in ("layer_0", "post"):  # the binary is the truth: estimate from the emitted files
@@ -241,7 +249,7 @@ def build(model: str, chip: str, weight: str, group: int | None, kv: int) -> Bui
     layer, post = payloads["layer_0"], payloads["post"]
     return Built(
         target, layer.programs[0], layer.programs[1], post.programs[0], group_tokens(layer.model.groups[1]),
-        time.perf_counter() - start,
+        time.perf_counter() - start, layer.programs[-1],
     )
 
 

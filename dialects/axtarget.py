@@ -20,7 +20,8 @@ ax650.model @layer_0 {chip = "AX650", npu_mode = "NPU1"} {
 ```
 
 An instruction runs on one queue of one core (`c<core>.dma<channel>`, `c<core>.mx` for the
-matrix engine, `c<core>.vx` for the vector engine). It starts once every instruction
+matrix engine, `c<core>.vx` for the vector engine, `c<core>.cv` for the convolution units,
+which take float matmuls on AX650 only). It starts once every instruction
 dispatched before it that signals a token in `wait` has completed; queues run in order.
 The model's descriptor (chip, npu_mode) decides what is legal: asking AX620E for fp8
 weights is a verification error.
@@ -296,7 +297,7 @@ class Instruction(IRDLOperation):
         core_text, _, queue_text = where.partition(".")
         queues = {n: q for q, n in isa.QUEUE_NAMES.items()}
         if not (core_text.startswith("c") and core_text[1:].isdecimal() and queue_text in queues):
-            parser.raise_error(f"unknown queue '{where}' (c<core>.dma<0-3>, c<core>.mx or c<core>.vx)")
+            parser.raise_error(f"unknown queue '{where}' (c<core>.dma<0-3>, c<core>.mx, c<core>.vx or c<core>.cv)")
         props: dict[str, Attribute] = {"core": int_prop(int(core_text[1:])), "queue": int_prop(queues[queue_text])}
         if parser.parse_optional_keyword("wait") is not None:
             tokens = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_integer)

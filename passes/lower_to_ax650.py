@@ -35,7 +35,12 @@ from axc.dialects.ax650 import AX650
 
 @dataclass(frozen=True)
 class LowerToAx650(ModulePass):
+    """`float-matmul-use-conv-eu=true` (the vendor's FLOAT_MATMUL_USE_CONV_EU=1): float
+    matmuls, activation x activation (attention's QK^T and PV), run on the convolution
+    units, `ax650.matmul c0.cv ...`, instead of the matrix engine `c0.mx`."""
+
     name: ClassVar[str] = "lower-to-ax650"
+    float_matmul_use_conv_eu: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        lower_module(op, AX650, "AX650")
+        lower_module(op, AX650, "AX650", self.float_matmul_use_conv_eu)

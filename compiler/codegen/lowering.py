@@ -116,6 +116,7 @@ class GroupLowering:
     target: TargetDescriptor
     params: ParamLayout
     where: str = ""
+    float_matmul_on_conv: bool = False
     homes: dict[SSAValue, tuple[int, int, int]] = field(default_factory=dict)
     ivs: dict[SSAValue, tuple[int, int, int]] = field(default_factory=dict)
     scratch: int = 0
@@ -234,7 +235,7 @@ class GroupLowering:
             "inputs": list(zip(names_of(function, "axc.input_names", len(types.inputs.data), "input"), types.inputs.data)),
             "outputs": list(zip(names_of(function, "axc.output_names", len(types.outputs.data), "output"), types.outputs.data)),
         }
-        return schedule(program, self.target), io
+        return schedule(program, self.target, self.float_matmul_on_conv), io
 
 
 def lowered_units(module: ModuleOp) -> list[tuple[str, list[func.FuncOp]]]:
@@ -256,8 +257,9 @@ def lowered_units(module: ModuleOp) -> list[tuple[str, list[func.FuncOp]]]:
     return ordered + units
 
 
-def lower_module(module: ModuleOp, dialect: Dialect, family: str) -> None:
-    """Replace the npu functions of `module` by one `<prefix>.model` per layer and post."""
+def lower_module(module: ModuleOp, dialect: Dialect, family: str, float_matmul_on_conv: bool = False) -> None:
+    """Replace the npu functions of `module` by one `<prefix>.model` per layer and post
+    (`float_matmul_on_conv`: float matmuls on the convolution units, `schedule`)."""
     chip = module.attributes.get("axc.target")
     mode = module.attributes.get("axc.npu_mode")
     if not isinstance(chip, StringAttr):
@@ -277,18 +279,21 @@ def lower_module(module: ModuleOp, dialect: Dialect, family: str) -> None:
             template, template_params = cache[key]
             model = rebind_model(template, dict(zip(template_params, params, strict=True)), name)
         else:
-            model = build_model(name, functions, target, ops)
+            model = build_model(name, functions, target, ops, float_matmul_on_conv)
             cache[key] = (model, params)
         Rewriter.insert_op(model, InsertPoint.before(functions[0]))
         for f in functions:
             Rewriter.erase_op(f, safe_erase=False)
 
 
-def build_model(name: str, functions: Sequence[func.FuncOp], target: TargetDescriptor, ops: dict[str, type[Operation]]) -> ModelOpBase:
+def build_model(
+    name: str, functions: Sequence[func.FuncOp], target: TargetDescriptor, ops: dict[str, type[Operation]],
+    float_matmul_on_conv: bool = False,
+) -> ModelOpBase:
     layout = ParamLayout(target.ddr_alignment)
     groups: list[Operation] = []
     for function in functions:
-        program, io = GroupLowering(function, target, layout).run()
+        program, io = GroupLowering(function, target, layout, float_matmul_on_conv=float_matmul_on_conv).run()
         groups.append(make_group(ops, program, io))
     segments = [
         ops["segment"].create(properties={"param": ParamAttr(*key), "offset": int_prop(offset), "type": layout.types[key]})

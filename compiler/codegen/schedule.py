@@ -8,7 +8,9 @@ Scheduling needs the whole program's memory footprints at once, so it works on t
    OCM (one address space, a slice per core), so the pieces read the same tiles.
 1. **Queues.** Matrix and vector instructions go to their engines; DMA loads spread over
    channels 0..n-2 by destination buffer (so ping-pong tiles stream on different
-   channels), stores use the last channel.
+   channels), stores use the last channel. With `float_matmul_on_conv` (AX650's
+   FLOAT_MATMUL_USE_CONV_EU) float matmuls, activation x activation (attention's QK^T and
+   PV), go to the convolution units (`c<k>.cv`) instead of the matrix engine.
 2. **Order.** Within each block (the top level, every loop body) nodes are list-scheduled:
    a node may move above the nodes it does not conflict with, and DMA loads move first,
    so a weight tile is requested as soon as its on-chip buffer is free. Loops stay loops
@@ -35,6 +37,7 @@ import numpy as np
 
 from axc import isa
 from axc.isa import Instr, Loop, Node, Operand, Program
+from axc.errors import AxcError
 from axc.targets import TargetDescriptor
 
 
@@ -249,7 +252,7 @@ def place_cores(body: Sequence[Node], target: TargetDescriptor) -> list[Node]:
 # --- 1. queues -----------------------------------------------------------------------------
 
 
-def assign_queues(body: Sequence[Node], target: TargetDescriptor) -> list[Node]:
+def assign_queues(body: Sequence[Node], target: TargetDescriptor, float_matmul_on_conv: bool = False) -> list[Node]:
     channels = target.dma_channels_per_core
     load_channels = max(channels - 1, 1)
     store_channel = channels - 1
@@ -263,7 +266,8 @@ def assign_queues(body: Sequence[Node], target: TargetDescriptor) -> list[Node]:
                 continue
             engine = node.op.engine
             if engine == "matrix":
-                queue = isa.MATRIX_QUEUE
+                on_conv = float_matmul_on_conv and node.value("format") == "float"
+                queue = isa.CONV_QUEUE if on_conv else isa.MATRIX_QUEUE
             elif engine == "vector":
                 queue = isa.VECTOR_QUEUE
             elif node.op.mnemonic == "dma_store":
@@ -411,9 +415,11 @@ def prune(depends: np.ndarray, queues: np.ndarray, paths: Sequence[tuple[int, ..
     return result
 
 
-def schedule(program: Program, target: TargetDescriptor) -> Program:
+def schedule(program: Program, target: TargetDescriptor, float_matmul_on_conv: bool = False) -> Program:
     """Queues, order and tokens for `program` (its instructions and results unchanged)."""
-    body = assign_queues(place_cores(program.body, target), target)
+    if float_matmul_on_conv and target.conv is None:
+        raise AxcError(f"{target.family} has no convolution units that take float matmuls")
+    body = assign_queues(place_cores(program.body, target), target, float_matmul_on_conv)
     instrs, _, trips = flatten(body)
     if instrs:
         body = reorder(body, conflict_matrix(instrs, trips))

@@ -51,13 +51,15 @@ NONE, OCM, PARAMS, SCRATCH, INPUT, OUTPUT = range(6)
 SPACE_NAMES = {OCM: "ocm", PARAMS: "params", SCRATCH: "scratch", INPUT: "in", OUTPUT: "out"}
 DDR_SPACES = (PARAMS, SCRATCH, INPUT, OUTPUT)
 
-# Queues of one core: four DMA channels, the matrix and the vector engine; loops run on
-# the command processor (queue CONTROL).
+# Queues of one core: four DMA channels, the matrix and the vector engine, and the
+# convolution units (CONV: float matmuls only, where the chip lets them take matrix work,
+# with FLOAT_MATMUL_USE_CONV_EU); loops run on the command processor (queue CONTROL).
 DMA_QUEUES = (0, 1, 2, 3)
 MATRIX_QUEUE = 4
 VECTOR_QUEUE = 5
+CONV_QUEUE = 6
 CONTROL_QUEUE = 7
-QUEUE_NAMES = {0: "dma0", 1: "dma1", 2: "dma2", 3: "dma3", MATRIX_QUEUE: "mx", VECTOR_QUEUE: "vx"}
+QUEUE_NAMES = {0: "dma0", 1: "dma1", 2: "dma2", 3: "dma3", MATRIX_QUEUE: "mx", VECTOR_QUEUE: "vx", CONV_QUEUE: "cv"}
 
 # Element types: code, MLIR spelling, numpy dtype.
 DTYPES: tuple[tuple[int, str, np.dtype], ...] = tuple(
@@ -190,7 +192,7 @@ OP_BY_CODE: dict[int, OpInfo] = {op.code: op for op in OPCODES}
 LOOP, END = OP_BY_NAME["loop"], OP_BY_NAME["end"]
 ENGINE_QUEUES: dict[str, tuple[int, ...]] = {
     "dma": DMA_QUEUES,
-    "matrix": (MATRIX_QUEUE,),
+    "matrix": (MATRIX_QUEUE, CONV_QUEUE),
     "vector": (VECTOR_QUEUE,),
     "control": (CONTROL_QUEUE,),
 }

@@ -21,6 +21,17 @@ def check_instr_legality(instr: Instr, target: TargetDescriptor, where: str) -> 
         raise AxcError(f"{where}: core {instr.core} does not exist on {target.family} ({target.chip_cores} cores)")
     if op.engine == "dma" and instr.queue >= target.dma_channels_per_core:
         raise AxcError(f"{where}: DMA channel {instr.queue} does not exist ({target.dma_channels_per_core} per core)")
+    if instr.queue == isa.CONV_QUEUE:
+        if target.conv is None:
+            raise AxcError(
+                f"{where}: {target.family} has no convolution units that take matmuls (c{instr.core}.cv); "
+                f"run it on c{instr.core}.mx"
+            )
+        if instr.value("format") != "float":
+            raise AxcError(
+                f"{where}: only float (activation x activation) matmuls run on the convolution units; "
+                f"{instr.value('format')} weights run on c{instr.core}.mx"
+            )
     for name, operand in instr.named():
         if op.engine != "dma" and operand.space != isa.OCM:
             raise AxcError(f"{where}: {name} must be in OCM (the engines work on on-chip memory)")

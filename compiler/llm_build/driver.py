@@ -15,7 +15,7 @@ from axc.binding import store_for
 from axc.llm_build import target
 from axc.llm_build.layers import LayerResult, layer_pool, pipeline_text, prepare
 from axc.llm_build.log import BuildLog
-from axc.llm_build.options import BuildOptions
+from axc.llm_build.options import CONV_EU_ENV, BuildOptions
 from axc.llm_build.runtime_files import layer_filename, post_filename, write_json, write_runtime_files
 from axc.llm_build.staging import MARKER, staged_directory
 from axc.llm_build.validate import BuildPlan, describe_needs, validate, worker_count
@@ -86,6 +86,12 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
         + "".join(f", prefill {g.tokens} over {g.history}" for g in plan.groups[1:])
     )
     log.info(describe_needs(plan))
+    if options.float_matmul_use_conv_eu:
+        log.info(
+            f"{CONV_EU_ENV}=1: float matmuls (attention's QK^T and PV) run on the convolution units"
+            if plan.target.conv is not None
+            else f"{CONV_EU_ENV}=1 ignored: {plan.target.family} has no convolution units that take matmuls"
+        )
     workers = worker_count(options.parallel, plan.config.num_hidden_layers)
     if workers < options.parallel:
         log.info(

@@ -58,7 +58,8 @@ def structure_specs(plan: BuildPlan) -> list[str]:
     ]
     if o.post_topk:
         specs.append(f"post-topk{{k={o.post_topk}}}")
-    return specs + target.lowering_passes(plan.target.chip, plan.target.npu_mode, plan.target.family)
+    conv = o.float_matmul_use_conv_eu and plan.target.conv is not None  # AX620E: ignored (the driver says so)
+    return specs + target.lowering_passes(plan.target.chip, plan.target.npu_mode, plan.target.family, conv)
 
 
 def pipeline_text(plan: BuildPlan) -> str:

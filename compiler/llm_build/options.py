@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ NPU_MODES = ("NPU1", "NPU2", "NPU3")
 CHECK_LEVELS = (0, 1, 2)
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_TENSOR_PARALLEL_SIZE = 0
+CONV_EU_ENV = "FLOAT_MATMUL_USE_CONV_EU"
+"""The vendor's environment switch: float matmuls on AX650's convolution units."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class BuildOptions:
     last_kv_cache_len: tuple[int, ...] = field(default_factory=tuple)
     npu_mode: str = "NPU1"
     embed_npy: bool = True
+    float_matmul_use_conv_eu: bool = False  # from the environment (CONV_EU_ENV), as the vendor reads it
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,5 +111,19 @@ def from_args(args: argparse.Namespace) -> BuildOptions:
             f"--tensor_parallel_size {args.tensor_parallel_size}: tensor-parallel builds over several chips "
             "are not supported by axc; drop the flag"
         )
-    values = {f.name: getattr(args, f.name) for f in fields(BuildOptions)}
-    return BuildOptions(**values | {"last_kv_cache_len": tuple(args.last_kv_cache_len)})
+    values = {f.name: getattr(args, f.name) for f in fields(BuildOptions) if f.name != "float_matmul_use_conv_eu"}
+    return BuildOptions(
+        **values
+        | {"last_kv_cache_len": tuple(args.last_kv_cache_len), "float_matmul_use_conv_eu": float_matmul_use_conv_eu(os.environ)}
+    )
+
+
+def float_matmul_use_conv_eu(environ: Mapping[str, str]) -> bool:
+    """FLOAT_MATMUL_USE_CONV_EU: 1 on; 0, empty or unset off."""
+    value = environ.get(CONV_EU_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise AxcError(
+            f"{CONV_EU_ENV}={value!r}: expected 1 (float matmuls on the convolution units) or 0; "
+            f"set it to 1 or 0, or unset it"
+        )
+    return value == "1"

@@ -31,9 +31,10 @@ Unit = ModelOpBase
 """What one `.axmodel` file is made from: an `ax650.model` / `ax620e.model`."""
 
 
-def lowering_passes(chip: str, npu_mode: str, family: str) -> list[str]:
-    """Quant level → target models, as `axc-opt` pass specs."""
-    return [f"tile{{target={chip} npu-mode={npu_mode}}}", "fuse", "double-buffer", "allocate-ocm", f"lower-to-{family.lower()}"]
+def lowering_passes(chip: str, npu_mode: str, family: str, float_matmul_on_conv: bool = False) -> list[str]:
+    """Quant level → target models, as `axc-opt` pass specs (`float_matmul_on_conv`: AX650 only)."""
+    lower = f"lower-to-{family.lower()}" + ("{float-matmul-use-conv-eu=true}" if float_matmul_on_conv else "")
+    return [f"tile{{target={chip} npu-mode={npu_mode}}}", "fuse", "double-buffer", "allocate-ocm", lower]
 
 
 def file_units(module: ModuleOp) -> dict[str, Unit]:

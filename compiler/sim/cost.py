@@ -4,16 +4,18 @@ Replays the command stream's dynamic instruction sequence on a timing model of t
 target descriptor (no numerics):
 
 - the command processor dispatches one instruction every `DISPATCH_CYCLES`, in order;
-- each queue (4 DMA channels, the matrix and the vector engine of each core) runs its
-  instructions in order; an instruction starts when its queue is free and every
-  earlier-dispatched signaller of a token it waits on has finished (`isa.Instr.wait`);
+- each queue (4 DMA channels, the matrix engine, the vector engine and the convolution
+  units of each core) runs its instructions in order; an instruction starts when its
+  queue is free and every earlier-dispatched signaller of a token it waits on has
+  finished (`isa.Instr.wait`);
 - a DMA pays `DMA_SETUP_CYCLES`, then moves its bytes at the channel's port rate while
   DDR, shared by all channels and cores, serves one transfer at a time at
   `ddr_bytes_per_s * ddr_efficiency` (the calibrated parameter). DDR moves whole
   `ddr_alignment`-byte bursts, so a strided box of short rows costs more than its bytes;
 - a matmul takes its MACs, padded to the matrix tile (`matmul_tile`), at the engine's
   16-bit rate (weights are decoded to the activations' type: w8a16, w4a16); that rate,
-  `half_rate` of INT8, is fitted;
+  `half_rate` of INT8, is fitted; a float matmul on the convolution units (`c<k>.cv`,
+  FLOAT_MATMUL_USE_CONV_EU) runs at their rate (`conv_matmul_rate` x the matrix engine's);
 - a vector op takes `OPS_PER_ELEMENT[op] * elements` at the engine's rate for its widest
   float type (fp32 at half rate);
 - every call of a group costs `token_s` (fitted) per token it processes on top of its
@@ -67,7 +69,7 @@ class Work:
 @dataclass
 class GroupCost:
     latency_s: float = 0.0
-    busy_s: dict[str, float] = field(default_factory=lambda: {"dma": 0.0, "matrix": 0.0, "vector": 0.0})
+    busy_s: dict[str, float] = field(default_factory=lambda: {"dma": 0.0, "matrix": 0.0, "vector": 0.0, "conv": 0.0})
     ddr_read: int = 0
     ddr_write: int = 0
     ddr_busy_s: float = 0.0
@@ -140,8 +142,9 @@ def work(instr: Instr, target: TargetDescriptor) -> Work:
             * math.ceil(lhs.sizes[-1] / tile.k) * tile.k
         )
         dtype = "fp16" if lhs.dtype == 9 else "bf16"
-        rate = target.matrix.macs_per_cycle(dtype) * clock
-        return Work(queue, "matrix", ENGINE_SETUP_CYCLES / clock + padded / rate)
+        engine = "conv" if instr.queue == isa.CONV_QUEUE else "matrix"
+        rate = target.engine(engine).macs_per_cycle(dtype) * clock
+        return Work(queue, engine, ENGINE_SETUP_CYCLES / clock + padded / rate)
     elements = max(o.numel for _, o in instr.named())
     wide = any(o.dtype in (11, 12) for _, o in instr.named())
     rate = target.vector.ops_per_cycle("fp32" if wide else "bf16") * clock

@@ -58,6 +58,8 @@ class ChipSpec:
     ddr_bytes_per_s: Figure[float]
     ddr_efficiency: Figure[float]
     token_s: Figure[float]  # fixed cost per token of one group call (beyond bytes and MACs)
+    conv_units: Figure[int]  # convolution units of the chip that can take matrix work (0: none)
+    conv_matmul_rate: Figure[float]  # a core's conv units on float matmuls, x its matrix engine's 16-bit rate
     ddr_alignment: Figure[int]
     ocm_alignment: Figure[int]
     matmul_tile: Figure[tuple[int, int, int]]  # (M, N, K) granularity
@@ -105,6 +107,12 @@ CHIPS: dict[str, ChipSpec] = {
         token_s=Assumed(
             2.621e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 12 published AX650 TTFT rows"
         ),
+        conv_units=6,  # vendor NPU docs: 6 convolution units and 3 tensor units, 2 and 1 per core
+        conv_matmul_rate=Assumed(
+            2.0,
+            "not public; the conv units 'can do some matrix computations' (vendor NPU docs): each assumed as fast "
+            "on float matmuls as the core's one tensor unit (the matrix engine), so a core's two give 2x",
+        ),
         ddr_alignment=_DDR_ALIGN,
         ocm_alignment=_OCM_ALIGN,
         matmul_tile=Assumed((8, 64, 64), "array shape not public; supported models' widths are multiples of 64"),
@@ -139,6 +147,8 @@ CHIPS: dict[str, ChipSpec] = {
         token_s=Assumed(
             9.409e-06, "fitted (bench/calibrate_cost_model.py): least squares on the 7 published AX620E TTFT rows"
         ),
+        conv_units=Assumed(0, "not public; the vendor says FLOAT_MATMUL_USE_CONV_EU has no effect on AX620E"),
+        conv_matmul_rate=Assumed(0.0, "no convolution units take matrix work (conv_units)"),
         ddr_alignment=_DDR_ALIGN,
         ocm_alignment=_OCM_ALIGN,
         matmul_tile=Assumed((8, 32, 64), "array shape not public; half AX650's assumed N for the smaller array"),
@@ -199,6 +209,8 @@ class TargetDescriptor:
     chip_cores: int
     matrix: Engine
     vector: Engine
+    conv: Engine | None  # the convolution units of one core, on float matmuls (FLOAT_MATMUL_USE_CONV_EU)
+    conv_units: int  # of the whole chip
     ocm_bytes_per_core: int
     dma_channels_per_core: int
     dma_bytes_per_s_per_core: float
@@ -242,9 +254,10 @@ class TargetDescriptor:
         return self.peak_ops_per_s(dtype) / 1e12
 
     def engine(self, name: str) -> Engine:
-        if name not in ("matrix", "vector"):
-            raise AxcError(f"unknown engine {name!r} (valid: matrix, vector)")
-        return self.matrix if name == "matrix" else self.vector
+        engines = {"matrix": self.matrix, "vector": self.vector, **({"conv": self.conv} if self.conv else {})}
+        if name not in engines:
+            raise AxcError(f"unknown engine {name!r} on {self.family} (valid: {', '.join(engines)})")
+        return engines[name]
 
     def assumption(self, figure: str) -> str | None:
         """Why `figure` (a ChipSpec field) has its value, or None when it is public."""
@@ -305,12 +318,14 @@ def get_target(chip: str, npu_mode: str = "NPU1") -> TargetDescriptor:
             clock,
             (("bf16", lanes * clock), ("fp16", lanes * clock), ("fp32", lanes * clock / 2)),
         ),
+        conv=conv_engine(clock, half * _value(spec.conv_matmul_rate)) if _value(spec.conv_units) else None,
         ocm_bytes_per_core=_value(spec.ocm_bytes_per_core),
         dma_channels_per_core=_value(spec.dma_channels_per_core),
         dma_bytes_per_s_per_core=_value(spec.dma_bytes_per_cycle) * clock,
         ddr_bytes_per_s=_value(spec.ddr_bytes_per_s),
         ddr_efficiency=_value(spec.ddr_efficiency),
         token_s=_value(spec.token_s),
+        conv_units=_value(spec.conv_units),
         ddr_alignment=_value(spec.ddr_alignment),
         ocm_alignment=_value(spec.ocm_alignment),
         matmul_tile=MatmulTile(*_value(spec.matmul_tile)),
@@ -326,6 +341,11 @@ def get_target(chip: str, npu_mode: str = "NPU1") -> TargetDescriptor:
     )
 
 
+def conv_engine(clock_hz: float, rate: float) -> Engine:
+    """A core's convolution units taking float matmuls at `rate` 16-bit ops/s."""
+    return Engine("conv", clock_hz, tuple((dtype, rate) for dtype in HALF_DTYPES))
+
+
 def with_fitted(
     target: TargetDescriptor,
     half_rate: float | None = None,
@@ -338,6 +358,9 @@ def with_fitted(
         int8 = target.matrix.peak_ops_per_s("s8")
         rates = tuple((d, int8 * half_rate if d in HALF_DTYPES else r) for d, r in target.matrix.ops_per_s)
         changes["matrix"] = replace(target.matrix, ops_per_s=rates)
+        if target.conv is not None:  # its rate is a multiple of the matrix engine's
+            scale = int8 * half_rate / target.matrix.peak_ops_per_s(HALF_DTYPES[0])
+            changes["conv"] = conv_engine(target.clock_hz, target.conv.peak_ops_per_s(HALF_DTYPES[0]) * scale)
     if ddr_efficiency is not None:
         changes["ddr_efficiency"] = ddr_efficiency
     if token_s is not None:
@@ -411,6 +434,12 @@ def describe(target: TargetDescriptor, reasons: bool = False) -> str:
             ("ddr_bytes_per_s", "ddr_efficiency"),
         ),
         ("fixed cost", f"{t.token_s * 1e6:.3g} us per token of each group call", ("token_s",)),
+        (
+            "convolution units",
+            f"{t.conv_units}, float matmuls at {t.conv.peak_ops_per_s('bf16') * t.cores / 1e12:g} TOPS bf16 "
+            "with FLOAT_MATMUL_USE_CONV_EU=1" if t.conv else "none take matrix work",
+            ("conv_units", "conv_matmul_rate"),
+        ),
         (
             "alignment",
             f"DDR {t.ddr_alignment} B, OCM {t.ocm_alignment} B, matmul M/N/K {tile.m}/{tile.n}/{tile.k}",

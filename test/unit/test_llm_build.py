@@ -19,10 +19,11 @@ from axc.llm_build import target
 from axc.llm_build.check import CHECK_REPORT, check_layers
 from axc.llm_build.driver import build
 from axc.llm_build.log import BuildLog
-from axc.llm_build.options import BuildOptions, from_args, parser
+from axc.llm_build.options import CONV_EU_ENV, BuildOptions, float_matmul_use_conv_eu, from_args, parser
 from axc.llm_build.runtime_files import EMBED_FILENAME, EMBED_NPY_FILENAME
 from axc.llm_build.validate import validate
 from axc.errors import AxcError
+from axc.isa import CONV_QUEUE, MATRIX_QUEUE, walk
 from axc.runtime_contract import LAYER_INPUTS, LAYER_OUTPUTS
 from axc.sim.session import AxModelSession
 from axengine import InferenceSession
@@ -68,6 +69,32 @@ def test_no_embed_npy() -> None:
     assert from_args(args).embed_npy is False
     assert from_args(parser().parse_args(["--input_path", "M", "--output_path", "O"])).embed_npy is True
     assert validate(options(FIXTURE, Path("/tmp/axc-no-npy"), embed_npy=False)).estimate.embed_npy_bytes == 0
+
+
+def test_float_matmul_use_conv_eu_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [float_matmul_use_conv_eu({CONV_EU_ENV: v}) for v in ("1", " 1", "0", "")] == [True, True, False, False]
+    assert float_matmul_use_conv_eu({}) is False
+    with pytest.raises(AxcError, match=f"{CONV_EU_ENV}='yes': expected 1"):
+        float_matmul_use_conv_eu({CONV_EU_ENV: "yes"})
+    monkeypatch.setenv(CONV_EU_ENV, "1")
+    o = from_args(parser().parse_args(["--input_path", "M/", "--output_path", "OUT", *SEED_FLAGS]))
+    assert o.float_matmul_use_conv_eu and o.to_json()["float_matmul_use_conv_eu"] is True
+
+
+@pytest.mark.parametrize("chip", ["AX650", "AX620E"])
+def test_float_matmul_use_conv_eu_moves_attention_matmuls_on_ax650_only(tmp_path: Path, chip: str) -> None:
+    text = io.StringIO()
+    result = build(options(FIXTURE, tmp_path / "out", chip=chip, float_matmul_use_conv_eu=True), BuildLog(Console(file=text, width=400)))
+    lines = [line for line in text.getvalue().splitlines() if CONV_EU_ENV in line]
+    payload = AxModelSession(tmp_path / "out" / "qwen2_p8_l0_together.axmodel").payload
+    queues = {i.queue for program in payload.programs for i, _ in walk(program.body) if i.op.mnemonic == "matmul"}
+    if chip == "AX650":
+        assert len(lines) == 1 and "run on the convolution units" in lines[0]
+        assert queues == {MATRIX_QUEUE, CONV_QUEUE}
+        assert "float-matmul-use-conv-eu=true" in result.report["effective"]["pipeline"]
+    else:
+        assert len(lines) == 1 and "ignored: AX620E has no convolution units" in lines[0]
+        assert queues == {MATRIX_QUEUE}
 
 
 def test_last_kv_cache_len_takes_several_values_per_flag() -> None:

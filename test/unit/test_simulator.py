@@ -13,16 +13,20 @@ import pytest
 from axc.binding import store_for
 from axc.llm_build.runtime_files import write_embedding
 from axc import isa
+from axc.codegen.disasm import disassemble
 from axc.codegen.emit import find_model, to_axmodel, write_model_files
 from axc.isa import Instr, Loop, Operand, Program
 from axc.codegen.schedule import schedule
+from axc.dialects import make_context
 from axc.errors import AxcError
 from axc.hostloop import HostLoop
 from axc.interpreters.executor import ModuleExecutor
 from axc.params import Checkpoint
+from axc.passes.lower_to_ax650 import LowerToAx650
 from axc.sim.cost import ENGINE_SETUP_CYCLES, estimate, group_tokens
 from axc.sim.executor import AxModelExecutor
 from axc.sim.session import AxModelSession
+from axc.textio import module_text
 from axc.targets import get_target, with_fitted
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -158,3 +162,26 @@ def test_cost_model_agrees_with_the_simulator_on_bytes(built) -> None:
         counted = session.plan(group).counters
         assert counted.ddr_read <= cost.ddr_read <= 4 * counted.ddr_read
         assert cost.latency_s > 0 and cost.instructions >= session.plan(group).instructions
+
+
+def test_float_matmuls_on_the_convolution_units_change_no_result(built) -> None:
+    """FLOAT_MATMUL_USE_CONV_EU=1 moves attention's QK^T and PV to `c<k>.cv` in the binary;
+    the simulator's results are bit-identical, the cost model runs them at the units' rate."""
+    module, target, _ = built
+    conv = module.clone()
+    LowerToAx650(float_matmul_use_conv_eu=True).apply(make_context(), conv)
+    plain = AxModelSession(to_axmodel(find_model(target, "layer_0"), store_for(target)))
+    moved = AxModelSession(to_axmodel(find_model(conv, "layer_0"), store_for(conv)))
+    assert "c0.cv" in module_text(disassemble(moved.payload, "l0")[0])
+    for group in range(plain.group_count()):
+        matmuls = [i for i, _ in isa.walk(moved.payload.programs[group].body) if i.op.mnemonic == "matmul"]
+        assert {(i.value("format") == "float", i.queue) for i in matmuls} == {(True, isa.CONV_QUEUE), (False, isa.MATRIX_QUEUE)}
+        inputs = group_inputs(functions(module)[f"layer_0_g{group}"], group)
+        a, b = plain.run(group, inputs), moved.run(group, inputs)
+        assert a.keys() == b.keys()
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+        before = estimate(plain.payload.programs[group], plain.payload.target)
+        after = estimate(moved.payload.programs[group], moved.payload.target)
+        assert before.busy_s["conv"] == 0 < after.busy_s["conv"] < before.busy_s["matrix"] - after.busy_s["matrix"]
+        assert after.ddr_bytes == before.ddr_bytes

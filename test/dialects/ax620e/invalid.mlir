@@ -44,3 +44,13 @@ ax620e.model @m {chip = "AX620E", npu_mode = "NPU1"} {
   }
 }
 // CHECK: 'ax620e.matmul' op: s4 weights need scales
+
+// -----
+
+// No convolution units take matmuls on AX620E (FLOAT_MATMUL_USE_CONV_EU is ignored there).
+ax620e.model @m {chip = "AX630C", npu_mode = "NPU1"} {
+  ax620e.group "g" (x : tensor<64xf32>) -> (y : tensor<64xf32>) scratch 0 {
+    ax620e.matmul c0.cv lhs = ocm[0 : 1x64 : 128x2] : bf16, rhs = ocm[256 : 16x64 : 128x2] : bf16, out = ocm[4352 : 1x16 : 32x2] : bf16 {transpose_b}
+  }
+}
+// CHECK: 'ax620e.matmul' op: AX620E has no convolution units that take matmuls (c0.cv); run it on c0.mx

@@ -5,7 +5,7 @@ ax650.model @m {chip = "AX650", npu_mode = "NPU1"} {
     ax650.fill c0.tpu out = ocm[0 : 64 : 4] : f32 {value = 0.0 : f64}
   }
 }
-// CHECK: unknown queue 'c0.tpu' (c<core>.dma<0-3>, c<core>.mx or c<core>.vx)
+// CHECK: unknown queue 'c0.tpu' (c<core>.dma<0-3>, c<core>.mx, c<core>.vx or c<core>.cv)
 
 // -----
 
@@ -170,3 +170,22 @@ ax650.model @m {chip = "AX650", npu_mode = "NPU1"} {
   }
 }
 // CHECK: 'ax650.loop' op nested deeper than 4 loops
+
+// -----
+
+// The convolution units take float (activation x activation) matmuls only.
+ax650.model @m {chip = "AX650", npu_mode = "NPU1"} {
+  ax650.group "g" (x : tensor<64xf32>) -> (y : tensor<64xf32>) scratch 0 {
+    ax650.matmul c0.cv lhs = ocm[0 : 1x64 : 128x2] : bf16, rhs = ocm[256 : 64x64 : 64x1] : i8, scales = ocm[4352 : 64x1 : 2x2] : f16, out = ocm[4608 : 1x64 : 128x2] : bf16 {format = "s8", transpose_b}
+  }
+}
+// CHECK: 'ax650.matmul' op: only float (activation x activation) matmuls run on the convolution units; s8 weights run on c0.mx
+
+// -----
+
+ax650.model @m {chip = "AX650", npu_mode = "NPU1"} {
+  ax650.group "g" (x : tensor<64xf32>) -> (y : tensor<64xf32>) scratch 0 {
+    ax650.fill c0.cv out = ocm[0 : 64 : 4] : f32 {value = 0.0 : f64}
+  }
+}
+// CHECK: 'ax650.fill' op runs on the vector engine, not queue 6
