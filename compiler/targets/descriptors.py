@@ -89,7 +89,7 @@ CHIPS: dict[str, ChipSpec] = {
         int8_tops=18.0,
         int4_tops=72.0,
         half_rate=Assumed(
-            0.4306, "fitted (bench/calibrate_cost_model.py): least squares on the 12 published AX650 TTFT rows"
+            0.4242, "fitted (bench/calibrate_cost_model.py): least squares on the 12 published AX650 TTFT rows"
         ),
         clock_hz=_CLOCK,
         vector_lanes=Assumed(256, "not public; keeps norm/softmax/rope well below matmul time in prefill"),
@@ -102,10 +102,10 @@ CHIPS: dict[str, ChipSpec] = {
         ),
         ddr_bytes_per_s=Assumed(34.128e9, "not public; LPDDR4x 64-bit at 4266 MT/s = 34.1 GB/s peak"),
         ddr_efficiency=Assumed(
-            0.5050, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 32 tok/s on AX650N"
+            0.5053, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 32 tok/s on AX650N"
         ),
         token_s=Assumed(
-            2.621e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 12 published AX650 TTFT rows"
+            2.634e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 12 published AX650 TTFT rows"
         ),
         conv_units=6,  # vendor NPU docs: 6 convolution units and 3 tensor units, 2 and 1 per core
         conv_matmul_rate=Assumed(
@@ -131,7 +131,7 @@ CHIPS: dict[str, ChipSpec] = {
         int8_tops=3.2,
         int4_tops=Assumed(12.8, "not public; 4x INT8, the ratio published for AX650 (18 -> 72 TOPS)"),
         half_rate=Assumed(
-            0.2240, "fitted (bench/calibrate_cost_model.py): least squares on the 7 published AX620E TTFT rows"
+            0.2251, "fitted (bench/calibrate_cost_model.py): least squares on the 7 published AX620E TTFT rows"
         ),
         clock_hz=_CLOCK,
         vector_lanes=Assumed(128, "not public; half of AX650's assumed 256, tracking the smaller NPU"),
@@ -145,7 +145,7 @@ CHIPS: dict[str, ChipSpec] = {
             0.4283, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 10.3 tok/s on AX630C"
         ),
         token_s=Assumed(
-            9.409e-06, "fitted (bench/calibrate_cost_model.py): least squares on the 7 published AX620E TTFT rows"
+            1.005e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 7 published AX620E TTFT rows"
         ),
         conv_units=Assumed(0, "not public; the vendor says FLOAT_MATMUL_USE_CONV_EU has no effect on AX620E"),
         conv_matmul_rate=Assumed(0.0, "no convolution units take matrix work (conv_units)"),
