@@ -22,6 +22,7 @@ from axc.dialects import DIALECTS
 from axc.errors import AxcError, report_errors
 from axc.passes import PASSES
 from axc.atomic import write_text
+from axc.textio import parse_ir
 
 
 class _Buffer(StringIO):
@@ -45,6 +46,12 @@ class AxcOptMain(xDSLOptMain):
     def register_all_passes(self) -> None:
         for name, factory in PASSES.items():
             self.register_pass(name, factory)
+
+    def register_all_frontends(self) -> None:
+        def parse_mlir(stream: IO[bytes]) -> ModuleOp:
+            return parse_ir(self.ctx, stream.read(), self.get_input_name(), not self.args.no_implicit_module)
+
+        self.available_frontends["mlir"] = parse_mlir
 
     def register_all_targets(self) -> None:
         super().register_all_targets()

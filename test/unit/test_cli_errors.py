@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from xdsl.parser import Parser
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "tiny-qwen2"
 BIN = Path(sys.executable).parent
@@ -228,6 +229,80 @@ def test_opt_malformed_ir(text: str, position: str, message: str, tmp_path: Path
     line = assert_one_line_error(proc, "axc-opt", message)
     assert re.match(rf"axc-opt: error: {position}: ", line), line
     assert_no_output(tmp_path)
+
+
+LOST_QUOTE = ('<"model"::"model.layers.1.self_attn.o_proj.weight">', '<"model"::"model.layers.1.self_attn.o_proj.weight<>')
+UNTERMINATED_TOOLS = {
+    "axc-opt": ("-o", "out.mlir"),
+    "axc-translate": ("-o", "out.axmodel"),
+    "axc-run": ("--func", "layer_0", "--output-dir", "out"),
+}
+
+
+def unterminated_ir(case: str, tfm_ir: Path) -> tuple[str, str]:
+    """IR text with an unterminated string, and where the error must point."""
+    if case == "lost-quote":  # the hang reported in issue 14
+        text = tfm_ir.read_text()
+        line = text[: text.index(LOST_QUOTE[0])].count("\n") + 1
+        return text.replace(LOST_QUOTE[0], LOST_QUOTE[1]), rf"bad\.mlir:{line}:\d+"
+    return 'builtin.module attributes {key = "' + "a" * 10_000 + "} {\n}\n", r"bad\.mlir:1:34"
+
+
+@pytest.mark.parametrize("tool", list(UNTERMINATED_TOOLS))
+@pytest.mark.parametrize("case", ["lost-quote", "10kB"])
+def test_unterminated_string_is_one_line_error(tool: str, case: str, tfm_ir: Path, tmp_path: Path) -> None:
+    """xDSL's lexer backtracks exponentially here (docs/upstream.md); axc refuses it at once."""
+    text, position = unterminated_ir(case, tfm_ir)
+    (tmp_path / "bad.mlir").write_text(text)
+    args = ("--emit-axmodel", "bad.mlir") if tool == "axc-translate" else ("bad.mlir",)
+    proc = run_tool(tool, *args, *UNTERMINATED_TOOLS[tool], cwd=tmp_path)
+    line = assert_one_line_error(proc, tool, "unterminated string literal")
+    assert re.match(rf"{tool}: error: {position}: unterminated string literal$", line), line
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.axmodel").exists()
+    assert_no_output(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('"a" "b\\q" "c"', "1:5: invalid escape in string literal"),
+        ('// "not a string\n"fine" "two\nlines"', "2:8: unterminated string literal"),
+        ('"escaped quote at the end\\"', "1:1: unterminated string literal"),
+    ],
+    ids=["bad-escape", "comment-and-newline", "escaped-quote"],
+)
+def test_unterminated_string_cases(text: str, message: str) -> None:
+    from xdsl.utils.exceptions import ParseError
+
+    from axc.textio import parse_module
+
+    with pytest.raises(ParseError) as caught:
+        parse_module(f"builtin.module {{\n}}\n{text}", "x.mlir")
+    lines = str(caught.value).splitlines()
+    assert f"{lines[0]}: {lines[-1].strip()}" == f"x.mlir:{int(message[0]) + 2}{message[1:]}"
+
+
+def test_proposed_xdsl_lexer_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The possessive pattern proposed upstream (docs/upstream.md) matches what xDSL's does,
+    and with it xDSL alone refuses both hangs of the test above."""
+    import itertools
+
+    from xdsl.utils.exceptions import ParseError
+    from xdsl.utils.mlir_lexer import MLIRLexer
+
+    from axc.dialects import make_context
+
+    original = MLIRLexer._unescaped_characters_regex
+    fixed = re.compile(r'"(?:[^"\\\n\v\f]++|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*+"')
+    for n in range(6):
+        for chars in itertools.product('a"\\nt0F\n', repeat=n):
+            text = '"' + "".join(chars)
+            old, new = original.match(text), fixed.match(text)
+            assert (old and old.group()) == (new and new.group()), text
+    monkeypatch.setattr(MLIRLexer, "_unescaped_characters_regex", fixed)
+    for tail in (LOST_QUOTE[1].split("::\"")[1] + " : tensor<128x128xbf16>", "a" * 10_000):
+        with pytest.raises(ParseError, match="before closing string literal"):
+            Parser(make_context(), f'builtin.module attributes {{key = "{tail}}} {{\n}}').parse_module()
 
 
 @pytest.mark.parametrize(
