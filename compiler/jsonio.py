@@ -22,6 +22,8 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
             f"malformed JSON in {what} {path} at line {error.lineno} column {error.colno}: {error.msg}; "
             "fix or re-download the file"
         ) from None
+    except RecursionError:
+        raise AxcError(f"{what} {path} nests arrays or objects too deeply to read; fix the file") from None
     if not isinstance(data, dict):
         raise AxcError(f"{what} {path} must hold a JSON object, not {type(data).__name__}; fix the file")
     return data

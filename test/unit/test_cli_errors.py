@@ -100,6 +100,10 @@ def malformed_config(model: Path) -> None:
     (model / "config.json").write_text('{"model_type": "qwen2", "hidden_size": 16,\n')
 
 
+def deeply_nested_config(model: Path) -> None:  # found by axc-fuzz: a RecursionError traceback
+    (model / "config.json").write_text('{"model_type": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
 def unknown_model_type(model: Path) -> None:
     edit_config(model, lambda c: c.update(model_type="gpt2"))
 
@@ -152,6 +156,7 @@ def bin_with_string(model: Path) -> None:
 IMPORT_CASES = {
     "missing-config": (missing_config, ("no config.json",)),
     "malformed-config": (malformed_config, ("malformed JSON", "config.json", "line 2")),
+    "deeply-nested-config": (deeply_nested_config, ("config.json", "nests arrays or objects too deeply")),
     "unknown-model-type": (unknown_model_type, ("unsupported model_type 'gpt2'", "qwen2", "llama")),
     "missing-tensor": (missing_tensor, ("model.layers.1.mlp.up_proj.weight", "missing")),
     "header-shape": (

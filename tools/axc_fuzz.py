@@ -1,0 +1,683 @@
+"""`axc-fuzz`: seeded mutation fuzzing of every reader a user feeds files to.
+
+    axc-fuzz --trials 10000                      # every reader, 10,000 trials each
+    axc-fuzz --reader ir --reader bin --trials 300 --seed 7
+    axc-fuzz --replay fuzz-findings/ir/0-17.mlir # rerun one saved input, show its outcome
+
+A trial mutates a valid seed input (the tiny checkpoint's `config.json`, its safetensors
+file, its IR, a `.axmodel` built from it, ...), runs the tool's entry point in-process on
+it and sorts the outcome: `ok` (exit 0), `refused` (exit 1 with the one stderr line
+`tool: error: ...`) or a finding: `traceback`, `bad-error` (another exit code or more
+lines), `hang` (over --limit seconds; the worker process running the trials is killed and
+restarted) or `crash` (the worker died). Each finding's input is saved under --findings
+with its outcome and replay command. Trial `i` of reader `r` with seed `s` is the same
+input whatever else ran, so `--seed S --reader R --trials N` reproduces a run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import multiprocessing
+import os
+import random
+import re
+import resource
+import shutil
+import struct
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from axc.errors import ArgumentParser
+
+if TYPE_CHECKING:
+    from axc.axmodel import AxModel
+
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")  # one BLAS thread per trial, as axc-llm-build (set before numpy loads)
+
+FIXTURE = Path(__file__).resolve().parents[1] / "test" / "fixtures" / "tiny-qwen2"
+FINDINGS = ("traceback", "bad-error", "hang", "crash")
+MEMORY_LIMIT = 6 << 30
+"""Address-space limit of the worker: a mutated size asking for more is a MemoryError."""
+
+Mutator = Callable[[bytes, random.Random], bytes]
+
+
+# --- mutations ------------------------------------------------------------------------------
+
+
+def flip_bytes(data: bytes, rng: random.Random, focus: tuple[int, int] | None = None) -> bytes:
+    """Set or flip one to four bytes, within `focus` (start, end) when given."""
+    raw = bytearray(data)
+    low, high = focus or (0, len(raw))
+    if high <= low:
+        return data
+    for _ in range(rng.randint(1, 4)):
+        position = rng.randrange(low, high)
+        if rng.random() < 0.5:
+            raw[position] = rng.randrange(256)
+        else:
+            raw[position] ^= 1 << rng.randrange(8)
+    return bytes(raw)
+
+
+INTERESTING_BYTES = (b"\x00", b"\xff", b'"', b"\\", b"\n", b"{", b"}", b"[", b"<", b">", b"-1", b"99999999999999999999", b"\xc3")
+
+
+def edit_bytes(data: bytes, rng: random.Random) -> bytes:
+    """One generic byte-level edit: flips, a cut, a deleted/duplicated span or an insertion."""
+    if not data:
+        return rng.choice(INTERESTING_BYTES)
+    kind = rng.randrange(6)
+    start = rng.randrange(len(data))
+    end = min(len(data), start + rng.choice((1, 2, 8, 64, 4096)))
+    if kind == 0:
+        return flip_bytes(data, rng)
+    if kind == 1:
+        return data[:start]
+    if kind == 2:
+        return data[:start] + data[end:]
+    if kind == 3:
+        return data[:end] + data[start:end] * rng.choice((1, 2, 100)) + data[end:]
+    if kind == 4:
+        return data[:start] + rng.choice(INTERESTING_BYTES) + data[start:]
+    return data[:start] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 16))) + data[start:]
+
+
+INTERESTING_VALUES: tuple[object, ...] = (
+    0, -1, 1, 2, 3, 7, 1 << 31, 1 << 63, -(1 << 63), 10**30, 0.5, -0.0, 1e308, float("nan"), float("inf"),
+    True, False, None, "", "x", "qwen2", "llama", "bfloat16", "gptq", "F32", "I64", "x" * 5000,
+    [], [1], [1, 2, 3], [-1], [[]], {}, {"a": 1}, {"rope_type": "yarn", "factor": 0},
+)
+
+
+DEEP = "\x00deep\x00"
+"""A placeholder value that `dump_json` replaces by 100,000 nested lists."""
+
+
+def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += _paths(child, (*prefix, index))
+    return found
+
+
+def _replace(value: object, path: tuple[object, ...], new: object) -> object:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {k: (_replace(v, rest, new) if k == head else v) for k, v in value.items()}
+    assert isinstance(value, list)
+    return [(_replace(v, rest, new) if i == head else v) for i, v in enumerate(value)]
+
+
+def _delete(value: object, path: tuple[object, ...]) -> object:
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {k: (_delete(v, rest) if rest and k == head else v) for k, v in value.items() if rest or k != head}
+    assert isinstance(value, list)
+    return [(_delete(v, rest) if rest and i == head else v) for i, v in enumerate(value) if rest or i != head]
+
+
+def _get(value: object, path: tuple[object, ...]) -> object:
+    for part in path:
+        value = value[part]  # type: ignore[index]
+    return value
+
+
+def edit_json_value(value: object, rng: random.Random) -> object:
+    """One structural edit: a value replaced, scaled, retyped or deleted, or a key added."""
+    paths = _paths(value)
+    path = rng.choice(paths[1:] or paths)
+    old = _get(value, path)
+    kind = rng.randrange(8)
+    if kind == 0 and path:
+        return _delete(value, path)
+    if kind == 1 and isinstance(old, (int, float)) and not isinstance(old, bool):
+        return _replace(value, path, rng.choice((old * 2, old + 1, old - 1, -old, old * 1000, float(old), str(old))))
+    if kind == 2:
+        return _replace(value, path, DEEP if rng.random() < 0.3 else [[old]])
+    if kind == 3 and isinstance(value, dict):
+        key = rng.choice(("rope_scaling", "quantization_config", "head_dim", "torch_dtype", "tie_word_embeddings",
+                          "num_key_value_heads", "rope_parameters", "dtype", "__metadata__", "attention_bias"))
+        return {**value, key: rng.choice(INTERESTING_VALUES)}
+    if kind == 4 and isinstance(old, str) and old:
+        return _replace(value, path, old[: rng.randrange(len(old))] + rng.choice(("", "\x00", "é", old)))
+    return _replace(value, path, rng.choice(INTERESTING_VALUES))
+
+
+def dump_json(value: object) -> bytes:
+    depth = 100_000
+    return json.dumps(value, indent=1).replace(json.dumps(DEEP), "[" * depth + "]" * depth, 1).encode()
+
+
+def edit_json(data: bytes, rng: random.Random) -> bytes:
+    """Structural JSON edits (most trials) or byte edits of the JSON text."""
+    if rng.random() < 0.25:
+        return edit_bytes(data, rng)
+    value: object = json.loads(data)
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        value = edit_json_value(value, rng)
+    text = dump_json(value)
+    return edit_bytes(text, rng) if rng.random() < 0.1 else text
+
+
+def edit_safetensors(data: bytes, rng: random.Random, focus: str = "header") -> bytes:
+    """Edit the JSON header (re-encoded with a consistent length prefix) or the raw bytes;
+    with `focus="any"`, the tensor data half the time."""
+    (size,) = struct.unpack("<Q", data[:8])
+    header, body = data[8 : 8 + size], data[8 + size :]
+    if focus == "any" and rng.random() < 0.5:
+        return data[: 8 + size] + (flip_bytes(body, rng) if rng.random() < 0.8 else edit_bytes(body, rng))
+    kind = rng.randrange(4)
+    if kind == 0:
+        return edit_bytes(data, rng)
+    if kind == 1:
+        return flip_bytes(data, rng, (0, 8 + size))
+    new = edit_json(header, rng)
+    return struct.pack("<Q", len(new)) + new + body
+
+
+def edit_pickle_zip(data: bytes, rng: random.Random) -> bytes:
+    """Edit a torch zip checkpoint: raw bytes, or one member (its pickle most often) re-zipped."""
+    if rng.random() < 0.3:
+        return edit_bytes(data, rng)
+    with zipfile.ZipFile(io.BytesIO(data)) as source:
+        members = [(info, source.read(info)) for info in source.infolist()]
+    pickles = [i for i, (info, _) in enumerate(members) if info.filename.endswith(".pkl")]
+    chosen = rng.choice(pickles) if pickles and rng.random() < 0.8 else rng.randrange(len(members))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
+        for i, (info, raw) in enumerate(members):
+            if i == chosen:
+                raw = edit_bytes(raw, rng) if rng.random() < 0.5 else flip_bytes(raw, rng)
+            target.writestr(info, raw)
+    return out.getvalue()
+
+
+IR_TOKENS = ('"', "%", "<", ">", "{", "}", "(", ")", ":", "x", "?", "0", "-1", "99999999999", "bf16", "f32", "i8",
+             "ui32", "tensor<", "dense<", "@", "^bb0", "//", "\\", "\n", "é", "#", "!")
+
+
+ATTRIBUTE = re.compile(r'(\w+) = (-?[0-9][0-9.e+-]*|"[^"]*")(?: : (i64|f64))?')
+ATTRIBUTE_VALUES = {
+    "i64": ("0", "-1", "3", "7", "1024", "99999999999", "-9223372036854775808"),
+    "f64": ("0.0", "-1.0", "1.0e+300", "0x7FF8000000000000", "0x7FF0000000000000", "1.0e-300"),
+    "string": ('""', '"gelu"', '"bogus"', '"/nonexistent"', '"model"', '"silu"'),
+}
+DIM = re.compile(r"(?<=[<x])([0-9]+)(?=[x>])")
+
+
+def edit_ir(data: bytes, rng: random.Random) -> bytes:
+    """Token-level IR edits: a quote lost, a number, attribute or type changed, a line cut or
+    copied, or one dimension changed throughout."""
+    text = data.decode("utf-8", "replace")
+    kind = rng.randrange(9)
+    if kind == 0:
+        return edit_bytes(data, rng)
+    if kind == 7:
+        values = list(ATTRIBUTE.finditer(text))
+        if values:
+            found = rng.choice(values)
+            value = rng.choice(ATTRIBUTE_VALUES[found.group(3) or "string"])
+            return (text[: found.start(2)] + value + text[found.end(2) :]).encode()
+    if kind == 8:
+        dims = sorted(set(DIM.findall(text)))
+        if dims:  # one dimension changed in every type: consistent IR, inconsistent model
+            return re.sub(rf"(?<=[<x]){rng.choice(dims)}(?=[x>])", rng.choice(("0", "1", "3", "17", "64")), text).encode()
+    lines = text.split("\n")
+    row = rng.randrange(len(lines))
+    line = lines[row]
+    if kind == 1 and '"' in line:
+        quotes = [i for i, c in enumerate(line) if c == '"']
+        cut = rng.choice(quotes)
+        lines[row] = line[:cut] + line[cut + 1 :]
+    elif kind == 2:
+        digits = [i for i, c in enumerate(line) if c.isdigit()]
+        if digits:
+            at = rng.choice(digits)
+            lines[row] = line[:at] + rng.choice(("0", "3", "17", "-1", "65536", "99999999999999999999", "1.5", "")) + line[at + 1 :]
+    elif kind == 3:
+        del lines[row]
+    elif kind == 4:
+        lines.insert(rng.randrange(len(lines)), line)
+    elif kind == 5:
+        at = rng.randrange(len(line) + 1)
+        lines[row] = line[:at] + rng.choice(IR_TOKENS) + line[at:]
+    else:
+        for old, new in (("bf16", "f32"), ("f32", "i8"), ("x16", "x15"), ("x8", "x9"), ("1x", "2x"), ("%0", "%1")):
+            if old in line and rng.random() < 0.5:
+                lines[row] = line.replace(old, new, 1)
+                break
+        else:
+            lines[row] = ""
+    return "\n".join(lines).encode()
+
+
+# --- readers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A file a user hands to a tool: where it lives in a trial, how it mutates, the command."""
+
+    name: str
+    tool: str
+    target: str
+    """The mutated file, relative to the corpus directory the trials run in."""
+    argv: tuple[str, ...]
+    mutate: Mutator
+    outputs: tuple[str, ...] = ("out.mlir", "out", "out.params.safetensors", "params.safetensors")
+    entry: str = ""
+    """`module:function` of the tool's entry point (default: the console script `tool`'s)."""
+
+    def main(self) -> Callable[[], object]:
+        module, _, function = (self.entry or ENTRY_POINTS[self.tool]).partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+def edit_axmodel(data: bytes, rng: random.Random) -> bytes:
+    """`.axmodel` edits: raw bytes, a cut, or a command stream or the parameter blob edited and
+    re-wrapped with fresh checksums (so the edit reaches the decoder behind the container)."""
+    import dataclasses
+
+    from axc.axmodel import to_proto
+    from axc.isa import encoding
+
+    choice = rng.randrange(9)
+    if choice < 3:
+        return flip_bytes(data, rng) if rng.random() < 0.7 else edit_bytes(data, rng)
+    if choice == 3:
+        return data[: rng.randrange(len(data))]
+    if choice == 4:
+        return _edit_metadata(data, rng)
+    model = _decoded(data)
+    if choice < 7:
+        k = rng.randrange(len(model.groups))
+        focus = (0, encoding.HEADER.size) if rng.random() < 0.2 else None
+        groups = list(model.groups)
+        groups[k] = dataclasses.replace(groups[k], commands=flip_bytes(groups[k].commands, rng, focus))
+        new = dataclasses.replace(model, groups=tuple(groups))
+    else:
+        focus = (0, 512) if rng.random() < 0.7 else None
+        new = dataclasses.replace(model, params=flip_bytes(model.params, rng, focus))
+    return to_proto(new).SerializeToString(deterministic=True)
+
+
+def _edit_metadata(data: bytes, rng: random.Random) -> bytes:
+    """One metadata value of the container edited (a JSON one structurally)."""
+    import onnx
+
+    proto = onnx.ModelProto()
+    proto.ParseFromString(data)
+    prop = rng.choice(proto.metadata_props)
+    edit = edit_json if prop.value.startswith("{") else edit_bytes
+    prop.value = edit(prop.value.encode(), rng).decode("utf-8", "replace")
+    return proto.SerializeToString()
+
+
+@lru_cache(maxsize=1)
+def _decoded(data: bytes) -> AxModel:
+    """The seed `.axmodel`, decoded once per worker."""
+    from axc.axmodel import parse_axmodel
+
+    return parse_axmodel(data, "seed")
+
+
+ENTRY_POINTS = {
+    tool: f"axc.tools.{tool.replace('-', '_')}:main" for tool in ("axc-translate", "axc-opt", "axc-run", "axc-llm-build")
+}
+PIPELINE = "specialize-groups{kv-cache-len=15 prefill-len=8}"
+DECODE_INPUTS = tuple(f"--input={n}=inputs/{n}.npy" for n in ("K_cache", "V_cache", "indices", "input", "mask"))
+
+READERS: dict[str, Reader] = {
+    r.name: r
+    for r in (
+        Reader("config", "axc-translate", "model/config.json", ("--import-hf", "model", "-o", "out.mlir"), edit_json),
+        Reader(
+            "model-config", "axc-translate", "vendor.json",
+            ("--import-hf", "model", "--model-config", "vendor.json", "-o", "out.mlir"), edit_json,
+        ),
+        Reader(
+            "safetensors-header", "axc-translate", "model/model.safetensors",
+            ("--import-hf", "model", "-o", "out.mlir"), edit_safetensors,
+        ),
+        Reader(
+            "safetensors-data", "axc-run", "model/model.safetensors",
+            ("groups.mlir", "--func", "layer_0_g0", *DECODE_INPUTS, "--output-dir", "out"),
+            partial(edit_safetensors, focus="any"),
+        ),
+        Reader("bin", "axc-translate", "model-bin/pytorch_model.bin", ("--import-hf", "model-bin", "-o", "out.mlir"), edit_pickle_zip),
+        Reader("ir", "axc-opt", "tiny.mlir", ("tiny.mlir", "-p", PIPELINE, "-o", "out.mlir"), edit_ir),
+        Reader(
+            "axmodel-import", "axc-translate", "layer.axmodel",
+            ("--import-axmodel", "layer.axmodel", "-o", "out.mlir"), edit_axmodel,
+        ),
+        Reader(
+            "axmodel-sim", "axc-run", "layer.axmodel",
+            ("layer.axmodel", "--group", "0", *DECODE_INPUTS, "--output-dir", "out"), edit_axmodel,
+        ),
+    )
+}
+
+
+def make_corpus(directory: Path, model: Path = FIXTURE) -> Path:
+    """The seed inputs of every reader, from a one-layer cut of the tiny checkpoint `model`
+    (one layer keeps trials fast; the readers see the same structure)."""
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from axc.atomic import write_text
+    from axc.frontend.config import VENDOR_KEYS, load_config
+    from axc.frontend.hf_import import import_hf
+    from axc.textio import module_text
+
+    for sub in ("model", "model-bin", "inputs"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    raw = json.loads((model / "config.json").read_text())
+    raw["num_hidden_layers"] = 1
+    raw.pop("layer_types", None)
+    for sub in ("model", "model-bin"):
+        (directory / sub / "config.json").write_text(json.dumps(raw, indent=2))
+    tensors = {k: v for k, v in load_file(model / "model.safetensors").items() if ".layers." not in k or ".layers.0." in k}
+    save_file(tensors, directory / "model" / "model.safetensors", metadata={"format": "pt"})
+    torch.save(tensors, directory / "model-bin" / "pytorch_model.bin")
+    config = load_config(directory / "model")
+    canonical = {v: k for k, v in VENDOR_KEYS.items() if k != "max_position_embedings"}
+    vendor = {key: getattr(config, name) for name, key in canonical.items() if hasattr(config, name)}
+    (directory / "vendor.json").write_text(json.dumps(vendor, indent=1))
+    write_text(module_text(import_hf(directory / "model")), directory / "tiny.mlir")
+    _run_tool("axc-opt", ("tiny.mlir", "-p", "specialize-groups{kv-cache-len=15}", "-o", "groups.mlir"), directory)
+    kv_dim, hidden, history = config.kv_dim, config.hidden_size, 15
+    for name, value in {
+        "K_cache": np.zeros((1, history, kv_dim), np.float32),
+        "V_cache": np.zeros((1, history, kv_dim), np.float32),
+        "indices": np.zeros((1, 1), np.uint32),
+        "input": np.ones((1, 1, hidden), np.float32),
+        "mask": np.zeros((1, 1, history + 1), np.float32),
+    }.items():
+        np.save(directory / "inputs" / f"{name}.npy", value)
+    _build_layer(directory)
+    for reader in READERS.values():
+        (directory / SEEDS / reader.target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(directory / reader.target, directory / SEEDS / reader.target)
+    return directory
+
+
+def _build_layer(directory: Path) -> None:
+    """Layer 0 of the tiny model built for AX650 (decode group only): the `.axmodel` seed."""
+    argv = ("--input_path", "model", "--output_path", "built", "--kv_cache_len", "15", "--chip", "AX650")
+    code, stderr = _run_tool("axc-llm-build", argv, directory)
+    if code:
+        raise RuntimeError(f"building the .axmodel seed failed: {stderr}")
+    (layer,) = (directory / "built").glob("*_l0_together.axmodel")
+    shutil.copyfile(layer, directory / "layer.axmodel")
+    shutil.rmtree(directory / "built")
+
+
+def _run_tool(tool: str, argv: tuple[str, ...], cwd: Path, main: Callable[[], object] | None = None) -> tuple[int, str]:
+    """Run a tool's entry point in-process in `cwd`: its exit code and captured stderr."""
+    main = main or Reader("", tool, "", (), edit_bytes).main()
+    stderr = io.StringIO()
+    here = Path.cwd()
+    saved_argv = sys.argv
+    sys.argv = [tool, *argv]
+    os.chdir(cwd)
+    try:
+        with redirect_stdout(io.StringIO()), redirect_stderr(stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                main()
+                code = 0
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    finally:
+        os.chdir(here)
+        sys.argv = saved_argv
+    return code, stderr.getvalue()
+
+
+def classify(tool: str, code: int, stderr: str) -> str:
+    lines = stderr.splitlines()
+    if code == 0:
+        return "ok"
+    if code == 1 and len(lines) == 1 and lines[0].startswith(f"{tool}: error: "):
+        return "refused"
+    return "bad-error"
+
+
+SEEDS = ".seeds"
+"""The corpus keeps a pristine copy of every reader's file here; trials run in the corpus."""
+
+
+def trial_input(reader: Reader, corpus: Path, seed: int, trial: int) -> bytes:
+    rng = random.Random(f"{seed}/{reader.name}/{trial}")
+    return reader.mutate((corpus / SEEDS / reader.target).read_bytes(), rng)
+
+
+def restore(reader: Reader, corpus: Path) -> None:
+    """Put the reader's seed file back and remove what the tool wrote."""
+    shutil.copyfile(corpus / SEEDS / reader.target, corpus / reader.target)
+    for name in reader.outputs:
+        path = corpus / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def run_trial(reader: Reader, data: bytes, corpus: Path) -> tuple[str, str]:
+    """Run the tool with `data` as the reader's file in the corpus: (outcome, detail)."""
+    (corpus / reader.target).write_bytes(data)
+    try:
+        code, stderr = _run_tool(reader.tool, reader.argv, corpus, reader.main())
+        outcome, detail = classify(reader.tool, code, stderr), stderr.strip()
+    except Exception:  # noqa: BLE001 - any escape from the entry point is the finding
+        outcome, detail = "traceback", traceback.format_exc()
+    finally:
+        restore(reader, corpus)
+    return outcome, detail
+
+
+# --- the worker and the driver -----------------------------------------------------------------
+
+
+def _worker(conn: Connection, plan: list[tuple[Reader, int, int]], seed: int, corpus: Path) -> None:
+    """Run trials `start..end` of each reader in `plan`, reporting each start and result."""
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    for reader, _, _ in plan:  # load what the tools import lazily before the clock runs
+        outcome, detail = run_trial(reader, (corpus / SEEDS / reader.target).read_bytes(), corpus)
+        if outcome != "ok":
+            raise RuntimeError(f"the seed of reader {reader.name} is not accepted ({outcome}): {detail}")
+    conn.send(("ready",))
+    for reader, start, end in plan:
+        for trial in range(start, end):
+            data = trial_input(reader, corpus, seed, trial)
+            conn.send(("start", reader.name, trial))
+            outcome, detail = run_trial(reader, data, corpus)
+            conn.send(("done", reader.name, trial, outcome, detail if outcome in FINDINGS else ""))
+    conn.send(("finished",))
+
+
+@dataclass
+class Report:
+    """Outcome counts per reader, findings kept for saving, wall time per reader."""
+
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    findings: list[tuple[str, int, str, str]] = field(default_factory=list)
+
+    def findings_of(self, reader: str) -> int:
+        return sum(self.counts.get(reader, Counter())[kind] for kind in FINDINGS)
+
+    def lines(self) -> list[str]:
+        kinds = ("ok", "refused", *FINDINGS)
+        rows = [f"{'reader':<20}" + "".join(f"{k:>11}" for k in kinds) + f"{'wall s':>9}"]
+        for name, counts in self.counts.items():
+            rows.append(f"{name:<20}" + "".join(f"{counts[k]:>11}" for k in kinds) + f"{self.seconds[name]:>9.1f}")
+        return rows
+
+
+def _save(findings_dir: Path, reader: Reader, trial: int, outcome: str, detail: str, data: bytes, seed: int) -> Path:
+    directory = findings_dir / reader.name
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{seed}-{trial}{Path(reader.target).suffix}"
+    path.write_bytes(data)
+    path.with_suffix(".txt").write_text(
+        f"reader {reader.name}, seed {seed}, trial {trial}: {outcome}\n"
+        f"replay: axc-fuzz --replay {path} --reader {reader.name}\n"
+        f"command (in a corpus copy, with this file as {reader.target}): {reader.tool} {' '.join(reader.argv)}\n\n{detail}\n"
+    )
+    return path
+
+
+def prepare(work: Path) -> Path:
+    """The corpus of `READERS` under `work`, built once and then reused."""
+    corpus = work / "corpus"
+    if not (corpus / SEEDS / "layer.axmodel").is_file():
+        make_corpus(corpus)
+    for reader in READERS.values():
+        restore(reader, corpus)
+    return corpus
+
+
+def fuzz(
+    readers: list[Reader], trials: int, corpus: Path, seed: int = 0, limit: float = 10.0,
+    findings_dir: Path | None = None, progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Run `trials` trials of each reader in a worker process (in `corpus`, which holds every
+    reader's file and its seed under `.seeds/`); on a hang or a crash, kill the worker and
+    start another at the next trial."""
+    report = Report()
+    by_name = {reader.name: reader for reader in readers}
+    context = multiprocessing.get_context("spawn")
+    done = dict.fromkeys(by_name, 0)
+    for name in by_name:
+        report.counts[name] = Counter()
+        report.seconds[name] = 0.0
+    while any(n < trials for n in done.values()):
+        plan = [(by_name[name], n, trials) for name, n in done.items() if n < trials]
+        receive, send = context.Pipe(duplex=False)
+        worker = context.Process(target=_worker, args=(send, plan, seed, corpus), daemon=True)
+        worker.start()
+        send.close()
+        current: tuple[str, int] | None = None
+        clock, ready = time.perf_counter(), False
+        while True:
+            kind, message = "", None
+            if not receive.poll(limit if ready else 600.0):
+                kind = "hang"
+            else:
+                try:
+                    message = receive.recv()
+                except EOFError:
+                    kind = "crash"
+            if message is not None and message[0] == "finished":
+                worker.join()
+                break
+            if message is not None and message[0] == "ready":
+                clock, ready = time.perf_counter(), True
+                continue
+            if message is not None and message[0] == "start":
+                current = (message[1], message[2])
+                continue
+            if message is not None:
+                _, name, trial, kind, detail = message
+            else:
+                worker.kill()
+                worker.join()
+                if current is None:
+                    raise RuntimeError(f"the fuzz worker failed before its first trial ({kind})")
+                name, trial = current
+                detail = f"killed after {limit} s" if kind == "hang" else f"worker died (exit {worker.exitcode})"
+                restore(by_name[name], corpus)
+            report.seconds[name] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            _record(report, by_name[name], trial, kind, detail, seed, corpus, findings_dir)
+            done[name], current = trial + 1, None
+            if done[name] == trials and progress is not None:
+                progress(f"{name}: {dict(report.counts[name])} in {report.seconds[name]:.1f} s")
+            if message is None:
+                break
+        receive.close()
+    return report
+
+
+def _record(
+    report: Report, reader: Reader, trial: int, kind: str, detail: str, seed: int, corpus: Path,
+    findings_dir: Path | None,
+) -> None:
+    report.counts[reader.name][kind] += 1
+    if kind in FINDINGS:
+        report.findings.append((reader.name, trial, kind, detail))
+        if findings_dir is not None:
+            _save(findings_dir, reader, trial, kind, detail, trial_input(reader, corpus, seed, trial), seed)
+
+
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="axc-fuzz", description=__doc__.splitlines()[0])
+    p.add_argument("--reader", action="append", choices=list(READERS), help="a reader to fuzz (default: all); repeatable")
+    p.add_argument("--trials", type=int, default=1000, help="trials per reader (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mutations (default 0)")
+    p.add_argument("--limit", type=float, default=10.0, help="seconds a trial may take before it is a hang (default 10)")
+    p.add_argument("--findings", type=Path, default=Path("fuzz-findings"), help="where failing inputs go (default fuzz-findings/)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes, each fuzzing a share of the readers (default 1)")
+    p.add_argument("--work", type=Path, help="keep the seed corpus here and reuse it")
+    p.add_argument("--replay", type=Path, metavar="FILE", help="rerun one saved input (needs --reader, or its folder's name)")
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
+    with tempfile.TemporaryDirectory(prefix="axc-fuzz-") as tmp:
+        corpus = prepare(args.work or Path(tmp))
+        if args.replay is not None:
+            name = (args.reader or [args.replay.parent.name])[0]
+            if name not in READERS:
+                parser().error(f"pass --reader for {args.replay} (one of {', '.join(READERS)})")
+            outcome, detail = run_trial(READERS[name], args.replay.read_bytes(), corpus)
+            print(f"{name}: {outcome}\n{detail}")
+            sys.exit(2 if outcome in FINDINGS else 0)
+        readers = [READERS[name] for name in args.reader or READERS]
+        start = time.perf_counter()
+        shares = [readers[k :: args.jobs] for k in range(min(max(args.jobs, 1), len(readers)))]
+        with ThreadPoolExecutor(len(shares)) as pool:  # each thread only waits on its worker
+            reports = list(pool.map(
+                lambda share: fuzz(share, args.trials, corpus, args.seed, args.limit, args.findings, progress=print),
+                shares,
+            ))
+        report = Report(findings=sum((part.findings for part in reports), []))
+        for reader, part in ((r, next(p for p in reports if r.name in p.counts)) for r in readers):
+            report.counts[reader.name], report.seconds[reader.name] = part.counts[reader.name], part.seconds[reader.name]
+    print("\n".join(report.lines()))
+    total = sum(report.findings_of(reader.name) for reader in readers)
+    saved = f", saved under {args.findings}/" if total else ""
+    print(f"{args.trials} trials per reader, seed {args.seed}, {time.perf_counter() - start:.1f} s: {total} findings{saved}")
+    sys.exit(1 if total else 0)
+
+
+if __name__ == "__main__":
+    main()
