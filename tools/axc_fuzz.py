@@ -368,6 +368,10 @@ READERS: dict[str, Reader] = {
             partial(edit_safetensors, focus="any"),
         ),
         Reader("bin", "axc-translate", "model-bin/pytorch_model.bin", ("--import-hf", "model-bin", "-o", "out.mlir"), edit_pickle_zip),
+        Reader(
+            "bin-legacy", "axc-translate", "model-legacy/pytorch_model.bin",
+            ("--import-hf", "model-legacy", "-o", "out.mlir"), edit_bytes,
+        ),
         Reader("ir", "axc-opt", "tiny.mlir", ("tiny.mlir", "-p", PIPELINE, "-o", "out.mlir"), edit_ir),
         Reader(
             "axmodel-import", "axc-translate", "layer.axmodel",
@@ -393,16 +397,17 @@ def make_corpus(directory: Path, model: Path = FIXTURE) -> Path:
     from axc.frontend.hf_import import import_hf
     from axc.textio import module_text
 
-    for sub in ("model", "model-bin", "inputs"):
+    for sub in ("model", "model-bin", "model-legacy", "inputs"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     raw = json.loads((model / "config.json").read_text())
     raw["num_hidden_layers"] = 1
     raw.pop("layer_types", None)
-    for sub in ("model", "model-bin"):
+    for sub in ("model", "model-bin", "model-legacy"):
         (directory / sub / "config.json").write_text(json.dumps(raw, indent=2))
     tensors = {k: v for k, v in load_file(model / "model.safetensors").items() if ".layers." not in k or ".layers.0." in k}
     save_file(tensors, directory / "model" / "model.safetensors", metadata={"format": "pt"})
     torch.save(tensors, directory / "model-bin" / "pytorch_model.bin")
+    torch.save(tensors, directory / "model-legacy" / "pytorch_model.bin", _use_new_zipfile_serialization=False)
     config = load_config(directory / "model")
     canonical = {v: k for k, v in VENDOR_KEYS.items() if k != "max_position_embedings"}
     vendor = {key: getattr(config, name) for name, key in canonical.items() if hasattr(config, name)}
@@ -555,7 +560,7 @@ def _save(findings_dir: Path, reader: Reader, trial: int, outcome: str, detail: 
 def prepare(work: Path) -> Path:
     """The corpus of `READERS` under `work`, built once and then reused."""
     corpus = work / "corpus"
-    if not (corpus / SEEDS / "layer.axmodel").is_file():
+    if not all((corpus / SEEDS / reader.target).is_file() for reader in READERS.values()):
         make_corpus(corpus)
     for reader in READERS.values():
         restore(reader, corpus)

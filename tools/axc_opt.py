@@ -91,6 +91,11 @@ class AxcOptMain(xDSLOptMain):
                 raise AxcError(f"bad options for pass {spec.name} in '{spec_text}': {error}") from None
         super().setup_pipeline()
 
+    def prepare_input(self) -> tuple[list[tuple[IO[bytes], int]], str]:
+        """Any file is IR text (xDSL would refuse an unknown extension with a traceback)."""
+        self.args.frontend = self.args.frontend or "mlir"
+        return super().prepare_input()
+
     def prepare_output(self) -> IO[str]:
         if self.args.output_file is None:
             return sys.stdout

@@ -236,6 +236,14 @@ def test_opt_malformed_ir(text: str, position: str, message: str, tmp_path: Path
     assert_no_output(tmp_path)
 
 
+def test_opt_reads_ir_whatever_the_extension(tfm_ir: Path, tmp_path: Path) -> None:
+    """xDSL's driver refused `model.txt` with a ValueError traceback (found by hand beside axc-fuzz)."""
+    shutil.copy(tfm_ir, tmp_path / "model.txt")
+    proc = run_tool("axc-opt", "model.txt", "-o", "out.mlir", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.mlir").read_text().strip() == tfm_ir.read_text().strip()
+
+
 LOST_QUOTE = ('<"model"::"model.layers.1.self_attn.o_proj.weight">', '<"model"::"model.layers.1.self_attn.o_proj.weight<>')
 UNTERMINATED_TOOLS = {
     "axc-opt": ("-o", "out.mlir"),

@@ -27,7 +27,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # Two halves of about equal cost, one worker process each (xdist runs them side by side).
 HALVES = {
     "parse-and-run": ("safetensors-data", "config", "model-config", "axmodel-sim"),
-    "import-and-opt": ("ir", "bin", "safetensors-header", "axmodel-import"),
+    "import-and-opt": ("ir", "bin", "bin-legacy", "safetensors-header", "axmodel-import"),
 }
 
 
