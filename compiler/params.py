@@ -164,6 +164,11 @@ class _TorchFile:
                 f"{path} holds a {type(state).__name__}, not a state dict of tensors; re-export the checkpoint"
             )
         for key, value in state.items():
+            if not isinstance(key, str):
+                raise AxcError(
+                    f"{path} holds a value under the non-string key {key!r} ({type(key).__name__}); "
+                    "re-export the checkpoint as a plain state dict or as safetensors"
+                )
             if not isinstance(value, torch.Tensor):
                 raise AxcError(
                     f"{path} holds a non-tensor value under key {key!r} ({type(value).__name__}); "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -189,17 +190,73 @@ def edit_safetensors(data: bytes, rng: random.Random, focus: str = "header") -> 
     header, body = data[8 : 8 + size], data[8 + size :]
     if focus == "any" and rng.random() < 0.5:
         return data[: 8 + size] + (flip_bytes(body, rng) if rng.random() < 0.8 else edit_bytes(body, rng))
-    kind = rng.randrange(4)
+    kind = rng.randrange(6)
     if kind == 0:
         return edit_bytes(data, rng)
     if kind == 1:
         return flip_bytes(data, rng, (0, 8 + size))
-    new = edit_json(header, rng)
+    new = edit_json(header, rng) if kind < 4 else _edit_tensor_entry(json.loads(header), rng)
     return struct.pack("<Q", len(new)) + new + body
 
 
+SAME_SIZE_DTYPES = (("BF16", "F16", "I16", "U16"), ("F32", "I32", "U32"), ("F64", "I64", "U64"), ("I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2"))
+
+
+def _edit_tensor_entry(header: dict[str, object], rng: random.Random) -> bytes:
+    """An edit the safetensors library accepts (sizes still add up), for axc's own checks to
+    judge: a dtype of the same width, a reshaped, renamed, swapped or extra tensor."""
+    keys = [k for k in header if k != "__metadata__"]
+    key = rng.choice(keys)
+    info: dict[str, object] = dict(header[key])  # type: ignore[call-overload]
+    kind = rng.randrange(5)
+    if kind == 0:
+        family = next((f for f in SAME_SIZE_DTYPES if info["dtype"] in f), SAME_SIZE_DTYPES[0])
+        header[key] = {**info, "dtype": rng.choice(family)}
+    elif kind == 1:
+        shape = list(info["shape"])
+        count = math.prod(shape)
+        header[key] = {**info, "shape": rng.choice(([count], shape[::-1], [1, *shape], [*shape, 1], [count, 1]))}
+    elif kind == 2:
+        header[key[: rng.randrange(len(key))] + rng.choice(("", "0", "1", ".weight", "é"))] = header.pop(key)
+    elif kind == 3:
+        other = rng.choice(keys)
+        header[key], header[other] = header[other], header[key]
+    else:
+        header[rng.choice(("lm_head.weight", "model.layers.1.mlp.up_proj.weight", "extra", "model.layers.0.self_attn.o_proj.bias"))] = info
+    return json.dumps(header).encode()
+
+
+def edit_state_dict(data: bytes, rng: random.Random) -> bytes:
+    """A valid checkpoint with odd contents: a tensor renamed (or keyed by a number), retyped,
+    reshaped, transposed, emptied or replaced by a container of tensors."""
+    import torch
+
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    key = rng.choice(list(state))
+    value = state[key]
+    kind = rng.randrange(6)
+    if kind == 0:
+        state[rng.choice((7, key + ".x", key.replace("weight", "bias"), "", key.upper()))] = state.pop(key)
+    elif kind == 1:
+        state[key] = value.to(rng.choice((torch.int64, torch.float64, torch.bool, torch.complex64, torch.uint8, torch.float8_e4m3fn)))
+    elif kind == 2:
+        state[key] = value.reshape(-1) if rng.random() < 0.5 else value[None]
+    elif kind == 3:
+        state[key] = value.t() if value.dim() == 2 else value[::2]
+    elif kind == 4:
+        state[key] = value[:0]
+    else:
+        state[key] = rng.choice(([value], {"weight": value}, (value, value)))
+    out = io.BytesIO()
+    torch.save(state, out)
+    return out.getvalue()
+
+
 def edit_pickle_zip(data: bytes, rng: random.Random) -> bytes:
-    """Edit a torch zip checkpoint: raw bytes, or one member (its pickle most often) re-zipped."""
+    """Edit a torch zip checkpoint: raw bytes, its contents (still a valid file), or one member
+    (its pickle most often) re-zipped."""
+    if rng.random() < 0.3:
+        return edit_state_dict(data, rng)
     if rng.random() < 0.3:
         return edit_bytes(data, rng)
     with zipfile.ZipFile(io.BytesIO(data)) as source:

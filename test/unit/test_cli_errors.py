@@ -153,6 +153,12 @@ def bin_with_string(model: Path) -> None:
     _bin_with(model, {"note": "not a tensor"})
 
 
+def bin_with_int_key(model: Path) -> None:  # found by axc-fuzz: an AttributeError traceback
+    import torch
+
+    _bin_with(model, {7: torch.zeros(2)})
+
+
 IMPORT_CASES = {
     "missing-config": (missing_config, ("no config.json",)),
     "malformed-config": (malformed_config, ("malformed JSON", "config.json", "line 2")),
@@ -167,6 +173,7 @@ IMPORT_CASES = {
     "corrupt-header": (corrupt_header, ("corrupt", "model.safetensors")),
     "bin-python-object": (bin_with_python_object, ("pytorch_model.bin", "non-tensor", "argparse.Namespace")),
     "bin-string": (bin_with_string, ("pytorch_model.bin", "non-tensor", "'note'")),
+    "bin-int-key": (bin_with_int_key, ("pytorch_model.bin", "non-string key 7 (int)")),
 }
 
 
@@ -360,6 +367,21 @@ def decode_args(groups_ir: Path, **override: str) -> list[str]:
     d = groups_ir.parent
     files = {"K_cache": "k", "V_cache": "v", "indices": "idx", "input": "x", "mask": "mask", **override}
     return [f"--input={name}={d / file}.npy" for name, file in files.items() if file]
+
+
+def test_run_checkpoint_changed_since_import(groups_ir: Path, tmp_path: Path) -> None:
+    """A tensor whose shape no longer matches the IR's `axc.param` type is refused by name
+    (found by axc-fuzz: a broadcasting ValueError traceback from the interpreter)."""
+    model = tmp_path / "model"
+    shutil.copytree(FIXTURE, model)
+    header_shape_mismatch(model)
+    text = groups_ir.read_text()
+    assert str(FIXTURE.resolve()) in text
+    (tmp_path / "groups.mlir").write_text(text.replace(str(FIXTURE.resolve()), str(model)))
+    out = tmp_path / "out"
+    proc = run_tool("axc-run", "groups.mlir", "--func", "layer_0_g0", *decode_args(groups_ir), "--output-dir", out, cwd=tmp_path)
+    assert_one_line_error(proc, "axc-run", "model::model.layers.0.mlp.gate_proj.weight has shape [24, 16]", "tensor<32x16xbf16>")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
