@@ -16,6 +16,7 @@ input whatever else ran, so `--seed S --reader R --trials N` reproduces a run.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import io
 import json
@@ -41,17 +42,20 @@ from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from axc.errors import ArgumentParser
 
 if TYPE_CHECKING:
+    from xdsl.dialects.builtin import ModuleOp
+
     from axc.axmodel import AxModel
 
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")  # one BLAS thread per trial, as axc-llm-build (set before numpy loads)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "test" / "fixtures" / "tiny-qwen2"
+DEMO = Path(__file__).resolve().parents[1] / "demo" / "qwen2-add"
 FINDINGS = ("traceback", "bad-error", "hang", "crash")
 MEMORY_LIMIT = 6 << 30
 """Address-space limit of the worker: a mutated size asking for more is a MemoryError."""
@@ -401,6 +405,141 @@ def _decoded(data: bytes) -> AxModel:
     return parse_axmodel(data, "seed")
 
 
+# --- the HTTP servers: request bodies ----------------------------------------------------------
+
+UID = "UID"
+"""Replaced by a fresh session uid (GET /get_uid) when the request is sent."""
+REQUESTS: dict[str, tuple[tuple[str, str, object], ...]] = {
+    "tokenizer-uid": (
+        ("POST", "/encode", {"uid": UID, "text": "1+1=", "last_reply": "2"}),
+        ("POST", "/decode", {"uid": UID, "token_ids": [3, 4, 5]}),
+        ("POST", "/reset", {"uid": UID, "system_prompt": "Add."}),
+        ("GET", "/bos_id?uid=UID", None),
+    ),
+    "tokenizer-plain": (
+        ("POST", "/encode", {"text": "1+1=", "img_prompt": False}),
+        ("POST", "/decode", {"token_ids": [3, 4, 5]}),
+    ),
+    "serve": (
+        ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "1+1="}], "max_tokens": 3, "seed": 1}),
+        ("POST", "/v1/chat/completions", {
+            "model": "qwen2-add", "messages": [{"role": "system", "content": "Add."}, {"role": "user", "content": "2+3="}],
+            "stream": True, "stream_options": {"include_usage": True}, "temperature": 0.7, "top_p": 0.9, "stop": ["\n"],
+            "max_tokens": 3,
+        }),
+    ),
+}
+PATHS = ("/", "/health", "/v1/models", "/encode", "/decode", "/get_uid", "/reset", "/eos_id", "/v1/chat/completions/x")
+SERVERS = {"tokenizer-uid": "axc-tokenizer-server", "tokenizer-plain": "axc-tokenizer-server", "serve": "axc-serve"}
+
+
+def request_text(method: str, path: str, body: object) -> bytes:
+    """A request file: `METHOD /path` on the first line, the body after it."""
+    return f"{method} {path}\n".encode() + (b"" if body is None else json.dumps(body).encode())
+
+
+def edit_request(data: bytes, rng: random.Random, server: str) -> bytes:
+    """One of the server's seed requests with its JSON body edited (now and then another
+    path or method)."""
+    method, path, body = rng.choice(REQUESTS[server])
+    if rng.random() < 0.05:
+        path = rng.choice(PATHS)
+    if rng.random() < 0.05:
+        method = rng.choice(("GET", "POST", "PUT", "DELETE"))
+    raw = json.dumps(body).encode() if body is not None else b""
+    return f"{method} {path}\n".encode() + (edit_json(raw, rng) if raw else edit_bytes(raw, rng))
+
+
+@lru_cache(maxsize=None)
+def _server(server: str, directory: Path) -> tuple[Any, asyncio.AbstractEventLoop]:
+    """The server's ASGI app over the built demo model, and an event loop to run it on."""
+    from axc.runtime.tokenizer import ChatTokenizer
+
+    if server == "serve":
+        from axc.runtime.openai_server import Model, openai_app
+
+        app = openai_app(Model.load(directory))
+    else:
+        from axc.runtime.tokenizer_server import tokenizer_app
+
+        app = tokenizer_app(ChatTokenizer.load(directory), server.removeprefix("tokenizer-"))
+    return app, asyncio.new_event_loop()
+
+
+def _asgi(app: Any, loop: asyncio.AbstractEventLoop, method: str, target: str, body: bytes) -> tuple[int, bytes]:
+    """Send one HTTP request to `app` in this process: the status and the whole body."""
+    path, _, query = target.partition("?")
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+    }
+    response: dict[str, Any] = {"status": 0, "body": []}
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop()
+        await asyncio.Event().wait()  # the client stays connected until the response is done
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            response["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            response["body"].append(message.get("body", b""))
+
+    loop.run_until_complete(app(scope, receive, send))
+    return response["status"], b"".join(response["body"])
+
+
+def _error_message(payload: bytes) -> object:
+    data = json.loads(payload)
+    error = data.get("error") if isinstance(data, dict) else None
+    return error.get("message") if isinstance(error, dict) else error
+
+
+def _request_main(server: str) -> None:
+    """Send the request of `<server>.http` to the server (an exception or a 5xx is the
+    finding); a 4xx must carry a one-line message, reported as `tool: error: ...`, exit 1."""
+    tool = SERVERS[server]
+    app, loop = _server(server, Path("built-demo").resolve())
+    head, _, body = Path(f"{server}.http").read_bytes().partition(b"\n")
+    method, _, target = head.decode("utf-8", "replace").partition(" ")
+    if UID.encode() in body or UID in target:
+        status, uid = _asgi(app, loop, "GET", "/get_uid", b"")
+        fresh = json.loads(uid)["uid"]
+        body, target = body.replace(UID.encode(), fresh.encode()), target.replace(UID, fresh)
+    status, payload = _asgi(app, loop, method, target, body)
+    if status >= 500 or status < 200:
+        raise RuntimeError(f"{tool} answered HTTP {status}: {payload[:500]!r}")
+    events = [line[6:] for line in payload.split(b"\n") if line.startswith(b"data: {")]
+    errors = [m for m in map(_error_message, events if status < 400 else [payload]) if m is not None]
+    if status < 400 and not errors:
+        return
+    if status < 400 and server != "serve":
+        return  # the tokenizer server's {"error": "Invalid uid"} comes with 200, as the vendor's
+    message = errors[0] if errors else None
+    if not isinstance(message, str) or not message or "\n" in message:
+        print(f"{tool}: HTTP {status} without a one-line error message:\n{payload[:500]!r}", file=sys.stderr)
+        sys.exit(2)
+    print(f"{tool}: error: HTTP {status}: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def tokenizer_uid_main() -> None:
+    _request_main("tokenizer-uid")
+
+
+def tokenizer_plain_main() -> None:
+    _request_main("tokenizer-plain")
+
+
+def serve_main() -> None:
+    _request_main("serve")
+
+
 ENTRY_POINTS = {
     tool: f"axc.tools.{tool.replace('-', '_')}:main" for tool in ("axc-translate", "axc-opt", "axc-run", "axc-llm-build")
 }
@@ -421,8 +560,7 @@ READERS: dict[str, Reader] = {
         ),
         Reader(
             "safetensors-data", "axc-run", "model/model.safetensors",
-            ("groups.mlir", "--func", "layer_0_g0", *DECODE_INPUTS, "--output-dir", "out"),
-            partial(edit_safetensors, focus="any"),
+            ("params.mlir", "--func", "params", "--output-dir", "out"), partial(edit_safetensors, focus="any"),
         ),
         Reader("bin", "axc-translate", "model-bin/pytorch_model.bin", ("--import-hf", "model-bin", "-o", "out.mlir"), edit_pickle_zip),
         Reader(
@@ -437,6 +575,11 @@ READERS: dict[str, Reader] = {
         Reader(
             "axmodel-sim", "axc-run", "layer.axmodel",
             ("layer.axmodel", "--group", "0", *DECODE_INPUTS, "--output-dir", "out"), edit_axmodel,
+        ),
+        *(
+            Reader(server, tool, f"{server}.http", (), partial(edit_request, server=server), outputs=(),
+                   entry=f"axc.tools.axc_fuzz:{server.replace('-', '_')}_main")
+            for server, tool in SERVERS.items()
         ),
     )
 }
@@ -469,8 +612,9 @@ def make_corpus(directory: Path, model: Path = FIXTURE) -> Path:
     canonical = {v: k for k, v in VENDOR_KEYS.items() if k != "max_position_embedings"}
     vendor = {key: getattr(config, name) for name, key in canonical.items() if hasattr(config, name)}
     (directory / "vendor.json").write_text(json.dumps(vendor, indent=1))
-    write_text(module_text(import_hf(directory / "model")), directory / "tiny.mlir")
-    _run_tool("axc-opt", ("tiny.mlir", "-p", "specialize-groups{kv-cache-len=15}", "-o", "groups.mlir"), directory)
+    module = import_hf(directory / "model")
+    write_text(module_text(module), directory / "tiny.mlir")
+    write_text(module_text(_params_module(module)), directory / "params.mlir")
     kv_dim, hidden, history = config.kv_dim, config.hidden_size, 15
     for name, value in {
         "K_cache": np.zeros((1, history, kv_dim), np.float32),
@@ -481,10 +625,29 @@ def make_corpus(directory: Path, model: Path = FIXTURE) -> Path:
     }.items():
         np.save(directory / "inputs" / f"{name}.npy", value)
     _build_layer(directory)
+    _build_demo(directory)
     for reader in READERS.values():
         (directory / SEEDS / reader.target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(directory / reader.target, directory / SEEDS / reader.target)
+    (directory / SEEDS / "version").write_text(CORPUS_VERSION)
     return directory
+
+
+def _params_module(module: ModuleOp) -> ModuleOp:
+    """One function, `@params`, returning every parameter of `module`: the least IR to parse
+    for reading all of a checkpoint's tensor data."""
+    from xdsl.dialects import func
+    from xdsl.dialects.builtin import ModuleOp
+    from xdsl.ir import Block, Region
+
+    from axc.dialects.axc import ParamOp, module_scopes, set_module_scopes
+
+    types = {op.param: op.result.type for op in module.walk() if isinstance(op, ParamOp)}
+    params = [ParamOp(param, kind) for param, kind in types.items()]
+    body = Block([*params, func.ReturnOp(*(op.result for op in params))])
+    result = ModuleOp([func.FuncOp("params", ((), list(types.values())), Region(body))])
+    set_module_scopes(result, module_scopes(module))
+    return result
 
 
 def _build_layer(directory: Path) -> None:
@@ -496,6 +659,16 @@ def _build_layer(directory: Path) -> None:
     (layer,) = (directory / "built").glob("*_l0_together.axmodel")
     shutil.copyfile(layer, directory / "layer.axmodel")
     shutil.rmtree(directory / "built")
+
+
+def _build_demo(directory: Path) -> None:
+    """The demo model (it adds) built for AX650: what the HTTP servers serve."""
+    argv = ("--input_path", str(DEMO), "--output_path", "built-demo", "--kv_cache_len", "15", "--prefill_len", "8")
+    code, stderr = _run_tool("axc-llm-build", argv, directory)
+    if code:
+        raise RuntimeError(f"building the demo model failed: {stderr}")
+    for server, requests in REQUESTS.items():
+        (directory / f"{server}.http").write_bytes(request_text(*requests[0]))
 
 
 def _run_tool(tool: str, argv: tuple[str, ...], cwd: Path, main: Callable[[], object] | None = None) -> tuple[int, str]:
@@ -530,6 +703,8 @@ def classify(tool: str, code: int, stderr: str) -> str:
 
 
 SEEDS = ".seeds"
+CORPUS_VERSION = "3"
+"""Bumped when the corpus changes, so a kept --work corpus is rebuilt."""
 """The corpus keeps a pristine copy of every reader's file here; trials run in the corpus."""
 
 
@@ -617,7 +792,8 @@ def _save(findings_dir: Path, reader: Reader, trial: int, outcome: str, detail: 
 def prepare(work: Path) -> Path:
     """The corpus of `READERS` under `work`, built once and then reused."""
     corpus = work / "corpus"
-    if not all((corpus / SEEDS / reader.target).is_file() for reader in READERS.values()):
+    version = corpus / SEEDS / "version"
+    if not version.is_file() or version.read_text() != CORPUS_VERSION:
         make_corpus(corpus)
     for reader in READERS.values():
         restore(reader, corpus)
