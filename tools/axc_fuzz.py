@@ -5,11 +5,12 @@
     axc-fuzz --replay fuzz-findings/ir/0-17.mlir # rerun one saved input, show its outcome
 
 A trial mutates a valid seed input (the tiny checkpoint's `config.json`, its safetensors
-file, its IR, a `.axmodel` built from it, ...), runs the tool's entry point in-process on
-it and sorts the outcome: `ok` (exit 0), `refused` (exit 1 with the one stderr line
-`tool: error: ...`) or a finding: `traceback`, `bad-error` (another exit code or more
-lines), `hang` (over --limit seconds; the worker process running the trials is killed and
-restarted) or `crash` (the worker died). Each finding's input is saved under --findings
+file, its IR, a `.axmodel` built from it, a request to the HTTP servers over the built
+demo model, ...), runs the tool's entry point (or the server's ASGI app) in-process on it
+and sorts the outcome: `ok` (exit 0, a 2xx), `refused` (exit 1 with the one stderr line
+`tool: error: ...`, a 4xx with a one-line message) or a finding: `traceback` (also a
+5xx), `bad-error` (another exit code or more lines), `hang` (over --limit seconds; the
+worker process running the trials is killed and restarted) or `crash` (the worker died). Each finding's input is saved under --findings
 with its outcome and replay command. Trial `i` of reader `r` with seed `s` is the same
 input whatever else ran, so `--seed S --reader R --trials N` reproduces a run.
 """

@@ -26,8 +26,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # Two halves of about equal cost, one worker process each (xdist runs them side by side).
 HALVES = {
-    "parse-and-run": ("safetensors-data", "config", "model-config", "axmodel-sim"),
-    "import-and-opt": ("ir", "bin", "bin-legacy", "safetensors-header", "axmodel-import"),
+    "parse-and-run": ("safetensors-data", "config", "model-config", "axmodel-sim", "serve", "tokenizer-plain"),
+    "import-and-opt": ("ir", "bin", "bin-legacy", "safetensors-header", "axmodel-import", "tokenizer-uid"),
 }
 
 
