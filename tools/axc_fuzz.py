@@ -595,7 +595,8 @@ def make_corpus(directory: Path, model: Path = FIXTURE) -> Path:
 
     from axc.atomic import write_text
     from axc.frontend.config import VENDOR_KEYS, load_config
-    from axc.frontend.hf_import import import_hf
+    from axc.dialects.axc import set_module_scopes
+    from axc.frontend.hf_import import MODEL_SCOPE, import_hf
     from axc.textio import module_text
 
     for sub in ("model", "model-bin", "model-legacy", "inputs"):
@@ -614,6 +615,7 @@ def make_corpus(directory: Path, model: Path = FIXTURE) -> Path:
     vendor = {key: getattr(config, name) for name, key in canonical.items() if hasattr(config, name)}
     (directory / "vendor.json").write_text(json.dumps(vendor, indent=1))
     module = import_hf(directory / "model")
+    set_module_scopes(module, {MODEL_SCOPE: "model"})  # relative: a copy of the corpus reads its own
     write_text(module_text(module), directory / "tiny.mlir")
     write_text(module_text(_params_module(module)), directory / "params.mlir")
     kv_dim, hidden, history = config.kv_dim, config.hidden_size, 15
@@ -704,7 +706,7 @@ def classify(tool: str, code: int, stderr: str) -> str:
 
 
 SEEDS = ".seeds"
-CORPUS_VERSION = "3"
+CORPUS_VERSION = "4"
 """Bumped when the corpus changes, so a kept --work corpus is rebuilt."""
 """The corpus keeps a pristine copy of every reader's file here; trials run in the corpus."""
 
@@ -903,10 +905,12 @@ def main() -> None:
         readers = [READERS[name] for name in args.reader or READERS]
         start = time.perf_counter()
         shares = [readers[k :: args.jobs] for k in range(min(max(args.jobs, 1), len(readers)))]
+        copies = [corpus] + [Path(shutil.copytree(corpus, corpus.with_name(f"corpus-{k}"), dirs_exist_ok=True))
+                             for k in range(1, len(shares))]  # readers of one file must not share it
         with ThreadPoolExecutor(len(shares)) as pool:  # each thread only waits on its worker
             reports = list(pool.map(
-                lambda share: fuzz(share, args.trials, corpus, args.seed, args.limit, args.findings, progress=print),
-                shares,
+                lambda share, copy: fuzz(share, args.trials, copy, args.seed, args.limit, args.findings, progress=print),
+                shares, copies,
             ))
         report = Report(findings=sum((part.findings for part in reports), []))
         for reader, part in ((r, next(p for p in reports if r.name in p.counts)) for r in readers):
