@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,16 +83,17 @@ def _tensors(config: ModelConfig, key: str, entry: Tensor) -> list[ExpectedTenso
     return _linear(config, key, out_features, in_features, entry.bias(config), entry.because)
 
 
-def _expected(config: ModelConfig) -> list[ExpectedTensor]:
+def _expected(config: ModelConfig) -> Iterator[ExpectedTensor]:
+    """In checkpoint order, lazily: a check stops at the first missing layer, whatever
+    `num_hidden_layers` says (2**31 layers once hung the import)."""
     globals_ = global_tensors(config)
-    tensors = _tensors(config, EMBED, globals_[EMBED])
+    yield from _tensors(config, EMBED, globals_[EMBED])
     for i in range(config.num_hidden_layers):
         for key, entry in expected_layer_tensors(config, i).items():
-            tensors += _tensors(config, key, entry)
+            yield from _tensors(config, key, entry)
     for key in (FINAL_NORM, LM_HEAD):
         if key in globals_:
-            tensors += _tensors(config, key, globals_[key])
-    return tensors
+            yield from _tensors(config, key, globals_[key])
 
 
 def expected_tensors(config: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -104,6 +104,10 @@ def deeply_nested_config(model: Path) -> None:  # found by axc-fuzz: a Recursion
     (model / "config.json").write_text('{"model_type": ' + "[" * 100_000 + "]" * 100_000 + "}")
 
 
+def huge_layer_count(model: Path) -> None:  # found by axc-fuzz: a hang listing 2**31 layers' tensors
+    edit_config(model, lambda c: c.update(num_hidden_layers=2**31))
+
+
 def unknown_model_type(model: Path) -> None:
     edit_config(model, lambda c: c.update(model_type="gpt2"))
 
@@ -163,6 +167,7 @@ IMPORT_CASES = {
     "missing-config": (missing_config, ("no config.json",)),
     "malformed-config": (malformed_config, ("malformed JSON", "config.json", "line 2")),
     "deeply-nested-config": (deeply_nested_config, ("config.json", "nests arrays or objects too deeply")),
+    "huge-layer-count": (huge_layer_count, ("model.layers.2.input_layernorm.weight missing", "num_hidden_layers=2147483648")),
     "unknown-model-type": (unknown_model_type, ("unsupported model_type 'gpt2'", "qwen2", "llama")),
     "missing-tensor": (missing_tensor, ("model.layers.1.mlp.up_proj.weight", "missing")),
     "header-shape": (
