@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from axc.runtime_contract import MASKED
+from axc.runtime_contract import INDICES, INPUT, K_CACHE, K_CACHE_OUT, MASK, MASKED, OUTPUT, V_CACHE, V_CACHE_OUT
 
 
 class LayerExecutor(Protocol):
@@ -115,11 +115,11 @@ class HostLoop:
             out = self.executor.run_layer(
                 layer,
                 group,
-                {"K_cache": k_hist, "V_cache": v_hist, "indices": indices, "input": hidden, "mask": mask},
+                {K_CACHE: k_hist, V_CACHE: v_hist, INDICES: indices, INPUT: hidden, MASK: mask},
             )
-            self.k_cache[layer, cached : cached + n] = out["K_cache_out"][0, :n]
-            self.v_cache[layer, cached : cached + n] = out["V_cache_out"][0, :n]
-            hidden = np.asarray(out["output"], np.float32)
+            self.k_cache[layer, cached : cached + n] = out[K_CACHE_OUT][0, :n]
+            self.v_cache[layer, cached : cached + n] = out[V_CACHE_OUT][0, :n]
+            hidden = np.asarray(out[OUTPUT], np.float32)
         self.position += n
         return hidden[0, :n]
 
@@ -138,16 +138,16 @@ class HostLoop:
                 layer,
                 0,
                 {
-                    "K_cache": self.k_cache[layer][None],
-                    "V_cache": self.v_cache[layer][None],
-                    "indices": indices,
-                    "input": hidden,
-                    "mask": mask,
+                    K_CACHE: self.k_cache[layer][None],
+                    V_CACHE: self.v_cache[layer][None],
+                    INDICES: indices,
+                    INPUT: hidden,
+                    MASK: mask,
                 },
             )
-            self.k_cache[layer, pos] = out["K_cache_out"][0, 0]
-            self.v_cache[layer, pos] = out["V_cache_out"][0, 0]
-            hidden = np.asarray(out["output"], np.float32)
+            self.k_cache[layer, pos] = out[K_CACHE_OUT][0, 0]
+            self.v_cache[layer, pos] = out[V_CACHE_OUT][0, 0]
+            hidden = np.asarray(out[OUTPUT], np.float32)
         self.position += 1
         return hidden[0]
 

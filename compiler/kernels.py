@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
@@ -34,19 +35,34 @@ def linear(x: Array, weight: Array, bias: Array | None) -> Array:
     return out + bias if bias is not None else out
 
 
+class Activation(StrEnum):
+    """The activation kinds of every level: `tfm.act`, `npu.act`/`act_mul`, the ISA's `act`.
+
+    The order is the ISA's encoding of the `kind` immediate: append, never reorder.
+    """
+
+    SILU = "silu"
+    GELU = "gelu"  # the erf form
+    GELU_TANH = "gelu_tanh"
+    RELU = "relu"
+
+
+ACTIVATIONS: tuple[str, ...] = tuple(Activation)
+
+
 def silu(x: Array) -> Array:
     return x / (np.float32(1) + np.exp(-x))
 
 
 def activation(kind: str, x: Array) -> Array:
-    if kind == "silu":
+    if kind == Activation.SILU:
         return silu(x)
-    if kind == "relu":
+    if kind == Activation.RELU:
         return np.maximum(x, np.float32(0))
-    if kind == "gelu_tanh":
+    if kind == Activation.GELU_TANH:
         inner = np.float32(math.sqrt(2 / math.pi)) * (x + np.float32(0.044715) * x**3)
         return np.float32(0.5) * x * (np.float32(1) + np.tanh(inner))
-    if kind == "gelu":
+    if kind == Activation.GELU:
         erf = np.vectorize(math.erf, otypes=[np.float64])
         return (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))).astype(np.float32)
     raise ValueError(f"unknown activation {kind}")

@@ -15,9 +15,9 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from axc.dialects.axc import ParamAttr
+from axc.dialects.axc import LAYER_ATTR, ParamAttr
 
-PER_LAYER_ATTRS = ("sym_name", "axc.layer")
+PER_LAYER_ATTRS = ("sym_name", LAYER_ATTR)
 """Function attributes that differ between layers of one structure."""
 
 

@@ -73,12 +73,12 @@ from xdsl.printer import Printer
 from xdsl.traits import NoTerminator
 from xdsl.utils.exceptions import VerifyException
 
+from axc.isa import WEIGHT_FORMATS
+from axc.kernels import ACTIVATIONS
+
 OCM = "ocm"
 DDR = "ddr"
 SPACES = (OCM, DDR)
-WEIGHT_FORMATS = ("float", "s8", "s4", "fp8_e4m3", "fp8_e5m2")
-"""How `npu.matmul` reads its right-hand tile: plain floats, or quantized storage."""
-ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
 
 
 def element_bits(element: Attribute) -> int:

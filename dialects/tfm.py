@@ -38,7 +38,8 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
+from axc.kernels import ACTIVATIONS
+
 ROPE_SCALINGS = ("default", "linear", "llama3", "longrope")
 
 

@@ -32,6 +32,7 @@ from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
 from axc.dialects import npu
+from axc.dialects.axc import NPU_MODE_ATTR, TARGET_ATTR
 from axc.dialects.npu import int_prop
 from axc.errors import AxcError
 from axc.structure import transform_once
@@ -174,8 +175,8 @@ class AllocateOcm(ModulePass):
         recorded = module.attributes.get("npu.ocm_capacity")
         if isinstance(recorded, IntegerAttr):
             return recorded.value.data
-        chip = module.attributes.get("axc.target")
-        mode = module.attributes.get("axc.npu_mode")
+        chip = module.attributes.get(TARGET_ATTR)
+        mode = module.attributes.get(NPU_MODE_ATTR)
         if isinstance(chip, StringAttr):
             return get_target(chip.data, mode.data if isinstance(mode, StringAttr) else "NPU1").ocm_bytes_per_core
         raise AxcError("allocate-ocm: the module names no target; run tile{target=...} first or pass ocm-bytes")

@@ -35,6 +35,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint
 
 from axc.dialects import tfm
+from axc.dialects.axc import OUTPUT_NAMES_ATTR, POST
 from axc.errors import AxcError
 from axc.frontend.hf_import import name_array
 
@@ -50,7 +51,7 @@ class TopKOfLogits(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: func.FuncOp, rewriter: PatternRewriter) -> None:
         ret = op.body.block.last_op
-        if op.sym_name.data != "post" or not isinstance(ret, func.ReturnOp) or len(ret.operands) != 1:
+        if op.sym_name.data != POST or not isinstance(ret, func.ReturnOp) or len(ret.operands) != 1:
             return
         logits = ret.operands[0]
         shape = tfm.shape_of(logits)
@@ -68,7 +69,7 @@ class TopKOfLogits(RewritePattern):
         op.function_type = func.FunctionType.from_lists(
             list(op.function_type.inputs.data), [topk.indices.type, topk.values.type]
         )
-        op.attributes["axc.output_names"] = name_array(OUTPUT_NAMES)
+        op.attributes[OUTPUT_NAMES_ATTR] = name_array(OUTPUT_NAMES)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,6 @@ class PostTopk(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.k == 0:
             return
-        if not any(isinstance(f, func.FuncOp) and f.sym_name.data == "post" for f in op.ops):
+        if not any(isinstance(f, func.FuncOp) and f.sym_name.data == POST for f in op.ops):
             raise AxcError("post-topk: the module has no @post function")
         PatternRewriteWalker(TopKOfLogits(self.k), apply_recursively=False).rewrite_module(op)

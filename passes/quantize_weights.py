@@ -41,7 +41,7 @@ from xdsl.pattern_rewriter import (
 
 from axc.binding import CREATED_SCOPE, store_for
 from axc.dialects import quant, tfm
-from axc.dialects.axc import ParamOp
+from axc.dialects.axc import LAYER_ATTR, POST, ParamOp
 from axc.errors import AxcError
 from axc.frontend.gptq import STORAGE_BITS, GptqCheckpoint
 from axc.params import ParamStore
@@ -89,9 +89,9 @@ class QuantizeLinear(RewritePattern):
         function = enclosing_function(op)
         if function is None:
             return None
-        if "axc.layer" in function.attributes:
+        if LAYER_ATTR in function.attributes:
             return self.decoder
-        return self.post if function.sym_name.data == "post" else None
+        return self.post if function.sym_name.data == POST else None
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: tfm.LinearOp, rewriter: PatternRewriter) -> None:

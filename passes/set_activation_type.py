@@ -36,19 +36,21 @@ from xdsl.pattern_rewriter import (
 )
 
 from axc.dialects import quant, tfm
+from axc.dialects.axc import GROUP_ATTR, HISTORIES_ATTR, INPUT_NAMES_ATTR, POST
 from axc.dialects.quant import ACTIVATION_TYPE_ATTR
 from axc.dtypes import FLOAT_TYPES
 from axc.errors import AxcError
+from axc.runtime_contract import MASK
 from axc.passes.quantize_weights import enclosing_function
 
 HIDDEN_TYPES = ("fp16", "bf16", "fp32")
-KEPT_INPUTS = ("mask",)
+KEPT_INPUTS = (MASK,)
 """Float inputs of the runtime contract that are not activations."""
 
 
 def is_target(function: func.FuncOp | None) -> bool:
     """Layer groups made by `specialize-groups`, and `@post`."""
-    return function is not None and ("axc.group" in function.attributes or function.sym_name.data == "post")
+    return function is not None and (GROUP_ATTR in function.attributes or function.sym_name.data == POST)
 
 
 def retyped(type_: Attribute, hidden: Attribute) -> TensorType | None:
@@ -61,7 +63,7 @@ def retyped(type_: Attribute, hidden: Attribute) -> TensorType | None:
 def is_kept_input(value: SSAValue) -> bool:
     if not isinstance(value, BlockArgument):
         return False
-    names = value.block.parent_op().attributes.get("axc.input_names")  # type: ignore[union-attr]
+    names = value.block.parent_op().attributes.get(INPUT_NAMES_ATTR)  # type: ignore[union-attr]
     return (
         isinstance(names, ArrayAttr)
         and value.index < len(names.data)
@@ -100,7 +102,7 @@ class RetypeActivation(RewritePattern):
         assert function is not None
         for result in op.results:
             returned = any(isinstance(use.operation, func.ReturnOp) for use in result.uses)
-            if returned and function.sym_name.data == "post":
+            if returned and function.sym_name.data == POST:
                 continue
             if (new := retyped(result.type, self.hidden)) is not None:
                 rewriter.replace_value_with_new_type(result, new)
@@ -145,7 +147,7 @@ class SetActivationType(ModulePass):
             )
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        if "axc.histories" not in op.attributes:
+        if HISTORIES_ATTR not in op.attributes:
             raise AxcError("set-activation-type works on layer groups; run specialize-groups first")
         if self.chip is not None:
             from axc.targets import check_activation_type, get_target

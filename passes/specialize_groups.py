@@ -39,6 +39,16 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from axc.dialects import tfm
+from axc.dialects.axc import (
+    GROUP_ATTR,
+    HISTORIES_ATTR,
+    HISTORY_ATTR,
+    KV_CACHE_LEN_ATTR,
+    LAYER_ATTR,
+    POST,
+    PREFILL_LEN_ATTR,
+    TOKENS_ATTR,
+)
 from axc.errors import AxcError
 
 
@@ -202,7 +212,7 @@ class SpecializeGroups(ModulePass):
             if not isinstance(function, func.FuncOp):
                 continue
             replacements: list[Operation] = []
-            if "axc.layer" in function.attributes:
+            if LAYER_ATTR in function.attributes:
                 for group in groups:
                     clone = specialize(
                         function,
@@ -210,19 +220,19 @@ class SpecializeGroups(ModulePass):
                         layer_input_shapes(function, group),
                         history_free=group.kind == "prefill" and group.history == 0,
                     )
-                    clone.attributes["axc.group"] = IntegerAttr(group.index, i64)
-                    clone.attributes["axc.tokens"] = IntegerAttr(group.tokens, i64)
-                    clone.attributes["axc.history"] = IntegerAttr(group.history, i64)
+                    clone.attributes[GROUP_ATTR] = IntegerAttr(group.index, i64)
+                    clone.attributes[TOKENS_ATTR] = IntegerAttr(group.tokens, i64)
+                    clone.attributes[HISTORY_ATTR] = IntegerAttr(group.history, i64)
                     replacements.append(clone)
-            elif function.sym_name.data == "post":
+            elif function.sym_name.data == POST:
                 hidden = tfm.shape_of(function.function_type.inputs.data[0])[-1]
-                replacements.append(specialize(function, "post", [(1, 1, hidden)], cast_outputs=False))
+                replacements.append(specialize(function, POST, [(1, 1, hidden)], cast_outputs=False))
             else:
                 continue
             Rewriter.insert_op(replacements, InsertPoint.before(function))
             Rewriter.erase_op(function)
-        op.attributes["axc.kv_cache_len"] = IntegerAttr(self.kv_cache_len, i64)
-        op.attributes["axc.prefill_len"] = IntegerAttr(self.prefill_len, i64)
-        op.attributes["axc.histories"] = ArrayAttr(
+        op.attributes[KV_CACHE_LEN_ATTR] = IntegerAttr(self.kv_cache_len, i64)
+        op.attributes[PREFILL_LEN_ATTR] = IntegerAttr(self.prefill_len, i64)
+        op.attributes[HISTORIES_ATTR] = ArrayAttr(
             [IntegerAttr(g.history, i64) for g in groups]
         )

@@ -66,7 +66,7 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from axc.dialects import npu, quant, tfm
-from axc.dialects.axc import ParamOp
+from axc.dialects.axc import GROUP_ATTR, NPU_MODE_ATTR, POST, ParamOp, TARGET_ATTR
 from axc.dialects.npu import DDR, OCM, Access, Affine, float_prop, int_prop
 from axc.errors import AxcError
 from axc.npu_builder import Emitter, rows
@@ -937,9 +937,9 @@ class Tile(ModulePass):
         budget = Budget.of(descriptor, self.ocm_bytes)
         functions = [
             f for f in op.ops
-            if isinstance(f, func.FuncOp) and ("axc.group" in f.attributes or f.sym_name.data == "post")
+            if isinstance(f, func.FuncOp) and (GROUP_ATTR in f.attributes or f.sym_name.data == POST)
         ]
         transform_once(op, functions, lambda f: lower_fitting(f, budget, descriptor))
-        op.attributes["axc.target"] = StringAttr(descriptor.chip)
-        op.attributes["axc.npu_mode"] = StringAttr(descriptor.npu_mode)
+        op.attributes[TARGET_ATTR] = StringAttr(descriptor.chip)
+        op.attributes[NPU_MODE_ATTR] = StringAttr(descriptor.npu_mode)
         op.attributes["npu.ocm_capacity"] = int_prop(budget.ocm)

@@ -70,6 +70,7 @@ def load_inputs(specs: list[str]) -> dict[str, np.ndarray]:
 def compare(args: argparse.Namespace) -> None:
     from axc.accuracy import print_report, record
     from axc.accuracy import compare as compare_to
+    from axc.dialects.axc import POST
     from axc.interpreters.executor import ModuleExecutor
     from axc.textio import read_module
 
@@ -85,7 +86,7 @@ def compare(args: argparse.Namespace) -> None:
             f"need 0 < --prompt-len ({prompt_len}) <= --tokens ({args.tokens}) <= kv-cache-len "
             f"({reference.layout.kv_cache_len}), and a prompt the prefill groups can take (at most {longest})"
         )
-    logits_type = reference.runner.function("post").function_type.outputs.data[0]
+    logits_type = reference.runner.function(POST).function_type.outputs.data[0]
     vocab = logits_type.get_shape()[-1]  # type: ignore[attr-defined]
     tokens = np.random.default_rng(args.seed).integers(0, vocab, size=args.tokens)
     recording = record(reference, reference.layout, tokens, prompt_len)

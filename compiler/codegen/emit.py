@@ -19,6 +19,7 @@ from xdsl.utils.exceptions import VerifyException
 from axc.axmodel import AxModel, GroupSpec, TensorSpec
 from axc.isa import encoding
 from axc.codegen.payload import CONTAINER_NAMES
+from axc.dialects.axc import POST
 from axc.dialects.axtarget import ModelOpBase
 from axc.dtypes import numpy_dtype
 from axc.errors import AxcError
@@ -99,7 +100,7 @@ def file_name(model: ModelOpBase, model_type: str, prefill_len: int) -> str:
     name = model.sym_name.data
     if name.startswith("layer_") and name[6:].isdecimal():
         return layer_filename(model_type, prefill_len, int(name[6:]))
-    if name == "post":
+    if name == POST:
         return post_filename(model_type)
     return f"{name}.axmodel"
 

@@ -52,7 +52,18 @@ from axc import isa
 from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.codegen.schedule import schedule
 from axc.dialects import npu
-from axc.dialects.axc import ParamAttr, ParamOp
+from axc.dialects.axc import (
+    GROUP_ATTR,
+    HISTORY_ATTR,
+    INPUT_NAMES_ATTR,
+    NPU_MODE_ATTR,
+    OUTPUT_NAMES_ATTR,
+    TARGET_ATTR,
+    ParamAttr,
+    ParamOp,
+    group_index,
+    layer_index,
+)
 from axc.dialects.axtarget import (
     GroupOpBase,
     ModelOpBase,
@@ -69,12 +80,12 @@ from axc.targets import TargetDescriptor, get_target
 def group_label(function: func.FuncOp) -> str:
     """`decode`, `prefill_<history>` (the history rows the group sees) or the function name."""
     attrs = function.attributes
-    group = attrs.get("axc.group")
+    group = attrs.get(GROUP_ATTR)
     if not isinstance(group, IntegerAttr):
         return function.sym_name.data
     if group.value.data == 0:
         return "decode"
-    history = attrs.get("axc.history")
+    history = attrs.get(HISTORY_ATTR)
     return f"prefill_{history.value.data}" if isinstance(history, IntegerAttr) else f"group_{group.value.data}"
 
 
@@ -232,8 +243,8 @@ class GroupLowering:
         )
         io = {
             "label": group_label(function),
-            "inputs": list(zip(names_of(function, "axc.input_names", len(types.inputs.data), "input"), types.inputs.data)),
-            "outputs": list(zip(names_of(function, "axc.output_names", len(types.outputs.data), "output"), types.outputs.data)),
+            "inputs": list(zip(names_of(function, INPUT_NAMES_ATTR, len(types.inputs.data), "input"), types.inputs.data)),
+            "outputs": list(zip(names_of(function, OUTPUT_NAMES_ATTR, len(types.outputs.data), "output"), types.outputs.data)),
         }
         return schedule(program, self.target, self.float_matmul_on_conv), io
 
@@ -245,23 +256,20 @@ def lowered_units(module: ModuleOp) -> list[tuple[str, list[func.FuncOp]]]:
     for op in module.ops:
         if not isinstance(op, func.FuncOp) or not any(isinstance(o, npu.AllocOp) for o in op.body.block.ops):
             continue
-        layer = op.attributes.get("axc.layer")
-        if isinstance(layer, IntegerAttr) and "axc.group" in op.attributes:
-            layers.setdefault(layer.value.data, []).append(op)
+        layer = layer_index(op)
+        if layer is not None and group_index(op) is not None:
+            layers.setdefault(layer, []).append(op)
         else:
             units.append((op.sym_name.data, [op]))
-    ordered = [
-        (f"layer_{i}", sorted(fs, key=lambda f: f.attributes["axc.group"].value.data))  # type: ignore[union-attr]
-        for i, fs in sorted(layers.items())
-    ]
+    ordered = [(f"layer_{i}", sorted(fs, key=lambda f: group_index(f) or 0)) for i, fs in sorted(layers.items())]
     return ordered + units
 
 
 def lower_module(module: ModuleOp, dialect: Dialect, family: str, float_matmul_on_conv: bool = False) -> None:
     """Replace the npu functions of `module` by one `<prefix>.model` per layer and post
     (`float_matmul_on_conv`: float matmuls on the convolution units, `schedule`)."""
-    chip = module.attributes.get("axc.target")
-    mode = module.attributes.get("axc.npu_mode")
+    chip = module.attributes.get(TARGET_ATTR)
+    mode = module.attributes.get(NPU_MODE_ATTR)
     if not isinstance(chip, StringAttr):
         raise AxcError(f"lower-to-{dialect.name}: the module names no target; run tile{{target=...}} first")
     target = get_target(chip.data, mode.data if isinstance(mode, StringAttr) else "NPU1")

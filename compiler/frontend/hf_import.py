@@ -32,7 +32,16 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, Region
 
 from axc.dialects import tfm
-from axc.dialects.axc import set_module_scopes
+from axc.dialects.axc import (
+    EMBED,
+    INPUT_NAMES_ATTR,
+    LAYER_ATTR,
+    MODEL_TYPE_ATTR,
+    NUM_LAYERS_ATTR,
+    OUTPUT_NAMES_ATTR,
+    POST,
+    set_module_scopes,
+)
 from axc.errors import AxcError
 from axc.frontend.checkpoint_check import check_checkpoint, expected_layer_tensors, global_tensors
 from axc.frontend.config import ModelConfig, load_config
@@ -41,7 +50,7 @@ from axc.frontend.families.tensors import EMBED, LM_HEAD
 from axc.frontend.families.blocks import MODEL_SCOPE, Builder, tensor
 from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
 from axc.params import Checkpoint
-from axc.runtime_contract import LAYER_INPUTS, LAYER_OUTPUTS
+from axc.runtime_contract import INPUT, LAYER_INPUTS, LAYER_OUTPUTS, OUTPUT
 
 INDEX_TYPE = IntegerType(32, Signedness.UNSIGNED)
 """`indices` and `input_ids` are ui32, as the runtime passes them."""
@@ -79,7 +88,7 @@ def build_layer(config: ModelConfig, checkpoint: Checkpoint, index: int) -> func
         block,
         LAYER_INPUTS,
         LAYER_OUTPUTS,
-        {"axc.layer": IntegerAttr(index, i64)},
+        {LAYER_ATTR: IntegerAttr(index, i64)},
     )
 
 
@@ -99,8 +108,8 @@ def make_function(
     )
     for arg, arg_name in zip(function.args, input_names, strict=True):
         arg.name_hint = arg_name
-    function.attributes["axc.input_names"] = name_array(input_names)
-    function.attributes["axc.output_names"] = name_array(output_names)
+    function.attributes[INPUT_NAMES_ATTR] = name_array(input_names)
+    function.attributes[OUTPUT_NAMES_ATTR] = name_array(output_names)
     for key, value in (extra or {}).items():
         function.attributes[key] = value
     return function
@@ -138,7 +147,7 @@ def build_embed(config: ModelConfig, checkpoint: Checkpoint) -> func.FuncOp:
         tfm.EmbeddingOp(block.args[0], table, tensor((1, DYN, config.hidden_size)))
     )
     block.add_op(func.ReturnOp(out))
-    return make_function("embed", block, ("input_ids",), ("output",))
+    return make_function(EMBED, block, ("input_ids",), (OUTPUT,))
 
 
 def lm_head_key(config: ModelConfig, checkpoint: Checkpoint) -> str:
@@ -155,7 +164,7 @@ def build_post(config: ModelConfig, checkpoint: Checkpoint) -> func.FuncOp:
     b = global_builder(config, checkpoint, block, lm_head_key(config, checkpoint))
     family.post(b)
     block.add_op(func.ReturnOp(*b.outputs))
-    return make_function("post", block, ("input",), ("output",))
+    return make_function(POST, block, (INPUT,), (OUTPUT,))
 
 
 def import_hf(model_dir: str | Path, model_config: str | Path | None = None) -> ModuleOp:
@@ -171,6 +180,6 @@ def import_hf(model_dir: str | Path, model_config: str | Path | None = None) -> 
     functions.append(build_post(config, checkpoint))
     module = ModuleOp(functions)
     set_module_scopes(module, {MODEL_SCOPE: str(model_dir)})
-    module.attributes["axc.model_type"] = StringAttr(config.model_type)
-    module.attributes["axc.num_layers"] = IntegerAttr(config.num_hidden_layers, i64)
+    module.attributes[MODEL_TYPE_ATTR] = StringAttr(config.model_type)
+    module.attributes[NUM_LAYERS_ATTR] = IntegerAttr(config.num_hidden_layers, i64)
     return module

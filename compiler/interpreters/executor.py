@@ -6,6 +6,7 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp
 
+from axc.dialects.axc import EMBED, HISTORIES_ATTR, KV_CACHE_LEN_ATTR, NUM_LAYERS_ATTR, POST, PREFILL_LEN_ATTR
 from axc.errors import AxcError
 from axc.hostloop import GroupLayout
 from axc.interpreters.runner import ModuleRunner
@@ -21,7 +22,7 @@ def int_attr(module: ModuleOp, name: str) -> int:
 
 def group_layout(module: ModuleOp) -> GroupLayout:
     """The shape groups `specialize-groups` made, read back from the module."""
-    histories = module.attributes.get("axc.histories")
+    histories = module.attributes.get(HISTORIES_ATTR)
     if not isinstance(histories, ArrayAttr):
         raise AxcError("module has no shape groups; run specialize-groups first")
     layer0 = next(
@@ -32,10 +33,10 @@ def group_layout(module: ModuleOp) -> GroupLayout:
     inputs = layer0.function_type.inputs.data
     kv_dim = inputs[0].get_shape()[-1]  # type: ignore[attr-defined]
     return GroupLayout(
-        num_layers=int_attr(module, "axc.num_layers"),
+        num_layers=int_attr(module, NUM_LAYERS_ATTR),
         kv_dim=kv_dim,
-        kv_cache_len=int_attr(module, "axc.kv_cache_len"),
-        prefill_len=int_attr(module, "axc.prefill_len"),
+        kv_cache_len=int_attr(module, KV_CACHE_LEN_ATTR),
+        prefill_len=int_attr(module, PREFILL_LEN_ATTR),
         histories=tuple(h.value.data for h in histories.data),  # type: ignore[attr-defined]
         hidden_size=inputs[3].get_shape()[-1],  # type: ignore[attr-defined]
     )
@@ -49,7 +50,7 @@ class ModuleExecutor:
         self.layout = group_layout(module)
 
     def embed(self, token_ids: np.ndarray) -> np.ndarray:
-        return self.runner.call("embed", [np.asarray(token_ids, np.uint32)[None, :]])[0]
+        return self.runner.call(EMBED, [np.asarray(token_ids, np.uint32)[None, :]])[0]
 
     def run_layer(self, layer: int, group: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         name = f"layer_{layer}_g{group}"
@@ -57,4 +58,4 @@ class ModuleExecutor:
         return dict(zip(self.runner.output_names(name), outputs, strict=True))
 
     def post(self, hidden: np.ndarray) -> np.ndarray:
-        return self.runner.call("post", [hidden])[0]
+        return self.runner.call(POST, [hidden])[0]

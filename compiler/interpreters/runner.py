@@ -11,6 +11,7 @@ from xdsl.interpreter import Interpreter
 from xdsl.interpreters.func import FuncFunctions
 
 from axc.binding import store_for
+from axc.dialects.axc import INPUT_NAMES_ATTR, OUTPUT_NAMES_ATTR
 from axc.dialects.quant import ACTIVATION_TYPE_ATTR
 from axc.dialects.tfm import show
 from axc.dtypes import round_result
@@ -62,12 +63,12 @@ class ModuleRunner:
 
     def input_names(self, name: str) -> list[str]:
         function = self.function(name)
-        return io_names(function, "axc.input_names", len(function.args), "arg")
+        return io_names(function, INPUT_NAMES_ATTR, len(function.args), "arg")
 
     def output_names(self, name: str) -> list[str]:
         function = self.function(name)
         count = len(function.function_type.outputs.data)
-        return io_names(function, "axc.output_names", count, "result")
+        return io_names(function, OUTPUT_NAMES_ATTR, count, "result")
 
     def call(
         self, name: str, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray]

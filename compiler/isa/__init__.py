@@ -24,6 +24,7 @@ import ml_dtypes
 import numpy as np
 
 from axc.errors import AxcError
+from axc.kernels import ACTIVATIONS
 
 # --- constants ---------------------------------------------------------------------------
 
@@ -129,7 +130,8 @@ class OpInfo:
 
 
 WEIGHT_FORMATS = ("float", "s8", "s4", "fp8_e4m3", "fp8_e5m2")
-ACT_KINDS = ("silu", "gelu", "gelu_tanh", "relu")
+"""How `matmul` (and `npu.matmul`) reads its right-hand tile: plain floats, or quantized storage."""
+ACT_KINDS = ACTIVATIONS
 ROPE_SCALINGS = ("default", "linear", "llama3", "longrope")
 
 

@@ -38,7 +38,7 @@ from axc.llm_build.layers import leave_signals_to_parent, pool_start_method, run
 from axc.llm_build.log import BuildLog
 from axc.llm_build.runtime_files import write_json
 from axc.llm_build.validate import worker_count
-from axc.dialects.axc import set_module_scopes
+from axc.dialects.axc import POST, set_module_scopes
 from axc.errors import AxcError
 from axc.frontend.gptq import open_checkpoint
 from axc.frontend.hf_import import MODEL_SCOPE, build_layer, build_post
@@ -256,7 +256,7 @@ def check_post(result: BuildResult, simulator: target.BuiltModel, hidden_calls: 
     """The post model on the last layer's last row of every call, against the fp32 reference."""
     reference = reference_runner(result, None)
     rows = [h[:, -1:, :] for h in hidden_calls]
-    expected = np.stack([reference.call("post", [row])[0].reshape(-1) for row in rows])
+    expected = np.stack([reference.call(POST, [row])[0].reshape(-1) for row in rows])
     outputs = [simulator.post_outputs(row) for row in rows]
     if "indices" not in outputs[0]:
         return LogitsAccuracy.of(np.stack([o["output"].reshape(-1) for o in outputs]), expected)

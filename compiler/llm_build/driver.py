@@ -12,6 +12,7 @@ from typing import Any
 
 import axc
 from axc.binding import store_for
+from axc.dialects.axc import POST
 from axc.llm_build import target
 from axc.llm_build.layers import LayerResult, layer_pool, pipeline_text, prepare
 from axc.llm_build.log import BuildLog
@@ -115,7 +116,7 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
         units = target.file_units(structure.module)
         with log.stage("post layer"), log.progress("building llm post layer", 1) as bar:
             name = post_filename(config.model_type)
-            files[name] = target.emit_file(staging / name, units["post"], store_for(structure.module), metadata(plan))
+            files[name] = target.emit_file(staging / name, units[POST], store_for(structure.module), metadata(plan))
             bar.advance(0)
         with log.stage("runtime files"):
             checkpoint = open_checkpoint(plan.model_dir)

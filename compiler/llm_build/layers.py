@@ -31,7 +31,7 @@ from axc.llm_build import target
 from axc.llm_build.runtime_files import layer_filename
 from axc.llm_build.validate import BuildPlan, worker_count
 from axc.dialects import make_context
-from axc.dialects.axc import ParamAttr, set_module_scopes
+from axc.dialects.axc import EMBED, ParamAttr, layer_index, set_module_scopes
 from axc.frontend.config import ModelConfig, load_config
 from axc.frontend.gptq import open_checkpoint
 from axc.frontend.hf_import import MODEL_SCOPE, build_layer, import_hf
@@ -133,29 +133,27 @@ def quantized_layer(job: LayerJob, config: ModelConfig, layer: int) -> tuple[Mod
     return module, function
 
 
+def layer_functions(module: ModuleOp) -> dict[func.FuncOp, int]:
+    """The decoder layer functions of `module`, with their layer index."""
+    return {f: index for f in module.ops if isinstance(f, func.FuncOp) and (index := layer_index(f)) is not None}
+
+
 def prepare(plan: BuildPlan, out_dir: Path, metadata: dict[str, str]) -> Structure:
     """Lower the representative layers and `@post` once."""
     module = import_hf(plan.model_dir, plan.options.model_config)
-    layers = [f for f in module.ops if isinstance(f, func.FuncOp) and "axc.layer" in f.attributes]
+    layers = layer_functions(module)
     representative: dict[int, int] = {}
-    for members in shared_structures(layers):
-        first = members[0].attributes["axc.layer"].value.data  # type: ignore[union-attr]
+    for members in shared_structures(list(layers)):
         for member in members:
-            representative[member.attributes["axc.layer"].value.data] = first  # type: ignore[union-attr]
+            representative[layers[member]] = layers[members[0]]
     keep = set(representative.values())
     for op in list(module.ops):
-        if isinstance(op, func.FuncOp) and (
-            op.sym_name.data == "embed" or ("axc.layer" in op.attributes and op.attributes["axc.layer"].value.data not in keep)  # type: ignore[union-attr]
-        ):
+        if isinstance(op, func.FuncOp) and (op.sym_name.data == EMBED or (op in layers and layers[op] not in keep)):
             module.body.block.erase_op(op)
     timings: dict[str, float] = {}
     quantize = quantize_spec(plan)
     run_passes(module, [quantize], timings)
-    params = {
-        f.attributes["axc.layer"].value.data: keys_of(params_in_order(f))  # type: ignore[union-attr]
-        for f in module.ops
-        if isinstance(f, func.FuncOp) and "axc.layer" in f.attributes
-    }
+    params = {index: keys_of(params_in_order(f)) for f, index in layer_functions(module).items()}
     run_passes(module, structure_specs(plan), timings)
     job = LayerJob(
         model_dir=str(plan.model_dir),

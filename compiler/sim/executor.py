@@ -22,7 +22,7 @@ import numpy as np
 
 from axc.errors import AxcError
 from axc.hostloop import GroupLayout
-from axc.runtime_contract import EMBED_FILENAME, INDICES, INPUT, K_CACHE_OUT, MASK
+from axc.runtime_contract import EMBED_FILENAME, INDICES, INPUT, K_CACHE_OUT, MASK, OUTPUT
 from axc.sim.plan import Workspace
 from axc.sim.session import AxModelSession
 
@@ -105,4 +105,4 @@ class AxModelExecutor:
         return self.layer(layer).run(group, inputs)
 
     def post(self, hidden: np.ndarray) -> np.ndarray:
-        return self.post_model().run(0, {"input": hidden})["output"]
+        return self.post_model().run(0, {INPUT: hidden})[OUTPUT]

@@ -28,20 +28,21 @@ from axc.dtypes import FLOAT_TYPES
 from axc.errors import AxcError
 from axc.frontend.families.tensors import Tensor
 from axc.frontend.model_config import ModelConfig
+from axc.kernels import Activation
 from axc.params import Checkpoint
 
 MODEL_SCOPE = "model"
 DTYPE_NAMES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 ACTIVATIONS = {
-    "silu": "silu",
-    "swish": "silu",
-    "gelu": "gelu",
-    "gelu_pytorch_tanh": "gelu_tanh",
-    "gelu_new": "gelu_tanh",
-    "gelu_tanh": "gelu_tanh",
-    "relu": "relu",
+    "silu": Activation.SILU,
+    "swish": Activation.SILU,
+    "gelu": Activation.GELU,
+    "gelu_pytorch_tanh": Activation.GELU_TANH,
+    "gelu_new": Activation.GELU_TANH,
+    "gelu_tanh": Activation.GELU_TANH,
+    "relu": Activation.RELU,
 }
-"""Hugging Face `hidden_act` → `tfm.act` kind."""
+"""Hugging Face `hidden_act` (transformers' `ACT2FN` keys) → the `tfm.act` kind it computes."""
 
 
 def tensor(shape: tuple[int, ...], element: Attribute = f32) -> TensorType:
@@ -184,7 +185,7 @@ def attention(b: Builder, q: SSAValue, k: SSAValue, v: SSAValue) -> SSAValue:
     )
 
 
-def activation_kind(hidden_act: str) -> str:
+def activation_kind(hidden_act: str) -> Activation:
     if hidden_act not in ACTIVATIONS:
         raise AxcError(
             f"hidden_act '{hidden_act}' is not supported (supported: {', '.join(sorted(ACTIVATIONS))})"
@@ -200,7 +201,7 @@ def gated_mlp(b: Builder, x: SSAValue) -> SSAValue:
         tfm.ActOp.create(
             operands=[gate],
             result_types=[gate.type],
-            properties={"kind": StringAttr(activation_kind(b.config.hidden_act))},
+            properties={"kind": StringAttr(activation_kind(b.config.hidden_act).value)},
         )
     )
     return b.linear(b.add(tfm.MulOp(act, up)), "mlp.down_proj")
