@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -48,6 +50,8 @@ class Activation(StrEnum):
 
 
 ACTIVATIONS: tuple[str, ...] = tuple(Activation)
+ROPE_SCALINGS = ("default", "linear", "llama3", "longrope")
+"""The RoPE frequency scalings `RopeSpec` computes (transformers' `rope_type`)."""
 
 
 def silu(x: Array) -> Array:
@@ -70,18 +74,40 @@ def activation(kind: str, x: Array) -> Array:
 
 @dataclass(frozen=True)
 class RopeSpec:
-    """Everything that determines the rotary frequencies of a model."""
+    """Everything that determines the rotary frequencies of a model.
+
+    The one definition of RoPE's parameters: `#tfm.rope<...>` (on `tfm.rope` and `npu.rope`)
+    holds these fields but `head_dim`, and the ISA's `rope` immediates are these fields, so a
+    new field (a longrope factor, an interleaved layout) is added here and nowhere else.
+    """
 
     head_dim: int
     rotary_dim: int
     theta: float
-    scaling: str = "default"
+    scaling: str = dataclasses.field(default="default", metadata={"choices": ROPE_SCALINGS})
     factor: float = 1.0
     low_freq_factor: float = 1.0
     high_freq_factor: float = 4.0
     original_max_positions: int = 0
     mscale: float = 1.0
     """`longrope`: the factor on cos and sin (transformers' `attention_factor`)."""
+    interleaved: bool = False
+    """Which features pair up: `i` with `i + rotary_dim/2` (rotate-half, Llama), or `2i` with
+    `2i+1` (interleaved, GLM and GPT-J)."""
+
+    @property
+    def needs_ext_factors(self) -> bool:
+        """`longrope` reads its per-pair frequency divisors from an `ext_factors` operand."""
+        return self.scaling == "longrope"
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> RopeSpec:
+        """A spec from plain values by field name (missing fields keep their defaults)."""
+        casts = {"int": int, "float": float, "str": str, "bool": bool}
+        return cls(**{f.name: casts[str(f.type)](values[f.name]) for f in dataclasses.fields(cls) if f.name in values})
+
+    def values(self) -> dict[str, int | float | str | bool]:
+        return dataclasses.asdict(self)
 
     def inverse_frequencies(self, ext_factors: Array | None = None) -> Array:
         """The per-pair frequencies, as transformers computes them (fp32); `longrope`
@@ -119,13 +145,18 @@ class RopeSpec:
 
 
 def rope(x: Array, positions: Array, num_heads: int, spec: RopeSpec, ext_factors: Array | None = None) -> Array:
-    """Rotate `x [1, T, heads*head_dim]` at `positions [1, T]` (rotate-half form)."""
+    """Rotate `x [1, T, heads*head_dim]` at `positions [1, T]` (rotate-half, or
+    interleaved pairs)."""
     tokens = x.shape[1]
     heads = x.reshape(tokens, num_heads, spec.head_dim)
     cos, sin = spec.cos_sin(positions.reshape(tokens), ext_factors)
     half = spec.rotary_dim // 2
     rot = heads[..., : spec.rotary_dim]
-    rotated = np.concatenate([-rot[..., half:], rot[..., :half]], axis=-1)
+    if spec.interleaved:
+        cos, sin = np.repeat(cos[:, :half], 2, axis=-1), np.repeat(sin[:, :half], 2, axis=-1)
+        rotated = np.stack([-rot[..., 1::2], rot[..., 0::2]], axis=-1).reshape(rot.shape)
+    else:
+        rotated = np.concatenate([-rot[..., half:], rot[..., :half]], axis=-1)
     out = heads.copy()
     out[..., : spec.rotary_dim] = rot * cos[:, None, :] + rotated * sin[:, None, :]
     return out.reshape(x.shape)

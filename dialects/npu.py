@@ -73,6 +73,7 @@ from xdsl.printer import Printer
 from xdsl.traits import NoTerminator
 from xdsl.utils.exceptions import VerifyException
 
+from axc.dialects.tfm import RopeAttr
 from axc.isa import WEIGHT_FORMATS
 from axc.kernels import ACTIVATIONS
 
@@ -985,10 +986,10 @@ class LayerNormOp(NormOp):
 
 @irdl_op_definition
 class RopeOp(VectorOp):
-    """Rotary embedding (rotate-half) of rows `[T, heads*head_dim]` at positions `[T]`;
+    """Rotary embedding (rotate-half or interleaved) of rows `[T, heads*head_dim]` at positions `[T]`;
     `longrope` reads its frequency divisors from `ext_factors [rotary_dim / 2]`.
 
-    `npu.rope %q, %pos -> %q {num_heads = 14, head_dim = 64, rotary_dim = 64, theta = 1e6, ...}`
+    `npu.rope %q, %pos -> %q {num_heads = 14, head_dim = 64, rope = #tfm.rope<rotary_dim = 64, theta = 1000000.0>}`
     """
 
     name = "npu.rope"
@@ -998,24 +999,19 @@ class RopeOp(VectorOp):
     out = operand_def(BufferType)
     num_heads = prop_def(IntegerAttr)
     head_dim = prop_def(IntegerAttr)
-    rotary_dim = prop_def(IntegerAttr)
-    theta = prop_def(FloatAttr)
-    scaling = prop_def(StringAttr, default_value=StringAttr("default"))
-    factor = prop_def(FloatAttr, default_value=float_prop(1.0))
-    low_freq_factor = prop_def(FloatAttr, default_value=float_prop(1.0))
-    high_freq_factor = prop_def(FloatAttr, default_value=float_prop(4.0))
-    original_max_positions = prop_def(IntegerAttr, default_value=int_prop(0))
-    mscale = prop_def(FloatAttr, default_value=float_prop(1.0))
+    rope = prop_def(RopeAttr)
     INS: ClassVar = ("input", "positions")
     OPTS: ClassVar = ("ext_factors",)
     OUTS: ClassVar = ("out",)
 
     def verify_shapes(self, sizes: dict[str, tuple[int, ...]]) -> None:
+        self.rope.verify()  # parsed attributes are not verified on their own
         x, pos, out = sizes["input"], sizes["positions"], sizes["out"]
-        if (self.scaling.data == "longrope") != ("ext_factors" in sizes):
+        spec = self.rope.spec(self.head_dim.value.data)
+        if spec.needs_ext_factors != ("ext_factors" in sizes):
             raise self.fail("longrope needs the ext_factors operand, and only longrope takes one")
-        if "ext_factors" in sizes and sizes["ext_factors"] != (self.rotary_dim.value.data // 2,):
-            raise self.fail(f"ext_factors view {show_dims(sizes['ext_factors'])} is not [{self.rotary_dim.value.data // 2}]")
+        if "ext_factors" in sizes and sizes["ext_factors"] != (spec.rotary_dim // 2,):
+            raise self.fail(f"ext_factors view {show_dims(sizes['ext_factors'])} is not [{spec.rotary_dim // 2}]")
         width = self.num_heads.value.data * self.head_dim.value.data
         if len(x) != 2 or x[1] != width or out != x:
             raise self.fail(f"rotates [T, {width}] views, got {show_dims(x)} -> {show_dims(out)}")

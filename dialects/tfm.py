@@ -11,22 +11,26 @@ Ops work on whole tensors; token and cache dimensions may be dynamic (`?`) until
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
+    DictionaryAttr,
     FloatAttr,
     IntegerAttr,
     IntegerType,
     StringAttr,
     TensorType,
     f64,
+    i1,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     ParsePropInAttrDict,
+    irdl_attr_definition,
     irdl_op_definition,
     operand_def,
     opt_operand_def,
@@ -35,12 +39,12 @@ from xdsl.irdl import (
     traits_def,
     var_operand_def,
 )
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from axc.kernels import ACTIVATIONS
-
-ROPE_SCALINGS = ("default", "linear", "llama3", "longrope")
+from axc.kernels import ACTIVATIONS, RopeSpec
 
 
 def shape_of(value: SSAValue | Attribute) -> tuple[int, ...]:
@@ -68,6 +72,109 @@ def float_prop(value: float) -> FloatAttr:
 
 def int_prop(value: int) -> IntegerAttr:
     return IntegerAttr(value, i64)
+
+
+ROPE_FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RopeSpec) if f.name != "head_dim"}
+"""The parameters of `#tfm.rope`: `kernels.RopeSpec`'s fields but `head_dim` (the op's)."""
+ROPE_SHOWN = ("rotary_dim", "theta")
+"""Printed even at their defaults."""
+
+
+@irdl_attr_definition
+class RopeAttr(ParametrizedAttribute):
+    """RoPE's parameters as one attribute, for `tfm.rope` and `npu.rope`:
+    `#tfm.rope<rotary_dim = 64, theta = 1000000.0, scaling = "llama3", factor = 8.0>`,
+    `#tfm.rope<rotary_dim = 32, theta = 10000.0, interleaved = true>`.
+
+    Its fields are `kernels.RopeSpec`'s (but `head_dim`); fields at their defaults are left
+    out of the text. `spec(head_dim)` gives the `RopeSpec` the kernels compute with; the
+    ops check that an `ext_factors` operand is there exactly when it `needs_ext_factors`
+    (`scaling = "longrope"`)
+    """
+
+    name = "tfm.rope"
+
+    fields: DictionaryAttr
+
+    def __init__(self, fields: DictionaryAttr):
+        super().__init__(fields)
+
+    @classmethod
+    def of(cls, spec: RopeSpec) -> RopeAttr:
+        values = spec.values()
+        return cls(DictionaryAttr({name: _rope_value(values[name]) for name in ROPE_FIELDS}))
+
+    def value(self, name: str) -> int | float | str | bool:
+        attr = self.fields.data[name]
+        if isinstance(attr, IntegerAttr) and attr.type == i1:
+            return bool(attr.value.data)
+        return attr.data if isinstance(attr, StringAttr) else attr.value.data  # type: ignore[attr-defined]
+
+    def spec(self, head_dim: int) -> RopeSpec:
+        return RopeSpec.from_values({"head_dim": head_dim, **{name: self.value(name) for name in self.fields.data}})
+
+    def verify(self) -> None:
+        for name, attr in self.fields.data.items():
+            field = ROPE_FIELDS.get(name)
+            if field is None:
+                raise VerifyException(f"#tfm.rope has no parameter '{name}' (it has: {', '.join(ROPE_FIELDS)})")
+            expected = {"int": IntegerAttr, "float": FloatAttr, "str": StringAttr, "bool": IntegerAttr}[str(field.type)]
+            if not isinstance(attr, expected) or (isinstance(attr, IntegerAttr) and (attr.type == i1) != (field.type == "bool")):
+                raise VerifyException(f"#tfm.rope parameter {name} must be a{'n' if field.type == 'int' else ''} {field.type}")
+            choices = field.metadata.get("choices")
+            if choices and isinstance(attr, StringAttr) and attr.data not in choices:
+                raise VerifyException(f"unknown {name} '{attr.data}' (supported: {', '.join(choices)})")
+        missing = [name for name, f in ROPE_FIELDS.items() if f.default is dataclasses.MISSING and name not in self.fields.data]
+        if missing:
+            raise VerifyException(f"#tfm.rope lacks {', '.join(missing)}")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        values: dict[str, Attribute] = {}
+
+        def entry() -> None:
+            name = parser.parse_identifier(" for a #tfm.rope parameter")
+            parser.parse_punctuation("=")
+            text = parser.parse_optional_str_literal()
+            flag = parser.parse_optional_boolean() if text is None else None
+            if text is not None:
+                values[name] = StringAttr(text)
+            else:
+                values[name] = _rope_value(flag if flag is not None else parser.parse_number())
+
+        parser.parse_comma_separated_list(parser.Delimiter.ANGLE, entry)
+        return (DictionaryAttr(values),)
+
+    def print_parameters(self, printer: Printer) -> None:
+        defaults = {name: f.default for name, f in ROPE_FIELDS.items()}
+        shown = [
+            (name, self.value(name))
+            for name in ROPE_FIELDS
+            if name in self.fields.data and (name in ROPE_SHOWN or self.value(name) != defaults[name])
+        ]
+        with printer.in_angle_brackets():
+            printer.print_list(shown, lambda item: _print_rope_entry(printer, *item))
+
+
+def _rope_value(value: int | float | str | bool) -> Attribute:
+    if isinstance(value, str):
+        return StringAttr(value)
+    if isinstance(value, bool):
+        return IntegerAttr.from_bool(value)
+    return FloatAttr(float(value), f64) if isinstance(value, float) else IntegerAttr(value, i64)
+
+
+def _print_rope_entry(printer: Printer, name: str, value: int | float | str | bool) -> None:
+    printer.print_string(f"{name} = ")
+    if isinstance(value, str):
+        printer.print_string_literal(value)
+    elif isinstance(value, bool):
+        printer.print_string("true" if value else "false")
+    else:
+        text = repr(value)
+        if isinstance(value, float) and "." not in text and "e" in text:
+            text = text.replace("e", ".0e")  # MLIR float literals need a point: 1e-06 -> 1.0e-06
+        printer.print_string(text)
 
 
 class TfmOp(IRDLOperation):
@@ -240,7 +347,7 @@ class RopeOp(TfmOp):
     `longrope`: each frequency divided by its entry of the `ext_factors [rotary_dim / 2]`
     operand, cos and sin times `mscale`):
 
-    `tfm.rope %q, %pos, %ext {..., scaling = "longrope", mscale = 1.19 : f64}`
+    `tfm.rope %q, %pos, %ext {num_heads = 2 : i64, head_dim = 8 : i64, rope = #tfm.rope<rotary_dim = 8, theta = 10000.0, scaling = "longrope", mscale = 1.19>}`
     """
 
     name = "tfm.rope"
@@ -250,19 +357,14 @@ class RopeOp(TfmOp):
     result = result_def(TensorType)
     num_heads = prop_def(IntegerAttr)
     head_dim = prop_def(IntegerAttr)
-    rotary_dim = prop_def(IntegerAttr)
-    theta = prop_def(FloatAttr)
-    scaling = prop_def(StringAttr, default_value=StringAttr("default"))
-    factor = prop_def(FloatAttr, default_value=float_prop(1.0))
-    low_freq_factor = prop_def(FloatAttr, default_value=float_prop(1.0))
-    high_freq_factor = prop_def(FloatAttr, default_value=float_prop(4.0))
-    original_max_positions = prop_def(IntegerAttr, default_value=int_prop(0))
-    mscale = prop_def(FloatAttr, default_value=float_prop(1.0))
+    rope = prop_def(RopeAttr)
 
     def verify_(self) -> None:
+        self.rope.verify()  # parsed attributes are not verified on their own
         x, pos = shape_of(self.input), shape_of(self.positions)
         heads, head_dim = self.num_heads.value.data, self.head_dim.value.data
-        rotary = self.rotary_dim.value.data
+        spec = self.rope.spec(head_dim)
+        rotary = spec.rotary_dim
         if len(x) != 3 or not dims_match(x[2], heads * head_dim):
             raise self.fail(
                 f"input {show(x)} is not [1, tokens, num_heads*head_dim = {heads * head_dim}]"
@@ -271,16 +373,12 @@ class RopeOp(TfmOp):
             raise self.fail(f"positions {show(pos)} do not match {x[1]} tokens")
         if rotary <= 0 or rotary > head_dim or rotary % 2:
             raise self.fail(f"rotary_dim {rotary} must be even and in (0, {head_dim}]")
-        if self.scaling.data not in ROPE_SCALINGS:
-            raise self.fail(
-                f"unknown scaling '{self.scaling.data}' (supported: {', '.join(ROPE_SCALINGS)})"
-            )
-        if (self.scaling.data == "longrope") != (self.ext_factors is not None):
+        if spec.needs_ext_factors != (self.ext_factors is not None):
             raise self.fail("longrope needs the ext_factors operand, and only longrope takes one")
         if self.ext_factors is not None:
             self.expect_shape("ext_factors", shape_of(self.ext_factors), (rotary // 2,))
-        if self.mscale.value.data <= 0:
-            raise self.fail(f"mscale {self.mscale.value.data} must be positive")
+        if spec.mscale <= 0:
+            raise self.fail(f"mscale {spec.mscale} must be positive")
         self.expect_shape("result", shape_of(self.result), x)
 
 
@@ -485,4 +583,5 @@ TFM = Dialect(
         CastOp,
         TopKOp,
     ],
+    [RopeAttr],
 )

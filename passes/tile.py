@@ -494,14 +494,7 @@ class FunctionLowering:
         """Emits `npu.rope` of rows `[start, start + n)` from one view into another."""
         count = matrix_shape(op.positions.type)[0]
         positions = self.ocm_copy(self.ddr_of(op.positions), (count,), name="positions")
-        props = {
-            name: op.properties[name]
-            for name in (
-                "num_heads", "head_dim", "rotary_dim", "theta", "scaling", "factor",
-                "low_freq_factor", "high_freq_factor", "original_max_positions", "mscale",
-            )
-            if name in op.properties
-        }
+        props = {"num_heads": op.num_heads, "head_dim": op.head_dim, "rope": op.rope}
         ext = op.ext_factors
         table = None if ext is None else self.ocm_copy(self.ddr[ext], tuple(ext.type.get_shape()), name="ext_factors")  # type: ignore[union-attr]
 

@@ -190,24 +190,28 @@ class GroupLowering:
         operands = tuple(
             self.operand(op, *views[name]) if name in views else None for name in info.operands
         )
-        values: list[Any] = []
-        for imm in info.imms:
-            attr = getattr(op, imm.name, None)
-            if imm.kind == "flag":
-                values.append(isinstance(attr, UnitAttr))
-            elif attr is None:
-                if imm.default is None:
-                    raise self.fail(f"{op.name} lacks {imm.name}")
-                values.append(imm.default)
-            elif isinstance(attr, StringAttr):
-                values.append(attr.data)
-            elif isinstance(attr, FloatAttr):
-                values.append(attr.value.data)
-            else:
-                assert isinstance(attr, IntegerAttr)
-                values.append(attr.value.data)
+        if isinstance(op, npu.RopeOp):  # its immediates are num_heads and the RopeSpec fields
+            spec = op.rope.spec(op.head_dim.value.data).values()
+            values: list[Any] = [op.num_heads.value.data if imm.name == "num_heads" else spec[imm.name] for imm in info.imms]
+        else:
+            values = [self.immediate(op, imm) for imm in info.imms]
         queue = {"matrix": isa.MATRIX_QUEUE, "vector": isa.VECTOR_QUEUE}.get(info.engine, 0)  # DMA: `schedule` picks
         return Instr(info, 0, queue, operands, tuple(values))
+
+    def immediate(self, op: npu.AccessOp, imm: isa.Imm) -> Any:
+        attr = getattr(op, imm.name, None)
+        if imm.kind == "flag":
+            return isinstance(attr, UnitAttr)
+        if attr is None:
+            if imm.default is None:
+                raise self.fail(f"{op.name} lacks {imm.name}")
+            return imm.default
+        if isinstance(attr, StringAttr):
+            return attr.data
+        if isinstance(attr, FloatAttr):
+            return attr.value.data
+        assert isinstance(attr, IntegerAttr)
+        return attr.value.data
 
     def nodes(self, block: Block, depth: int) -> list[Node]:
         result: list[Node] = []

@@ -20,6 +20,8 @@ __all__ = ["ModelConfig", "QuantConfig", "RopeScaling", "SUPPORTED_MODEL_TYPES",
 
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
 ROPE_KINDS = ("default", "linear", "llama3", "dynamic", "yarn", "longrope")
+NORM_TYPES = ("rms_norm",)
+"""The `norm_type`s the supported families build (a vendor `--model_config` may name another)."""
 QUANT_METHODS = ("gptq",)
 GPTQ_BITS = (2, 3, 4, 8)
 GPTQ_FORMATS = ("gptq", "gptq_v2")
@@ -200,6 +202,12 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     family = get_family(model_type)
+    norm_type = values.get("norm_type", "rms_norm")
+    if norm_type not in NORM_TYPES:
+        raise AxcError(
+            f"norm_type={norm_type!r} in {origin['norm_type']} is not supported for model_type {model_type!r} "
+            f"(it builds {', '.join(NORM_TYPES)}); remove norm_type or set it to rms_norm"
+        )
     values.setdefault("num_key_value_heads", values["num_attention_heads"])
     for key in POSITIVE_INT_KEYS:
         value = values.get(key)
@@ -248,7 +256,7 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
         max_position_embeddings=values["max_position_embeddings"],
         rope_partial_factor=values["rope_partial_factor"],
         rms_norm_eps=values["rms_norm_eps"],
-        norm_type=str(values.get("norm_type", "rms_norm")),
+        norm_type=norm_type,
         hidden_act=str(values.get("hidden_act", "silu")),
         tie_word_embeddings=bool(values.get("tie_word_embeddings", False)),
         attention_bias=bool(values.get("attention_bias", family.attention_bias)),

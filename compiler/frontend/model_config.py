@@ -73,7 +73,11 @@ class ModelConfig:
         return int(self.head_dim * self.rope_partial_factor)
 
     def format_block(self) -> str:
-        """A `Config(...)` block, one `key=value,` per line, like the vendor tool's log."""
+        """A `Config(...)` block, one `key=value,` per line, like the vendor tool's log.
+
+        It prints only what the build uses: GPTQ's `desc_act` and `sym` are left out because
+        the loader reads act order from `g_idx` and zero points from `qzeros` whatever they say.
+        """
         fields: list[tuple[str, Any]] = [
             (name, getattr(self, name))
             for name in (
@@ -105,8 +109,6 @@ class ModelConfig:
                 ("quant_method", q.method),
                 ("quant_bits", q.bits),
                 ("quant_group_size", q.group_size),
-                ("quant_desc_act", q.desc_act),
-                ("quant_sym", q.sym),
                 ("quant_format", q.checkpoint_format),
             ]
         r = self.rope_scaling

@@ -15,7 +15,7 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_i
 from xdsl.ir import Operation
 
 from axc import kernels
-from axc.dialects import tfm
+from axc.dialects import npu, tfm
 from axc.dtypes import round_result
 
 
@@ -23,18 +23,8 @@ def fp32(value: np.ndarray) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
-def rope_spec(op: tfm.RopeOp) -> kernels.RopeSpec:
-    return kernels.RopeSpec(
-        head_dim=op.head_dim.value.data,
-        rotary_dim=op.rotary_dim.value.data,
-        theta=op.theta.value.data,
-        scaling=op.scaling.data,
-        factor=op.factor.value.data,
-        low_freq_factor=op.low_freq_factor.value.data,
-        high_freq_factor=op.high_freq_factor.value.data,
-        original_max_positions=op.original_max_positions.value.data,
-        mscale=op.mscale.value.data,
-    )
+def rope_spec(op: tfm.RopeOp | npu.RopeOp) -> kernels.RopeSpec:
+    return op.rope.spec(op.head_dim.value.data)
 
 
 def attention_props(op: tfm.AttentionOp) -> dict[str, Any]:

@@ -15,6 +15,7 @@ for instr, trips in walk(program.body): ...
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import ml_dtypes
 import numpy as np
 
 from axc.errors import AxcError
-from axc.kernels import ACTIVATIONS
+from axc.kernels import ACTIVATIONS, RopeSpec
 
 # --- constants ---------------------------------------------------------------------------
 
@@ -132,7 +133,19 @@ class OpInfo:
 WEIGHT_FORMATS = ("float", "s8", "s4", "fp8_e4m3", "fp8_e5m2")
 """How `matmul` (and `npu.matmul`) reads its right-hand tile: plain floats, or quantized storage."""
 ACT_KINDS = ACTIVATIONS
-ROPE_SCALINGS = ("default", "linear", "llama3", "longrope")
+
+
+def _rope_imms() -> tuple[Imm, ...]:
+    """`num_heads`, then one immediate per `kernels.RopeSpec` field (the one RoPE definition):
+    a `bool` field is a flag bit, a field with choices an enum."""
+    imms = [Imm("num_heads", "int")]
+    for f in dataclasses.fields(RopeSpec):
+        default = None if f.default is dataclasses.MISSING else f.default
+        choices = tuple(f.metadata.get("choices", ()))
+        kind = "enum" if choices else {"bool": "flag"}.get(str(f.type), str(f.type))
+        assert kind in ("enum", "flag", "int", "float"), f"RopeSpec.{f.name} needs choices to be an immediate"
+        imms.append(Imm(f.name, kind, None if kind == "flag" else default, choices))  # type: ignore[arg-type]
+    return tuple(imms)
 
 
 def _op(mnemonic: str, code: int, engine: str, ins: str = "", opts: str = "", outs: str = "", imms: Sequence[Imm] = ()) -> OpInfo:
@@ -168,18 +181,7 @@ OPCODES: tuple[OpInfo, ...] = (
     _op("layer_norm", 0x39, "vector", "input weight", "bias", "out", (_EPS,)),
     _op(
         "rope", 0x3A, "vector", "input positions", "ext_factors", "out",
-        imms=(
-            Imm("num_heads", "int"),
-            Imm("head_dim", "int"),
-            Imm("rotary_dim", "int"),
-            Imm("theta", "float"),
-            Imm("scaling", "enum", "default", ROPE_SCALINGS),
-            Imm("factor", "float", 1.0),
-            Imm("low_freq_factor", "float", 1.0),
-            Imm("high_freq_factor", "float", 4.0),
-            Imm("original_max_positions", "int", 0),
-            Imm("mscale", "float", 1.0),
-        ),
+        imms=_rope_imms(),
     ),
     _op("online_softmax", 0x3B, "vector", "scores", outs="probs max sum corr"),
     _op("gather", 0x3C, "vector", "input indices", outs="out"),

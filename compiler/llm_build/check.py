@@ -34,7 +34,7 @@ from xdsl.dialects.builtin import ModuleOp
 from axc.accuracy import AccuracyReport, Agreement, LayerAccuracy, LogitsAccuracy, RecordingExecutor
 from axc.llm_build import target
 from axc.llm_build.driver import BuildResult
-from axc.llm_build.layers import leave_signals_to_parent, pool_start_method, run_passes, structure_specs
+from axc.llm_build.layers import leave_signals_to_parent, pool_start_method, reference_specs, run_passes
 from axc.llm_build.log import BuildLog
 from axc.llm_build.runtime_files import write_json
 from axc.llm_build.validate import worker_count
@@ -62,7 +62,7 @@ def reference_runner(result: BuildResult, layer: int | None) -> ModuleRunner:
     checkpoint.close()
     module = ModuleOp([function])
     set_module_scopes(module, {MODEL_SCOPE: str(plan.model_dir)})
-    run_passes(module, structure_specs(plan)[:1])  # specialize-groups only: fp32 reference
+    run_passes(module, reference_specs(plan))
     return ModuleRunner(module)
 
 
@@ -325,7 +325,7 @@ def reference_generate(result: BuildResult, prompt: list[int], max_new: int, eos
         from axc.interpreters.executor import ModuleExecutor
 
         module = import_hf(plan.model_dir, plan.options.model_config)
-        run_passes(module, structure_specs(plan)[:1])
+        run_passes(module, reference_specs(plan))
         executor = ModuleExecutor(module)
         tokens = HostLoop(executor, executor.layout).generate(np.array(prompt), max_new, eos)
         return tokens, "the fp32 tfm interpreter (GPTQ, dequantized exactly)"

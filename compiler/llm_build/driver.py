@@ -81,6 +81,11 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
     with log.stage("validate"):
         plan = validate(options)
     log.print(plan.config.format_block())
+    if options.kv_cache_len > plan.config.max_position_embeddings:
+        log.warning(
+            f"kv_cache_len {options.kv_cache_len} reaches past max_position_embeddings="
+            f"{plan.config.max_position_embeddings}: the model was not trained on positions that far"
+        )
     log.info(
         f"chip {plan.target.chip} {plan.target.npu_mode}, weights {plan.weight_type}, lm_head {options.post_weight_type}, "
         f"hidden states {options.hidden_state_type}, shape groups: decode over {options.kv_cache_len} cached rows"

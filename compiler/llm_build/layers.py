@@ -24,10 +24,12 @@ from pathlib import Path
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import PassPipeline
+from xdsl.passes import ModulePass, PassPipeline
 
 from axc.binding import store_for
 from axc.llm_build import target
+from axc.llm_build.pipeline import llm_pipeline, spec, stage
+from axc.llm_build.pipeline import pipeline_text as pipeline_text_of
 from axc.llm_build.runtime_files import layer_filename
 from axc.llm_build.validate import BuildPlan, worker_count
 from axc.dialects import make_context
@@ -36,35 +38,49 @@ from axc.frontend.config import ModelConfig, load_config
 from axc.frontend.gptq import open_checkpoint
 from axc.frontend.hf_import import MODEL_SCOPE, build_layer, import_hf
 from axc.passes import PASSES
+from axc.passes.quantize_weights import QuantizeWeights
+from axc.passes.specialize_groups import SpecializeGroups
 from axc.structure import params_in_order, shared_structures
 from axc.textio import module_text, parse_module
 
 ParamKey = tuple[str, str]
 
 
-def quantize_spec(plan: BuildPlan) -> str:
+def build_pipeline(plan: BuildPlan) -> list[ModulePass]:
+    """The pass pipeline of `plan` (`axc.llm_build.pipeline`)."""
     o = plan.options
-    weight = f"weight-type={o.weight_type} " if o.weight_type is not None else ""
-    return f"quantize-weights{{{weight}post-weight-type={o.post_weight_type} chip={plan.target.chip}}}"
+    return llm_pipeline(
+        chip=plan.target.chip,
+        npu_mode=plan.target.npu_mode,
+        kv_cache_len=o.kv_cache_len,
+        prefill_len=o.prefill_len,
+        last_kv_cache_len=o.last_kv_cache_len,
+        weight_type=o.weight_type,
+        post_weight_type=o.post_weight_type,
+        hidden=o.hidden_state_type,
+        post_topk=o.post_topk,
+        float_matmul_on_conv=o.float_matmul_use_conv_eu and plan.target.conv is not None,  # AX620E: ignored (the driver says so)
+    )
+
+
+def quantize_spec(plan: BuildPlan) -> str:
+    """The first stage, run per layer by the workers, as an `axc-opt` spec."""
+    return spec(stage(build_pipeline(plan), QuantizeWeights))
 
 
 def structure_specs(plan: BuildPlan) -> list[str]:
     """The passes after quantization, as `axc-opt` specs."""
-    o = plan.options
-    lasts = f" last-kv-cache-len={','.join(map(str, o.last_kv_cache_len))}" if o.last_kv_cache_len else ""
-    specs = [
-        f"specialize-groups{{kv-cache-len={o.kv_cache_len} prefill-len={o.prefill_len}{lasts}}}",
-        f"set-activation-type{{hidden={o.hidden_state_type} chip={plan.target.chip}}}",
-    ]
-    if o.post_topk:
-        specs.append(f"post-topk{{k={o.post_topk}}}")
-    conv = o.float_matmul_use_conv_eu and plan.target.conv is not None  # AX620E: ignored (the driver says so)
-    return specs + target.lowering_passes(plan.target.chip, plan.target.npu_mode, plan.target.family, conv)
+    return [spec(p) for p in build_pipeline(plan) if not isinstance(p, QuantizeWeights)]
+
+
+def reference_specs(plan: BuildPlan) -> list[str]:
+    """`specialize-groups` alone: the fp32 `tfm` reference of the check levels."""
+    return [spec(stage(build_pipeline(plan), SpecializeGroups))]
 
 
 def pipeline_text(plan: BuildPlan) -> str:
     """The whole pipeline as one `axc-opt -p` argument (for logs and the report)."""
-    return ",".join([quantize_spec(plan), *structure_specs(plan)])
+    return pipeline_text_of(build_pipeline(plan))
 
 
 def run_passes(module: ModuleOp, specs: list[str], timings: dict[str, float] | None = None) -> None:

@@ -1,6 +1,5 @@
 """The build's integration points with the target level, one function each.
 
-- `lowering_passes`: quant level → `<chip>.model` ops (`tile` … `lower-to-ax650|ax620e`);
 - `file_units` / `rebind_unit`: the target model of each file, and a representative
   layer's model bound to another layer's parameters (only segment names change);
 - `emit_file`: one model → one `.axmodel` (`axc.codegen.emit`);
@@ -29,12 +28,6 @@ from axc.sim.executor import AxModelExecutor
 
 Unit = ModelOpBase
 """What one `.axmodel` file is made from: an `ax650.model` / `ax620e.model`."""
-
-
-def lowering_passes(chip: str, npu_mode: str, family: str, float_matmul_on_conv: bool = False) -> list[str]:
-    """Quant level → target models, as `axc-opt` pass specs (`float_matmul_on_conv`: AX650 only)."""
-    lower = f"lower-to-{family.lower()}" + ("{float-matmul-use-conv-eu=true}" if float_matmul_on_conv else "")
-    return [f"tile{{target={chip} npu-mode={npu_mode}}}", "fuse", "double-buffer", "allocate-ocm", lower]
 
 
 def file_units(module: ModuleOp) -> dict[str, Unit]:

@@ -131,18 +131,7 @@ def expand(body: Sequence[Node], ivs: tuple[int, ...] = ()) -> Iterator[tuple[In
 
 
 def rope_spec(instr: Instr) -> kernels.RopeSpec:
-    v = {imm.name: value for imm, value in zip(instr.op.imms, instr.values)}
-    return kernels.RopeSpec(
-        head_dim=int(v["head_dim"]),
-        rotary_dim=int(v["rotary_dim"]),
-        theta=float(v["theta"]),
-        scaling=str(v["scaling"]),
-        factor=float(v["factor"]),
-        low_freq_factor=float(v["low_freq_factor"]),
-        high_freq_factor=float(v["high_freq_factor"]),
-        original_max_positions=int(v["original_max_positions"]),
-        mscale=float(v["mscale"]),
-    )
+    return kernels.RopeSpec.from_values({imm.name: value for imm, value in zip(instr.op.imms, instr.values)})
 
 
 def _dma(dst: np.ndarray, src: np.ndarray) -> Step:

@@ -11,7 +11,7 @@ builtin.module {
   }
   func.func @layer_1_g0(%indices: tensor<1x1xui32>, %input: tensor<1x1x32xf32>) -> tensor<1x1x32xf32> attributes {axc.group = 0 : i64} {
     %ext = axc.param <"model"::"model.layers.1.self_attn.rotary_emb.ext_factors"> : tensor<8xf32>
-    %r = tfm.rope %input, %indices, %ext {num_heads = 2 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+04 : f64, scaling = "longrope", mscale = 1.19 : f64} : (tensor<1x1x32xf32>, tensor<1x1xui32>, tensor<8xf32>) -> tensor<1x1x32xf32>
+    %r = tfm.rope %input, %indices, %ext {num_heads = 2 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 10000.0, scaling = "longrope", mscale = 1.19>} : (tensor<1x1x32xf32>, tensor<1x1xui32>, tensor<8xf32>) -> tensor<1x1x32xf32>
     func.return %r : tensor<1x1x32xf32>
   }
   func.func @post(%input: tensor<1x1x32xf32>) -> tensor<1x1x32xf32> {
@@ -33,7 +33,7 @@ builtin.module {
 // A longrope loads its factor table once, beside the positions.
 // CHECK:      func.func @layer_1_g0
 // CHECK:      npu.dma_load %ext -> %[[EXT:.*]] : tensor<8xf32>, !npu.buf<8xf32, ocm>
-// CHECK:      npu.rope %{{.*}}, %{{.*}} ext_factors(%[[EXT]]) -> %{{.*}} {{{.*}}scaling = "longrope"{{.*}}mscale = 1.190000e+00 : f64}
+// CHECK:      npu.rope %{{.*}}, %{{.*}} ext_factors(%[[EXT]]) -> %{{.*}} {{{.*}}rope = #tfm.rope<{{.*}}scaling = "longrope", mscale = 1.19>}
 // CHECK:      func.func @post
 // CHECK:      npu.softcap %{{.*}} -> %{{.*}} {cap = 3.000000e+01 : f64} : !npu.buf<1x32xf32, ocm>, !npu.buf<1x32xf32, ocm>
 

@@ -12,7 +12,7 @@
 // CHECK:        %[[Q:.*]] = tfm.linear %[[H]], %{{.*}}, %{{.*}} : (tensor<1x?x16xf32>, tensor<16x16xbf16>, tensor<16xbf16>) -> tensor<1x?x16xf32>
 // CHECK:        %[[K:.*]] = tfm.linear %[[H]], %{{.*}}, %{{.*}} : (tensor<1x?x16xf32>, tensor<8x16xbf16>, tensor<8xbf16>) -> tensor<1x?x8xf32>
 // CHECK:        %[[V:.*]] = tfm.linear %[[H]]
-// CHECK:        %[[QR:.*]] = tfm.rope %[[Q]], %indices {num_heads = 2 : i64, head_dim = 8 : i64, rotary_dim = 8 : i64, theta = 1.000000e+06 : f64}
+// CHECK:        %[[QR:.*]] = tfm.rope %[[Q]], %indices {num_heads = 2 : i64, head_dim = 8 : i64, rope = #tfm.rope<rotary_dim = 8, theta = 1000000.0>}
 // CHECK:        %[[KR:.*]] = tfm.rope %[[K]], %indices {num_heads = 1 : i64
 // CHECK:        tfm.attention %[[QR]], %[[KR]], %[[V]], %K_cache, %V_cache, %mask {num_heads = 2 : i64, num_kv_heads = 1 : i64, head_dim = 8 : i64, scale = 0.35355339059327373 : f64}
 // CHECK:        tfm.act %{{.*}} {kind = "silu"}

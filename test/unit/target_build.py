@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,9 @@ from axc.binding import store_for, write_created_params
 from axc.dialects import make_context
 from axc.frontend.hf_import import import_hf
 from axc.runtime_contract import MASKED
-from axc.passes.allocate_ocm import AllocateOcm
-from axc.passes.double_buffer import DoubleBuffer
-from axc.passes.fuse import Fuse
+from axc.llm_build.pipeline import llm_pipeline, until
 from axc.passes.lower_to_ax620e import LowerToAx620e
 from axc.passes.lower_to_ax650 import LowerToAx650
-from axc.passes.quantize_weights import QuantizeWeights
-from axc.passes.set_activation_type import SetActivationType
-from axc.passes.specialize_groups import SpecializeGroups
 from axc.passes.tile import Tile
 
 KV, PREFILL, LASTS = 24, 8, (8, 16)
@@ -33,12 +29,12 @@ def npu_module(
     """The npu level of a tiny model, its created parameters saved to `params`."""
     module = import_hf(model_dir)
     ctx = make_context()
-    SpecializeGroups(kv_cache_len=KV, prefill_len=PREFILL, last_kv_cache_len=LASTS).apply(ctx, module)
-    QuantizeWeights(weight_type=weight_type).apply(ctx, module)
-    SetActivationType(hidden=hidden).apply(ctx, module)
-    Tile(target=target, npu_mode=npu_mode, ocm_bytes=ocm).apply(ctx, module)
-    for p in (Fuse(), DoubleBuffer(), AllocateOcm()):
-        p.apply(ctx, module)
+    stages = llm_pipeline(
+        chip=target, npu_mode=npu_mode, kv_cache_len=KV, prefill_len=PREFILL, last_kv_cache_len=LASTS,
+        weight_type=weight_type, hidden=hidden,
+    )
+    for p in until(stages, tuple(LOWER.values())):
+        (replace(p, ocm_bytes=ocm) if isinstance(p, Tile) else p).apply(ctx, module)
     write_created_params(module, params)
     return module
 

@@ -129,6 +129,14 @@ VENDOR = {
 }
 
 
+@pytest.mark.parametrize("norm_type", ["layer_norm", "LayerNorm"])
+def test_vendor_norm_type_other_than_rms_norm_is_refused(tmp_path: Path, norm_type: str) -> None:
+    vendor = write(tmp_path, {**VENDOR, "norm_type": norm_type}, "vendor.json") / "vendor.json"
+    (tmp_path / "no-config").mkdir()
+    message = one_line_error(lambda: load_config(tmp_path / "no-config", vendor), f"norm_type={norm_type!r}", "vendor.json", "rms_norm")
+    assert "not supported" in message
+
+
 def test_vendor_model_config_alone(tmp_path: Path) -> None:
     vendor = write(tmp_path, VENDOR, "vendor.json") / "vendor.json"
     (tmp_path / "no-config").mkdir()
@@ -171,8 +179,6 @@ EXPECTED_BLOCK = """Config(
     quant_method='gptq',
     quant_bits=4,
     quant_group_size=128,
-    quant_desc_act=True,
-    quant_sym=True,
     quant_format='gptq',
     rope_scaling_type='default',
     rope_scaling_factor=1.0,

@@ -6,13 +6,14 @@ soft-caps the logits and whose rope ops are longrope with a factor table."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType, f32
+from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 
 from axc import kernels
 from axc.binding import store_for
@@ -97,13 +98,13 @@ def add_longrope(module: ModuleOp) -> ModuleOp:
         for op in list(function.body.walk()):
             if not isinstance(op, tfm.RopeOp):
                 continue
-            rotary = op.rotary_dim.value.data
+            spec = op.rope.spec(op.head_dim.value.data)
+            rotary = spec.rotary_dim
             if table is None:
                 table = ParamOp(ParamAttr(EXT_SCOPE, "rope.ext_factors"), TensorType(f32, (rotary // 2,)))
                 function.body.block.insert_op_before(table, function.body.block.first_op)
             props = dict(op.properties)
-            props["scaling"] = StringAttr("longrope")
-            props["mscale"] = tfm.float_prop(MSCALE)
+            props["rope"] = tfm.RopeAttr.of(dataclasses.replace(spec, scaling="longrope", mscale=MSCALE))
             new = tfm.RopeOp.create(operands=[*op.operands, table.result], result_types=[op.result.type], properties=props)
             op.result.replace_all_uses_with(new.result)
             function.body.block.insert_op_before(new, op)

@@ -20,9 +20,7 @@ from axc.params import ParamStore
 from axc.passes.allocate_ocm import AllocateOcm
 from axc.passes.double_buffer import DoubleBuffer
 from axc.passes.fuse import Fuse
-from axc.passes.quantize_weights import QuantizeWeights
-from axc.passes.set_activation_type import SetActivationType
-from axc.passes.specialize_groups import SpecializeGroups
+from axc.llm_build.pipeline import llm_pipeline, until
 from axc.passes.tile import Tile
 
 KV, PREFILL, LASTS = 24, 8, (8, 16)
@@ -37,11 +35,14 @@ ALL = ("fuse", "double-buffer", "allocate-ocm")
 def quant_module(
     model_dir, weight_type: str, hidden: str = "fp32", kv: int = KV, prefill: int = PREFILL, lasts: tuple[int, ...] = LASTS
 ) -> ModuleOp:
+    """The quant level of the build's pipeline (its chip only checks the types)."""
     module = import_hf(model_dir)
     ctx = make_context()
-    SpecializeGroups(kv_cache_len=kv, prefill_len=prefill, last_kv_cache_len=lasts).apply(ctx, module)
-    QuantizeWeights(weight_type=weight_type).apply(ctx, module)
-    SetActivationType(hidden=hidden).apply(ctx, module)
+    stages = llm_pipeline(
+        chip="AX650", kv_cache_len=kv, prefill_len=prefill, last_kv_cache_len=lasts, weight_type=weight_type, hidden=hidden
+    )
+    for p in until(stages, Tile):
+        p.apply(ctx, module)
     return module
 
 
@@ -241,9 +242,8 @@ def test_gptq_act_order_gathers_inputs() -> None:
     module = import_hf(Path(__file__).parents[1] / "fixtures" / "gptq" / "qwen2-tiny-gptq-int4-actorder")
     ctx = make_context()
     ImportGptq().apply(ctx, module)
-    SpecializeGroups(kv_cache_len=KV, prefill_len=PREFILL, last_kv_cache_len=LASTS).apply(ctx, module)
-    QuantizeWeights().apply(ctx, module)
-    SetActivationType(hidden="fp32").apply(ctx, module)
+    for p in until(llm_pipeline(chip="AX620E", kv_cache_len=KV, prefill_len=PREFILL, last_kv_cache_len=LASTS, hidden="fp32"), Tile):
+        p.apply(ctx, module)
     lowered = lower(module, "AX620E", 64 * 1024)
     assert any(isinstance(op, npu.GatherOp) for op in lowered.walk())
     expected, actual, _ = run_all(module, lowered, ["layer_0_g0", "layer_0_g2"])

@@ -28,7 +28,7 @@ from axc.dtypes import FLOAT_TYPES
 from axc.errors import AxcError
 from axc.frontend.families.tensors import Tensor
 from axc.frontend.model_config import ModelConfig
-from axc.kernels import Activation
+from axc.kernels import ROPE_SCALINGS, Activation, RopeSpec
 from axc.params import Checkpoint
 
 MODEL_SCOPE = "model"
@@ -134,22 +134,22 @@ class Builder:
 def rope_properties(config: ModelConfig, num_heads: int) -> dict[str, Attribute]:
     scaling = config.rope_scaling
     kind = scaling.kind
-    if kind not in tfm.ROPE_SCALINGS:
+    if kind not in ROPE_SCALINGS:
         raise AxcError(
             f"rope scaling '{kind}' of {config.model_name} is not supported yet "
-            f"(supported: {', '.join(tfm.ROPE_SCALINGS)})"
+            f"(supported: {', '.join(ROPE_SCALINGS)})"
         )
-    return {
-        "num_heads": tfm.int_prop(num_heads),
-        "head_dim": tfm.int_prop(config.head_dim),
-        "rotary_dim": tfm.int_prop(config.rotary_dim),
-        "theta": tfm.float_prop(config.rope_theta),
-        "scaling": StringAttr(kind),
-        "factor": tfm.float_prop(scaling.factor),
-        "low_freq_factor": tfm.float_prop(scaling.low_freq_factor),
-        "high_freq_factor": tfm.float_prop(scaling.high_freq_factor),
-        "original_max_positions": tfm.int_prop(scaling.original_max_position_embeddings),
-    }
+    spec = RopeSpec(
+        head_dim=config.head_dim,
+        rotary_dim=config.rotary_dim,
+        theta=config.rope_theta,
+        scaling=kind,
+        factor=scaling.factor,
+        low_freq_factor=scaling.low_freq_factor,
+        high_freq_factor=scaling.high_freq_factor,
+        original_max_positions=scaling.original_max_position_embeddings,
+    )
+    return {"num_heads": tfm.int_prop(num_heads), "head_dim": tfm.int_prop(config.head_dim), "rope": tfm.RopeAttr.of(spec)}
 
 
 def qkv(b: Builder, x: SSAValue) -> tuple[SSAValue, SSAValue, SSAValue]:

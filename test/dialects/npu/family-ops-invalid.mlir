@@ -33,7 +33,7 @@ func.func @f() {
   %x = npu.alloc : !npu.buf<2x32xf32, ocm>
   %pos = npu.alloc : !npu.buf<2xui32, ocm>
   %e = npu.alloc : !npu.buf<4xf32, ocm>
-  npu.rope %x, %pos ext_factors(%e) -> %x {num_heads = 2 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+04 : f64, scaling = "longrope"} : !npu.buf<2x32xf32, ocm>, !npu.buf<2xui32, ocm>, !npu.buf<4xf32, ocm>, !npu.buf<2x32xf32, ocm>
+  npu.rope %x, %pos ext_factors(%e) -> %x {num_heads = 2 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 10000.0, scaling = "longrope">} : !npu.buf<2x32xf32, ocm>, !npu.buf<2xui32, ocm>, !npu.buf<4xf32, ocm>, !npu.buf<2x32xf32, ocm>
   func.return
 }
 // CHECK: 'npu.rope' op ext_factors view 4 is not [8]

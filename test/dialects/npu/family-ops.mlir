@@ -15,7 +15,7 @@ builtin.module {
     npu.window_mask %sc, %pos, %kp -> %sc {window = 4 : i64} : !npu.buf<2x2x8xf32, ocm>, !npu.buf<2xui32, ocm>, !npu.buf<8xui32, ocm>, !npu.buf<2x2x8xf32, ocm>
     %x = npu.alloc : !npu.buf<2x32xf32, ocm>
     %e = npu.alloc : !npu.buf<8xf32, ocm>
-    npu.rope %x, %pos ext_factors(%e) -> %x {num_heads = 2 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+04 : f64, scaling = "longrope", mscale = 1.19 : f64} : !npu.buf<2x32xf32, ocm>, !npu.buf<2xui32, ocm>, !npu.buf<8xf32, ocm>, !npu.buf<2x32xf32, ocm>
+    npu.rope %x, %pos ext_factors(%e) -> %x {num_heads = 2 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 10000.0, scaling = "longrope", mscale = 1.19>} : !npu.buf<2x32xf32, ocm>, !npu.buf<2xui32, ocm>, !npu.buf<8xf32, ocm>, !npu.buf<2x32xf32, ocm>
     func.return
   }
 }
@@ -24,4 +24,4 @@ builtin.module {
 // CHECK-NEXT: npu.softcap %sc -> %sc {cap = 5.000000e+01 : f64}
 // CHECK-NEXT: npu.add %sc, %mt -> %sc
 // CHECK-NEXT: npu.window_mask %sc, %pos, %kp -> %sc {window = 4 : i64}
-// CHECK:      npu.rope %x, %pos ext_factors(%e) -> %x {num_heads = 2 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.000000e+04 : f64, scaling = "longrope", mscale = 1.190000e+00 : f64}
+// CHECK:      npu.rope %x, %pos ext_factors(%e) -> %x {num_heads = 2 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 10000.0, scaling = "longrope", mscale = 1.19>}

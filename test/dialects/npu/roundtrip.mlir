@@ -38,7 +38,7 @@ builtin.module {
       npu.online_softmax %sc -> %sc, %m, %l, %c : !npu.buf<2x1x8xf32, ocm>, !npu.buf<2x1x8xf32, ocm>, !npu.buf<2x1x1xf32, ocm>, !npu.buf<2x1x1xf32, ocm>, !npu.buf<2x1x1xf32, ocm>
     }
     npu.dma_load %pos[0 : 1] -> %p : tensor<1x1xui32>, !npu.buf<1xui32, ocm>
-    npu.rope %y, %p -> %y {num_heads = 2 : i64, head_dim = 64 : i64, rotary_dim = 32 : i64, theta = 1.0e+04 : f64} : !npu.buf<1x128xf32, ocm>, !npu.buf<1xui32, ocm>, !npu.buf<1x128xf32, ocm>
+    npu.rope %y, %p -> %y {num_heads = 2 : i64, head_dim = 64 : i64, rope = #tfm.rope<rotary_dim = 32, theta = 10000.0, low_freq_factor = 2.0, interleaved = true>} : !npu.buf<1x128xf32, ocm>, !npu.buf<1xui32, ocm>, !npu.buf<1x128xf32, ocm>
     npu.act_mul %y, %y -> %y {kind = "silu"} : !npu.buf<1x128xf32, ocm>, !npu.buf<1x128xf32, ocm>, !npu.buf<1x128xf32, ocm>
     npu.cast %y -> %yb : !npu.buf<1x128xf32, ocm>, !npu.buf<1x128xbf16, ocm>
     npu.dma_store %yb -> %out : !npu.buf<1x128xbf16, ocm>, !npu.buf<1x1x128xbf16, ddr>
@@ -64,7 +64,7 @@ builtin.module {
 // CHECK-NEXT:   npu.dma_load %kc[16 * %h : 8x16 : 32x1] -> %k : tensor<1x16x32xbf16>, !npu.buf<8x16xbf16, ocm>
 // CHECK-NEXT:   npu.matmul %y[32 * %h : 2x1x16 : 16x128x1], %k -> %sc {alpha = 2.500000e-01 : f64, transpose_b}
 // CHECK-NEXT:   npu.online_softmax %sc -> %sc, %m, %l, %c
-// CHECK:      npu.rope %y, %p -> %y {num_heads = 2 : i64, head_dim = 64 : i64, rotary_dim = 32 : i64, theta = 1.000000e+04 : f64}
+// CHECK:      npu.rope %y, %p -> %y {num_heads = 2 : i64, head_dim = 64 : i64, rope = #tfm.rope<rotary_dim = 32, theta = 10000.0, low_freq_factor = 2.0, interleaved = true>}
 // CHECK-NEXT: npu.act_mul %y, %y -> %y {kind = "silu"}
 // CHECK-NEXT: npu.cast %y -> %yb
 // CHECK-NEXT: npu.dma_store %yb -> %out : !npu.buf<1x128xbf16, ocm>, !npu.buf<1x1x128xbf16, ddr>

@@ -36,7 +36,7 @@
 
 %x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
 %p = axc.param <"m"::"p"> : tensor<1x4xui32>
-%r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+04 : f64, scaling = "longrope"} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
+%r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 10000.0, scaling = "longrope">} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
 // CHECK: 'tfm.rope' op longrope needs the ext_factors operand, and only longrope takes one
 
 // -----
@@ -44,5 +44,5 @@
 %x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
 %p = axc.param <"m"::"p"> : tensor<1x4xui32>
 %e = axc.param <"m"::"e"> : tensor<16xf32>
-%r = tfm.rope %x, %p, %e {num_heads = 4 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+04 : f64, scaling = "longrope"} : (tensor<1x4x64xf32>, tensor<1x4xui32>, tensor<16xf32>) -> tensor<1x4x64xf32>
+%r = tfm.rope %x, %p, %e {num_heads = 4 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 10000.0, scaling = "longrope">} : (tensor<1x4x64xf32>, tensor<1x4xui32>, tensor<16xf32>) -> tensor<1x4x64xf32>
 // CHECK: 'tfm.rope' op ext_factors has shape 16, expected 8

@@ -30,15 +30,15 @@
 
 %x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
 %p = axc.param <"m"::"p"> : tensor<1x4xui32>
-%r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rotary_dim = 7 : i64, theta = 1.0e+04 : f64} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
+%r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 7, theta = 10000.0>} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
 // CHECK: 'tfm.rope' op rotary_dim 7 must be even and in (0, 16]
 
 // -----
 
 %x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
 %p = axc.param <"m"::"p"> : tensor<1x4xui32>
-%r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+04 : f64, scaling = "ntk"} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
-// CHECK: 'tfm.rope' op unknown scaling 'ntk' (supported: default, linear, llama3, longrope)
+%r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 10000.0, scaling = "ntk">} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
+// CHECK: unknown scaling 'ntk' (supported: default, linear, llama3, longrope)
 
 // -----
 
@@ -101,3 +101,24 @@
 %x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
 %y = tfm.rms_norm %x {eps = 1.0e-06 : f64} : (tensor<1x4x64xf32>) -> tensor<1x4x64xf32>
 // CHECK: Expected 2 operands, but got 1
+
+// -----
+
+%x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
+%p = axc.param <"m"::"p"> : tensor<1x4xui32>
+%r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 10000.0, beta_fast = 32.0>} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
+// CHECK: #tfm.rope has no parameter 'beta_fast'
+
+// -----
+
+%x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
+%p = axc.param <"m"::"p"> : tensor<1x4xui32>
+%r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 10000.0, interleaved = 1>} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
+// CHECK: #tfm.rope parameter interleaved must be a bool
+
+// -----
+
+%x = axc.param <"m"::"x"> : tensor<1x4x64xf32>
+%p = axc.param <"m"::"p"> : tensor<1x4xui32>
+%r = tfm.rope %x, %p {num_heads = 4 : i64, head_dim = 16 : i64, rope = #tfm.rope<theta = 10000.0>} : (tensor<1x4x64xf32>, tensor<1x4xui32>) -> tensor<1x4x64xf32>
+// CHECK: #tfm.rope lacks rotary_dim

@@ -12,7 +12,7 @@ builtin.module {
     %wk = axc.param <"model"::"k.weight"> : tensor<32x64xbf16>
     %q = tfm.linear %h, %wq, %bq : (tensor<1x?x64xbf16>, tensor<64x64xbf16>, tensor<64xbf16>) -> tensor<1x?x64xbf16>
     %k = tfm.linear %h, %wk : (tensor<1x?x64xbf16>, tensor<32x64xbf16>) -> tensor<1x?x32xbf16>
-    %qr = tfm.rope %q, %idx {num_heads = 4 : i64, head_dim = 16 : i64, rotary_dim = 8 : i64, theta = 5.0e+05 : f64, scaling = "llama3", factor = 8.0 : f64, original_max_positions = 8192 : i64} : (tensor<1x?x64xbf16>, tensor<1x?xui32>) -> tensor<1x?x64xbf16>
+    %qr = tfm.rope %q, %idx {num_heads = 4 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 8, theta = 500000.0, scaling = "llama3", factor = 8.0, original_max_positions = 8192>} : (tensor<1x?x64xbf16>, tensor<1x?xui32>) -> tensor<1x?x64xbf16>
     %a = tfm.attention %qr, %k, %k, %kc, %vc, %mask {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 0.25 : f64} : (tensor<1x?x64xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x?xbf16>) -> tensor<1x?x64xbf16>
     %a0 = tfm.attention %qr, %k, %k, %mask {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 0.25 : f64} : (tensor<1x?x64xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x?xbf16>) -> tensor<1x?x64xbf16>
     %s = tfm.act %a {kind = "gelu_tanh"} : (tensor<1x?x64xbf16>) -> tensor<1x?x64xbf16>
@@ -29,7 +29,7 @@ builtin.module {
 // CHECK-NEXT: %hl = tfm.layer_norm %x, %w, %w {eps = 1.000000e-05 : f64}
 // CHECK:      %q = tfm.linear %h, %wq, %bq : (tensor<1x?x64xbf16>, tensor<64x64xbf16>, tensor<64xbf16>) -> tensor<1x?x64xbf16>
 // CHECK-NEXT: %k = tfm.linear %h, %wk : (tensor<1x?x64xbf16>, tensor<32x64xbf16>) -> tensor<1x?x32xbf16>
-// CHECK-NEXT: %qr = tfm.rope %q, %idx {num_heads = 4 : i64, head_dim = 16 : i64, rotary_dim = 8 : i64, theta = 5.000000e+05 : f64, scaling = "llama3", factor = 8.000000e+00 : f64, original_max_positions = 8192 : i64}
+// CHECK-NEXT: %qr = tfm.rope %q, %idx {num_heads = 4 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 8, theta = 500000.0, scaling = "llama3", factor = 8.0, original_max_positions = 8192>}
 // CHECK-NEXT: %a = tfm.attention %qr, %k, %k, %kc, %vc, %mask {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 2.500000e-01 : f64}
 // CHECK-NEXT: %a0 = tfm.attention %qr, %k, %k, %mask {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, scale = 2.500000e-01 : f64} : (tensor<1x?x64xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x?x?xbf16>) -> tensor<1x?x64xbf16>
 // CHECK-NEXT: %s = tfm.act %a {kind = "gelu_tanh"}
