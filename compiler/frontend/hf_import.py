@@ -32,8 +32,8 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, Region
 
 from axc.dialects import tfm
+from axc.dialects.axc import EMBED as EMBED_FUNCTION
 from axc.dialects.axc import (
-    EMBED,
     INPUT_NAMES_ATTR,
     LAYER_ATTR,
     MODEL_TYPE_ATTR,
@@ -147,7 +147,7 @@ def build_embed(config: ModelConfig, checkpoint: Checkpoint) -> func.FuncOp:
         tfm.EmbeddingOp(block.args[0], table, tensor((1, DYN, config.hidden_size)))
     )
     block.add_op(func.ReturnOp(out))
-    return make_function(EMBED, block, ("input_ids",), (OUTPUT,))
+    return make_function(EMBED_FUNCTION, block, ("input_ids",), (OUTPUT,))
 
 
 def lm_head_key(config: ModelConfig, checkpoint: Checkpoint) -> str:

@@ -7,8 +7,8 @@ builtin.module {
     %wq = axc.param <"model"::"model.layers.0.self_attn.q_norm.weight"> : tensor<16xbf16>
     %wk = axc.param <"model"::"model.layers.0.self_attn.k_norm.weight"> : tensor<16xbf16>
     %qn = tfm.head_norm %q, %wq {head_dim = 16 : i64, eps = 1.0e-06 : f64} : (tensor<1x?x96xbf16>, tensor<16xbf16>) -> tensor<1x?x96xbf16>
-    %qr = tfm.rope %qn, %idx {num_heads = 6 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+06 : f64} : (tensor<1x?x96xbf16>, tensor<1x?xui32>) -> tensor<1x?x96xbf16>
-    %kr = tfm.rope %k, %idx {num_heads = 2 : i64, head_dim = 16 : i64, rotary_dim = 16 : i64, theta = 1.0e+06 : f64} : (tensor<1x?x32xbf16>, tensor<1x?xui32>) -> tensor<1x?x32xbf16>
+    %qr = tfm.rope %qn, %idx {num_heads = 6 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 1000000.0>} : (tensor<1x?x96xbf16>, tensor<1x?xui32>) -> tensor<1x?x96xbf16>
+    %kr = tfm.rope %k, %idx {num_heads = 2 : i64, head_dim = 16 : i64, rope = #tfm.rope<rotary_dim = 16, theta = 1000000.0>} : (tensor<1x?x32xbf16>, tensor<1x?xui32>) -> tensor<1x?x32xbf16>
     %kn = tfm.head_norm %kr, %wk {head_dim = 16 : i64, eps = 1.0e-05 : f64} : (tensor<1x?x32xbf16>, tensor<16xbf16>) -> tensor<1x?x32xbf16>
     func.return %qr, %kn : tensor<1x?x96xbf16>, tensor<1x?x32xbf16>
   }
