@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 DEMO_OUT ?= out/demo
 
-.PHONY: test imports lit pytest venv clean demo
+.PHONY: test imports lint lit pytest venv clean demo
 
 venv: $(STAMP)
 
@@ -18,12 +18,19 @@ $(STAMP): pyproject.toml setup.py
 
 test: $(STAMP)
 	$(BIN)/python test/lint_imports.py
+	$(BIN)/ruff check --quiet compiler dialects passes tools
+	$(BIN)/python test/typecheck.py
 	$(BIN)/lit -sv test
 	$(BIN)/pytest -n 2 test/unit
 
 # The package floors of pyproject.toml's [tool.importlinter] (docs/architecture.md).
 imports: $(STAMP)
 	$(BIN)/python test/lint_imports.py
+
+# Lint (ruff, rules in pyproject.toml) and types (mypy over a staged tree): each a few seconds.
+lint: $(STAMP)
+	$(BIN)/ruff check compiler dialects passes tools
+	$(BIN)/python test/typecheck.py
 
 lit: $(STAMP)
 	$(BIN)/lit -sv test
@@ -38,4 +45,4 @@ demo: $(STAMP)
 		--kv_cache_len 15 --prefill_len 8 --chip AX650 -c 2 --prompt "1+1="
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .typecheck

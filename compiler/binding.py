@@ -51,7 +51,9 @@ def write_created_params(module: ModuleOp, path: str | Path | None) -> None:
     assert store is not None
     for scope, params in created.items():
         earlier = store.checkpoint(scope)
-        for key in earlier.keys() if earlier is not None else ():
+        if earlier is None:
+            continue
+        for key in earlier.keys():
             if key not in params:
                 store.add(scope, key, earlier.get(key))
     store.save(path)

@@ -157,7 +157,7 @@ def product(
 
 
 def fill(out: Array, value: float) -> None:
-    store(out, np.float32(value))
+    store(out, np.asarray(value, np.float32))
 
 
 def cast(out: Array, x: Array) -> None:

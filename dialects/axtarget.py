@@ -312,7 +312,7 @@ class Instruction(IRDLOperation):
             views[slot] = parse_operand(parser)
             if parser.parse_optional_punctuation(",") is None:
                 break
-        sync = {k: props.pop(k) for k in ("wait", "signal") if k in props}
+        sync: dict[str, Attribute] = {k: props.pop(k) for k in ("wait", "signal") if k in props}
         props["views"] = ArrayAttr([cls.VIEW(views.get(slot, NO_OPERAND)) for slot in info.operands])
         props.update(sync)  # the order `from_instr` uses, so generic printing is stable
         attrs = parser.parse_optional_attr_dict()
@@ -520,7 +520,7 @@ class ModelOpBase(IRDLOperation):
     def parse(cls, parser: Parser) -> ModelOpBase:
         name = parser.parse_symbol_name()
         attrs = parser.parse_optional_attr_dict()
-        props = {k: attrs.pop(k) for k in ("chip", "npu_mode", "metadata") if k in attrs}
+        props: dict[str, Attribute | None] = {k: attrs.pop(k) for k in ("chip", "npu_mode", "metadata") if k in attrs}
         body = parser.parse_region()
         if not body.blocks:
             body.add_block(Block())
@@ -657,6 +657,6 @@ def target_dialect(prefix: str, family: str) -> Dialect:
     return Dialect(prefix, ops, [view])
 
 
-def ops_by_suffix(dialect: Dialect) -> dict[str, type[Operation]]:
+def ops_by_suffix(dialect: Dialect) -> dict[str, type[IRDLOperation]]:
     """`{"matmul": Ax650MatmulOp, "loop": ..., "model": ...}` of one target dialect."""
-    return {op.name.split(".", 1)[1]: op for op in dialect.operations}  # type: ignore[attr-defined]
+    return {op.name.split(".", 1)[1]: cast(type[IRDLOperation], op) for op in dialect.operations}

@@ -45,6 +45,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import (
     Attribute,
     Block,
+    BlockArgument,
     Data,
     Dialect,
     Operation,
@@ -160,6 +161,13 @@ def ddr_shape(value: SSAValue) -> tuple[int, ...]:
     if isinstance(type_, BufferType):
         return type_.get_shape()
     assert isinstance(type_, TensorType)
+    return tuple(type_.get_shape())
+
+
+def dims_of(value: SSAValue) -> tuple[int, ...]:
+    """The shape of a buffer or tensor value."""
+    type_ = value.type
+    assert isinstance(type_, (BufferType, TensorType))
     return tuple(type_.get_shape())
 
 
@@ -590,7 +598,7 @@ class AllocOp(IRDLOperation):
 
     @property
     def buffer_type(self) -> BufferType:
-        return cast(BufferType, self.result.type)
+        return self.result.type
 
     def verify_(self) -> None:
         align = self.alignment.value.data
@@ -1115,7 +1123,7 @@ class LoopOp(IRDLOperation):
         )
 
     @property
-    def iv(self) -> SSAValue:
+    def iv(self) -> BlockArgument:
         return self.body.block.args[0]
 
     def iterations(self) -> range:

@@ -142,7 +142,8 @@ class WeightType(ParametrizedAttribute, TypeAttribute):
             dims = parser.parse_dimension_list()
             if len(dims) != 2 or min(dims) < 0:
                 parser.raise_error("expected the static weight shape OUTxIN")
-            group, asym, scale = 0, False, NoneType()
+            group, asym = 0, False
+            scale: Attribute = NoneType()
             while parser.parse_optional_punctuation(","):
                 key = parser.parse_keyword_in(("channel", "group", "sym", "asym", "scale"))
                 if key in ("group", "scale"):

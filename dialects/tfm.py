@@ -47,11 +47,16 @@ from xdsl.utils.exceptions import VerifyException
 from axc.kernels import ACTIVATIONS, RopeSpec
 
 
-def shape_of(value: SSAValue | Attribute) -> tuple[int, ...]:
-    """The static shape of a tensor value or type; dynamic dims are `DYNAMIC_INDEX`."""
+def tensor_type(value: SSAValue | Attribute) -> TensorType:
+    """The type of a value that the verifiers make a tensor (SSA types are `Attribute`)."""
     type_ = value.type if isinstance(value, SSAValue) else value
     assert isinstance(type_, TensorType)
-    return tuple(type_.get_shape())
+    return type_
+
+
+def shape_of(value: SSAValue | Attribute) -> tuple[int, ...]:
+    """The static shape of a tensor value or type; dynamic dims are `DYNAMIC_INDEX`."""
+    return tuple(tensor_type(value).get_shape())
 
 
 def dims_match(a: int, b: int) -> bool:
@@ -215,7 +220,7 @@ class EmbeddingOp(TfmOp):
 
     def verify_(self) -> None:
         ids, table = shape_of(self.ids), shape_of(self.table)
-        if not isinstance(self.ids.type.get_element_type(), IntegerType):  # type: ignore[union-attr]
+        if not isinstance(tensor_type(self.ids).get_element_type(), IntegerType):
             raise self.fail("ids must be integers")
         if len(table) != 2:
             raise self.fail(f"table must be 2-D, got {show(table)}")

@@ -85,9 +85,9 @@ def describe(alloc: npu.AllocOp | None) -> str:
 
 
 ORDERS: tuple[Callable[[Lifetime], tuple[int, ...]], ...] = (
-    lambda l: (-l.size, l.first),
-    lambda l: (l.first, -l.size),
-    lambda l: (l.first - l.last, -l.size),
+    lambda life: (-life.size, life.first),
+    lambda life: (life.first, -life.size),
+    lambda life: (life.first - life.last, -life.size),
 )
 """Placement orders tried in turn: largest first, then by birth, then longest-lived first
 (greedy placement can fragment where another order packs)."""

@@ -111,7 +111,7 @@ class PipelineLoop(RewritePattern):
         position = list(function.body.block.ops).index(top)
         lives = lifetimes(function)
         twins = [
-            Lifetime(None, position, position, load.dst.type.nbytes, align=load.dst.owner.alignment.value.data)  # type: ignore[union-attr]
+            Lifetime(None, position, position, load.dst.type.nbytes, align=load.dst.owner.alignment.value.data)  # type: ignore[attr-defined, union-attr]  # dst is an npu.alloc result: a BufferType from an AllocOp
             for load in loads
         ]
         if pack(lives + twins, self.capacity) is not None:

@@ -55,8 +55,7 @@ from axc.structure import transform_once
 def nested(op: Operation) -> Iterator[Operation]:
     yield op
     for region in op.regions:
-        for inner in region.walk():
-            yield inner
+        yield from region.walk()
 
 
 def writes(op: Operation, buffer: SSAValue) -> bool:
@@ -170,7 +169,7 @@ class FuseGatedLoops(RewritePattern):
         if not isinstance(up_loop, npu.LoopOp) or not isinstance(gate_loop, npu.LoopOp):
             return
         gate, up, out = op.gate, op.up, op.out
-        shapes = {v.type.get_shape() for v in (gate, up, out)}  # type: ignore[union-attr]
+        shapes = {npu.dims_of(v) for v in (gate, up, out)}
         if len(shapes) != 1 or any(not same_access(access_of(op, n), Access(v)) for n, v in (("gate", gate), ("up", up), ("out", out))):
             return
         mm_gate, mm_up = producer(gate_loop, gate), producer(up_loop, up)
@@ -227,7 +226,7 @@ def merge_bodies(
             emitter.block = outer
             continue
         for op in (a, b):
-            if op in matmuls:
+            if isinstance(op, npu.AccessOp) and op in matmuls:
                 target = access_of(op, "out")
                 buffer = target.value
                 tile = Access(tiles[buffer])

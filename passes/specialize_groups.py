@@ -142,7 +142,7 @@ def specialize(
         new_arg = Rewriter.replace_value_with_new_type(arg, external)
         if external != internal and new_arg.uses:
             cast = tfm.CastOp.create(operands=[new_arg], result_types=[internal])
-            new_arg.replace_uses_with_if(cast.results[0], lambda use: use.operation is not cast)
+            new_arg.replace_uses_with_if(cast.results[0], lambda use: use.operation is not cast)  # noqa: B023 - called within this iteration
             Rewriter.insert_op(cast, InsertPoint.before(first))
     refine_shapes(clone)
     ret = block.last_op

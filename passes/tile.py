@@ -68,6 +68,7 @@ from xdsl.passes import ModulePass
 from axc.dialects import npu, quant, tfm
 from axc.dialects.axc import GROUP_ATTR, NPU_MODE_ATTR, POST, ParamOp, TARGET_ATTR
 from axc.dialects.npu import DDR, OCM, Access, Affine, float_prop, int_prop
+from axc.dialects.tfm import tensor_type
 from axc.errors import AxcError
 from axc.npu_builder import Emitter, rows
 from axc.passes.allocate_ocm import lifetimes, pack
@@ -122,8 +123,8 @@ def storage_elements(spec: WeightSpec) -> dict[str, Attribute]:
 
 def is_widening(op: tfm.CastOp) -> bool:
     """A cast to fp32 (or to the same type) is exact: readers compute in fp32 anyway."""
-    source = op.input.type.get_element_type()  # type: ignore[union-attr]
-    target = op.result.type.get_element_type()  # type: ignore[union-attr]
+    source = tensor_type(op.input).get_element_type()
+    target = tensor_type(op.result).get_element_type()
     return target == source or isinstance(target, Float32Type)
 
 
@@ -161,7 +162,7 @@ def gated_mlps(ops: Sequence[Operation]) -> list[GatedMlp]:
             gate = act.input.owner
             if not isinstance(gate, linears) or gate.input != up_op.input:
                 continue
-            if act.result.type.get_element_type() != op.result.type.get_element_type():  # type: ignore[union-attr]
+            if tensor_type(act.result).get_element_type() != tensor_type(op.result).get_element_type():
                 continue
             if has_perm(gate.weight) or has_perm(up_op.weight):
                 continue
@@ -188,7 +189,7 @@ def norm_ropes(ops: Sequence[Operation]) -> list[NormRope]:
             user = next(iter(op.result.uses)).operation
             pair = {type(op), type(user)}
             if pair == {tfm.HeadNormOp, tfm.RopeOp} and user.operands[0] is op.result:
-                found.append(NormRope(op, user))  # type: ignore[arg-type]
+                found.append(NormRope(op, user))
     return found
 
 
@@ -281,7 +282,7 @@ class FunctionLowering:
         for r, only_streamed in streamed.items():
             if only_streamed:
                 fixed[r] = DDR
-        sizes = {r: self.budget.aligned(nbytes(math.prod(matrix_shape(r.type)), r.type.get_element_type())) for r in first}  # type: ignore[union-attr]
+        sizes = {r: self.budget.aligned(nbytes(math.prod(matrix_shape(r.type)), tensor_type(r).get_element_type())) for r in first}
         for op in ops:
             # A top-k sees its whole row at once: keep the logits on chip if they fit at all.
             if isinstance(op, tfm.TopKOp) and sizes.get(root[op.input], 0) <= self.budget.ocm * 3 // 4:
@@ -311,7 +312,7 @@ class FunctionLowering:
             raise AxcError(f"tile: value {value} has no lowering")
         source = self.ddr[value]
         r, c = matrix_shape(value.type)
-        element = value.type.get_element_type()  # type: ignore[union-attr]
+        element = tensor_type(value).get_element_type()
         if self.homes.get(value, DDR) == OCM:
             buffer = self.em.alloc((r, c), element, name=source.name_hint)
             self.em.access(npu.DmaLoadOp, {"src": Access(source, Affine(), (r, c)), "dst": buffer})
@@ -324,7 +325,7 @@ class FunctionLowering:
     def result(self, value: SSAValue) -> Tensor:
         """A new activation for `value`, in its planned home."""
         r, c = matrix_shape(value.type)
-        element = value.type.get_element_type()  # type: ignore[union-attr]
+        element = tensor_type(value).get_element_type()
         home = self.homes.get(value, OCM)
         name = value.name_hint or (value.owner.name.split(".")[-1] if isinstance(value.owner, Operation) else None)
         if home == OCM:
@@ -347,7 +348,7 @@ class FunctionLowering:
 
     # -- generic row-wise lowering --
 
-    def rowwise(self, tensors: Sequence[tuple[Tensor, bool]], emit: Callable[[list[Access], Affine, int], None]) -> None:
+    def rowwise(self, tensors: Sequence[tuple[Tensor, bool]], emit: Callable[[list[Access], Affine, int], object]) -> None:
         """Run `emit(accesses, first_row, count)` over whole buffers, or over row tiles
         staged through OCM when an operand lives in DDR (`bool` marks outputs)."""
         total = tensors[0][0].rows
@@ -457,7 +458,7 @@ class FunctionLowering:
     def plain_weight(self, value: SSAValue) -> Weight:
         if value in self.weights:
             return self.weights[value]
-        n, k = tuple(value.type.get_shape())  # type: ignore[union-attr]
+        n, k = tuple(tensor_type(value).get_shape())
         return Weight(n, k, "float", 0, self.ddr[value])
 
     def cast(self, op: tfm.CastOp) -> None:
@@ -583,7 +584,7 @@ class FunctionLowering:
 
     def gated(self, mlp: GatedMlp) -> None:
         x = self.tensor(mlp.gate.input)
-        tiles = tuple(v.type.get_element_type() for v in (mlp.gate.result, mlp.up.result))  # type: ignore[union-attr]
+        tiles = tuple(tensor_type(v).get_element_type() for v in (mlp.gate.result, mlp.up.result))
         weights = [self.weight_of(mlp.gate), self.weight_of(mlp.up)]
         self.matmuls(x, weights, self.result(mlp.mul.result), self.space, mlp.act.kind, tiles)
 
@@ -610,7 +611,7 @@ class FunctionLowering:
                 props[-1].update(format=StringAttr(w.fmt), group=int_prop(w.group))
 
         def load_scales(i: int, n0: Affine, ns: int, k0: Affine, ks: int) -> dict[str, Access | None]:
-            w, operands = weights[i], {}
+            w, operands = weights[i], dict[str, Access | None]()
             g0 = Affine() if w.group == 0 else k0 // w.group
             for role in ("scales", "zeros"):
                 source, buffer = getattr(w, role), buffers[i].get(role)
@@ -648,7 +649,7 @@ class FunctionLowering:
             self.em.access(npu.DmaLoadOp, {"src": x.at(m0, ms, k0, ks), "dst": tile})
             return tile
 
-        def output(m0: Affine, ms: int, n0: Affine, ns: int, write: Callable[[int, Access], None]) -> None:
+        def output(m0: Affine, ms: int, n0: Affine, ns: int, write: Callable[[int, Access], object]) -> None:
             target = y.at(m0, ms, n0, ns) if yt is None else rows(yt, nt, 0, ms, 0, ns)
             if act is None:
                 write(0, target)
@@ -801,7 +802,7 @@ class FunctionLowering:
                 else:
                     query = Access(q.value, q0 * q.cols + h * qd, (group, nq, d), (d, q.cols, 1))
                 for buf, value in ((m_run, MASK_FILL), (l_run, 0.0), (acc, 0.0)):
-                    size = buf.type.get_shape()[2]  # type: ignore[union-attr]
+                    size = npu.dims_of(buf)[2]
                     self.em.access(npu.FillOp, {"out": Access(buf, Affine(), (group, nq, size), (tq * size, size, 1))}, value=float_prop(value))
 
                 def step(keys: Access, values: Access, start: Affine, count: int, new: Affine | None = None) -> None:
@@ -871,8 +872,8 @@ class FunctionLowering:
                 self.em.access(npu.DmaStoreOp, {"src": t.whole(), "dst": Access(buffer, Affine(), (t.rows, t.cols))})
             elif t is None or buffer is None or t.value is not buffer:
                 source = self.tensor(value)
-                copy = self.em.alloc(tuple(value.type.get_shape()), value.type.get_element_type(), DDR, name="out")  # type: ignore[union-attr]
-                target = Tensor(source.rows, source.cols, copy.type.element_type, DDR, copy)  # type: ignore[union-attr]
+                copy = self.em.alloc(tuple(tensor_type(value).get_shape()), tensor_type(value).get_element_type(), DDR, name="out")
+                target = Tensor(source.rows, source.cols, npu.element_of(copy), DDR, copy)
                 self.rowwise([(source, False), (target, True)], lambda a, s, n: self.em.access(npu.CastOp, {"input": a[0], "out": a[1]}))
                 buffer = copy
             to_tensor = npu.ToTensorOp.create(operands=[buffer], result_types=[value.type])
@@ -886,8 +887,8 @@ class FunctionLowering:
         assert isinstance(ret, func.ReturnOp)
         for value in ret.operands:
             if isinstance(value.owner, Operation) and value not in self.outputs and not isinstance(value.owner, ParamOp):
-                shape = tuple(value.type.get_shape())  # type: ignore[union-attr]
-                self.outputs[value] = self.em.alloc(shape, value.type.get_element_type(), DDR, name="out")  # type: ignore[union-attr]
+                shape = tuple(tensor_type(value).get_shape())
+                self.outputs[value] = self.em.alloc(shape, tensor_type(value).get_element_type(), DDR, name="out")
         for op in list(self.source.body.block.ops):
             self.lower_op(op)
         body = list(self.block.ops)

@@ -14,7 +14,8 @@ import re
 
 import numpy as np
 from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorType
-from xdsl.ir import Block, Operation, Region
+from xdsl.irdl import IRDLOperation
+from xdsl.ir import Attribute, Block, Operation, Region
 
 from axc import isa
 from axc.codegen.lowering import make_group
@@ -26,7 +27,7 @@ from axc.params import ParamStore
 PARAM_SCOPE = "npu_params"
 
 
-def dialect_ops(family: str) -> dict[str, type[Operation]]:
+def dialect_ops(family: str) -> dict[str, type[IRDLOperation]]:
     if family == "AX650":
         from axc.dialects.ax650 import AX650 as dialect
     else:
@@ -69,7 +70,7 @@ def disassemble(payload: Payload, name: str = "model") -> tuple[ModuleOp, dict[s
         }
         body.append(make_group(ops, program, io))
     metadata = {k: v for k, v in payload.model.metadata.items() if k not in ("chip", "npu_mode")}
-    props = {
+    props: dict[str, Attribute] = {
         "sym_name": StringAttr(symbol(name)),
         "chip": StringAttr(payload.model.metadata["chip"]),
         "npu_mode": StringAttr(payload.model.metadata["npu_mode"]),

@@ -68,7 +68,7 @@ def params_blob(model: ModelOpBase, store: ParamStore) -> bytes:
             raise AxcError(f"parameter {scope}::{key} has shape {list(array.shape)}, the IR places {list(segment.shape)}")
         array = np.ascontiguousarray(array.astype(storage_dtype(op.type.get_element_type()), copy=False))
         chunks.append(bytes(segment.offset - position))
-        chunks.append(memoryview(array.reshape(-1).view(np.uint8)))
+        chunks.append(memoryview(array.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]  # ndarray is a buffer; numpy's stubs lack __buffer__
         position = segment.end
     chunks.append(bytes(data_bytes - position))
     return b"".join(chunks)

@@ -45,6 +45,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     UnitAttr,
 )
+from xdsl.irdl import IRDLOperation
 from xdsl.ir import Block, Dialect, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
@@ -299,7 +300,7 @@ def lower_module(module: ModuleOp, dialect: Dialect, family: str, float_matmul_o
 
 
 def build_model(
-    name: str, functions: Sequence[func.FuncOp], target: TargetDescriptor, ops: dict[str, type[Operation]],
+    name: str, functions: Sequence[func.FuncOp], target: TargetDescriptor, ops: dict[str, type[IRDLOperation]],
     float_matmul_on_conv: bool = False,
 ) -> ModelOpBase:
     layout = ParamLayout(target.ddr_alignment)
@@ -323,14 +324,14 @@ def build_model(
     return model
 
 
-def make_group(ops: dict[str, type[Operation]], program: Program, io: dict[str, Any]) -> Operation:
+def make_group(ops: dict[str, type[IRDLOperation]], program: Program, io: dict[str, Any]) -> Operation:
     def materialise(nodes: Sequence[Node]) -> list[Operation]:
         result: list[Operation] = []
         for node in nodes:
             if isinstance(node, Loop):
                 result.append(ops["loop"].create(properties={"trips": int_prop(node.trips)}, regions=[Region(Block(materialise(node.body)))]))
             else:
-                result.append(ops[node.op.mnemonic].from_instr(node))  # type: ignore[attr-defined]
+                result.append(ops[node.op.mnemonic].from_instr(node))  # type: ignore[attr-defined]  # every instruction op of target_dialect has from_instr
         return result
 
     group = ops["group"].build(

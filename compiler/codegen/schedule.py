@@ -82,11 +82,11 @@ def conflict_matrix(instrs: Sequence[Instr], trips: Sequence[tuple[int, ...]]) -
     region_ids: dict[tuple[int, int], int] = {}
     for position, (instr, counts) in enumerate(zip(instrs, trips)):
         for name, operand in instr.named():
-            low, high = operand.extent(counts)
+            first, end = operand.extent(counts)
             owners.append(position)
             regions.append(region_ids.setdefault((operand.space, operand.index), len(region_ids)))
-            lows.append(low)
-            highs.append(high)
+            lows.append(first)
+            highs.append(end)
             writes.append(name in instr.op.outputs)
     n = len(instrs)
     result = np.zeros((n, n), bool)
@@ -299,7 +299,7 @@ def reorder(body: list[Node], conflicts: np.ndarray) -> list[Node]:
 
     # Text-order indices of each node's instructions (same numbering as `flatten`).
     def index_tree(nodes: Sequence[Node]) -> list[tuple[Node, list[int], object]]:
-        tree = []
+        tree: list[tuple[Node, list[int], object]] = []
         for node in nodes:
             if isinstance(node, Loop):
                 start = counter[0]
@@ -310,10 +310,10 @@ def reorder(body: list[Node], conflicts: np.ndarray) -> list[Node]:
         return tree
 
     def schedule_block(tree: list[tuple[Node, list[int], object]]) -> list[Node]:
-        nodes = []
+        nodes: list[tuple[Node, list[int]]] = []
         for node, ids, inner in tree:
             if isinstance(node, Loop):
-                nodes.append((Loop(node.trips, schedule_block(inner)), ids))  # type: ignore[arg-type]
+                nodes.append((Loop(node.trips, schedule_block(inner)), ids))  # type: ignore[arg-type]  # inner is a loop's subtree
             else:
                 nodes.append((node, ids))
         m = len(nodes)

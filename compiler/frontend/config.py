@@ -91,7 +91,8 @@ def _rope_scaling(raw: dict[str, Any], where: Path) -> RopeScaling:
 
 def _hf_values(raw: dict[str, Any]) -> dict[str, Any]:
     """The canonical keys found in a Hugging Face config.json (either spelling)."""
-    params = raw.get("rope_parameters") if isinstance(raw.get("rope_parameters"), dict) else {}
+    rope_parameters = raw.get("rope_parameters")
+    params = rope_parameters if isinstance(rope_parameters, dict) else {}
     values = {
         key: raw[key]
         for key in (

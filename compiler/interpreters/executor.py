@@ -37,7 +37,7 @@ def group_layout(module: ModuleOp) -> GroupLayout:
         kv_dim=kv_dim,
         kv_cache_len=int_attr(module, KV_CACHE_LEN_ATTR),
         prefill_len=int_attr(module, PREFILL_LEN_ATTR),
-        histories=tuple(h.value.data for h in histories.data),  # type: ignore[attr-defined]
+        histories=tuple(h.value.data for h in histories.data),
         hidden_size=inputs[3].get_shape()[-1],  # type: ignore[attr-defined]
     )
 

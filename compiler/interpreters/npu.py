@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import TensorType
+from xdsl.dialects.builtin import IntegerAttr, TensorType
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 from xdsl.ir import Operation
 
@@ -88,7 +88,7 @@ class NpuFunctions(InterpreterFunctions):
         arena = self._arenas.get(name)
         if arena is None or op in arena[1]:  # allocs run once per call: a new call, fresh OCM
             size = function.attributes.get("npu.ocm_bytes")
-            memory = np.full(int(size.value.data) if size else 0, sem.FILL_BYTE, np.uint8)  # type: ignore[union-attr]
+            memory = np.full(size.value.data if isinstance(size, IntegerAttr) else 0, sem.FILL_BYTE, np.uint8)
             arena = self._arenas[name] = (memory, set())
             self.counter(op).calls += 1
         arena[1].add(op)
@@ -256,7 +256,7 @@ class NpuFunctions(InterpreterFunctions):
     @impl(npu.RopeOp)
     def run_rope(self, interpreter: Interpreter, op: npu.RopeOp, args: tuple[Any, ...]):
         v = self.views(op, args)
-        sem.rope(v["out"], v["input"], v["positions"], op.num_heads.value.data, rope_spec(op), v.get("ext_factors"))  # type: ignore[arg-type]
+        sem.rope(v["out"], v["input"], v["positions"], op.num_heads.value.data, rope_spec(op), v.get("ext_factors"))
         self.vector(op, v)
         return ()
 

@@ -144,7 +144,7 @@ def _rope_imms() -> tuple[Imm, ...]:
         choices = tuple(f.metadata.get("choices", ()))
         kind = "enum" if choices else {"bool": "flag"}.get(str(f.type), str(f.type))
         assert kind in ("enum", "flag", "int", "float"), f"RopeSpec.{f.name} needs choices to be an immediate"
-        imms.append(Imm(f.name, kind, None if kind == "flag" else default, choices))  # type: ignore[arg-type]
+        imms.append(Imm(f.name, kind, None if kind == "flag" else default, choices))
     return tuple(imms)
 
 

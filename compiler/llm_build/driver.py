@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.progress import TaskID
+
 import axc
 from axc.binding import store_for
 from axc.dialects.axc import POST
@@ -117,12 +119,12 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
                 for result in run(list(range(layers))):
                     results.append(result)
                     files[Path(result.path).name] = result.size
-                    bar.advance(0)
+                    bar.advance(TaskID(0))
         units = target.file_units(structure.module)
         with log.stage("post layer"), log.progress("building llm post layer", 1) as bar:
             name = post_filename(config.model_type)
             files[name] = target.emit_file(staging / name, units[POST], store_for(structure.module), metadata(plan))
-            bar.advance(0)
+            bar.advance(TaskID(0))
         with log.stage("runtime files"):
             checkpoint = open_checkpoint(plan.model_dir)
             try:
@@ -160,7 +162,7 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
             "predictions": predicted,
         }
         write_json(staging / REPORT, report)
-    log.success(f"build llm model done! {plan.output_path} ({report['total_bytes'] / (1 << 20):,.1f} MiB)")
+    log.success(f"build llm model done! {plan.output_path} ({sum(files.values()) / (1 << 20):,.1f} MiB)")
     return BuildResult(plan, report)
 
 

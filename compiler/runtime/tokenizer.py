@@ -102,7 +102,7 @@ class ChatTokenizer:
             return ""
         try:
             text = self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-        except Exception as error:  # jinja2 raises its own errors (and the template's raise_exception)
+        except Exception as error:  # noqa: BLE001 - jinja2 raises its own errors (and the template's raise_exception)
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise AxcError(f"the chat template rejects this conversation: {first}") from None
         return str(text)

@@ -113,10 +113,11 @@ class TileDequantizer:
         return TileDequantizer(codes, fmt, scales32, zeros32, size, zeros is None, group_of)
 
     def __call__(self, out: np.ndarray) -> np.ndarray:
-        if self.fmt == "s8":
-            _dequant_s8(self.codes, self.scales, self.zeros, self.group, out)
-        elif self.fmt == "s4":
-            _dequant_s4(self.codes, self.signed, self.scales, self.zeros, self.group_of, out)
+        scales = self.scales  # `of` sets them for every integer format
+        if self.fmt == "s8" and scales is not None:
+            _dequant_s8(self.codes, scales, self.zeros, self.group, out)
+        elif self.fmt == "s4" and scales is not None:
+            _dequant_s4(self.codes, self.signed, scales, self.zeros, self.group_of, out)
         else:
             np.copyto(out, self.codes, casting="unsafe")  # exact: every float storage type fits fp32
             if self.scales is not None:

@@ -340,9 +340,9 @@ class _Analyser:
                     if name not in instr.op.outputs:
                         self.read(operand, addresses[name])
                 for name in instr.op.outputs:
-                    operand = instr.operand(name)
-                    if operand is not None:
-                        self.clobber(operand, addresses[name])
+                    written = instr.operand(name)
+                    if written is not None:
+                        self.clobber(written, addresses[name])
                 self.entries.append(Planned(instr, addresses, {}, False))
                 self.counters.vector_ops += max(o.numel for _, o in instr.named())
         kept = [e for index, e in enumerate(self.entries) if index not in self.param_loads or index in self.needed]

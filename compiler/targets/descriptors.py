@@ -37,7 +37,7 @@ class Assumed(Generic[T]):
     why: str
 
 
-Figure = Union[T, Assumed[T]]
+Figure = Union[T, Assumed[T]]  # noqa: UP007 - mypy takes a generic alias over a TypeVar only in this form
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ _CLOCK = Assumed(1.0e9, "NPU clock not public; 1 GHz is round, and only cycle co
 _DMA_CHANNELS = Assumed(4, "not public; per core: weight load, activation load, store, one spare for overlap")
 _DDR_ALIGN = Assumed(64, "not public; one 64-byte DDR burst")
 _OCM_ALIGN = Assumed(32, "not public; one 256-bit OCM word")
-_ACTIVATIONS = Assumed(
+_ACTIVATIONS: Assumed[tuple[str, ...]] = Assumed(
     ("bf16", "fp16", "fp32"),
     "bf16 public (runtime I/O); fp16 the vendor's other hidden-state type; fp32 for statistics and logits",
 )
