@@ -497,7 +497,7 @@ class FunctionLowering:
         positions = self.ocm_copy(self.ddr_of(op.positions), (count,), name="positions")
         props = {"num_heads": op.num_heads, "head_dim": op.head_dim, "rope": op.rope}
         ext = op.ext_factors
-        table = None if ext is None else self.ocm_copy(self.ddr[ext], tuple(ext.type.get_shape()), name="ext_factors")  # type: ignore[union-attr]
+        table = None if ext is None else self.ocm_copy(self.ddr[ext], tfm.shape_of(ext), name="ext_factors")
 
         def emit(x: Access, out: Access, start: Affine, n: int) -> None:
             self.em.access(

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import cache, lru_cache, partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -212,7 +212,7 @@ def _edit_tensor_entry(header: dict[str, object], rng: random.Random) -> bytes:
     judge: a dtype of the same width, a reshaped, renamed, swapped or extra tensor."""
     keys = [k for k in header if k != "__metadata__"]
     key = rng.choice(keys)
-    info: dict[str, object] = dict(header[key])  # type: ignore[call-overload]
+    info: dict[str, Any] = dict(header[key])  # type: ignore[call-overload]
     kind = rng.randrange(5)
     if kind == 0:
         family = next((f for f in SAME_SIZE_DTYPES if info["dtype"] in f), SAME_SIZE_DTYPES[0])
@@ -451,7 +451,7 @@ def edit_request(data: bytes, rng: random.Random, server: str) -> bytes:
     return f"{method} {path}\n".encode() + (edit_json(raw, rng) if raw else edit_bytes(raw, rng))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _server(server: str, directory: Path) -> tuple[Any, asyncio.AbstractEventLoop]:
     """The server's ASGI app over the built demo model, and an event loop to run it on."""
     from axc.runtime.tokenizer import ChatTokenizer

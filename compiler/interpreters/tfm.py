@@ -84,7 +84,7 @@ class TfmFunctions(InterpreterFunctions):
         q, k, v, *context, mask = args
         positions = context.pop() if op.positions is not None else None
         k_cache, v_cache = map(fp32, context) if context else (None, None)
-        out = kernels.attention(*map(fp32, (q, k, v)), k_cache, v_cache, fp32(mask), positions=positions, **attention_props(op))
+        out = kernels.attention(fp32(q), fp32(k), fp32(v), k_cache, v_cache, fp32(mask), positions=positions, **attention_props(op))
         return self.results(op, out)
 
     @impl(tfm.ActOp)

@@ -80,6 +80,33 @@ def test_longrope_kernel_is_transformers() -> None:
     assert mscale > 1.0
 
 
+def test_interleaved_rope_kernel_is_glm() -> None:
+    """`#tfm.rope<..., interleaved = true>` pairs features `2i, 2i+1` as transformers' GLM
+    does (ChatGLM: the first half of each head rotates)."""
+    import torch
+    from transformers.models.glm.modeling_glm import apply_rotary_pos_emb
+
+    spec = kernels.RopeSpec(head_dim=16, rotary_dim=8, theta=1e4, interleaved=True)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 5, 2 * 16)).astype(np.float32)
+    positions = np.array([[0, 1, 2, 7, 30]])
+    cos, sin = spec.cos_sin(positions.reshape(5))
+    heads = torch.from_numpy(x.reshape(1, 5, 2, 16).transpose(0, 2, 1, 3).copy())
+    expected, _ = apply_rotary_pos_emb(heads, heads, torch.from_numpy(cos)[None], torch.from_numpy(sin)[None])
+    got = kernels.rope(x, positions, 2, spec)
+    np.testing.assert_allclose(got, expected.numpy().transpose(0, 2, 1, 3).reshape(x.shape), rtol=0, atol=1e-6)
+    assert not np.allclose(got, kernels.rope(x, positions, 2, dataclasses.replace(spec, interleaved=False)))
+
+
+def test_rope_layout_is_a_flag_of_the_rope_record() -> None:
+    """The layout takes no value slot (files written before it decode as rotate-half)."""
+    from axc import isa
+
+    rope = isa.OP_BY_NAME["rope"]
+    assert [imm.name for imm in rope.flags] == ["interleaved"]
+    assert len(rope.values) <= isa.IMM_SLOTS
+
+
 EXT_SCOPE = "axc"
 """The created-parameter scope: the table is saved with the quantized weights."""
 MSCALE = 1.25
