@@ -82,6 +82,17 @@ OCM = "ocm"
 DDR = "ddr"
 SPACES = (OCM, DDR)
 
+OCM_CAPACITY_ATTR = "npu.ocm_capacity"
+"""Module: the OCM bytes per core `tile` planned for (i64)."""
+OCM_BYTES_ATTR = "npu.ocm_bytes"
+"""Function: the OCM bytes `allocate-ocm` placed it in (i64)."""
+FIT_LEVEL_ATTR = "npu.fit_level"
+"""Function: which of `tile`'s fit attempts (`passes.tile.LEVELS`, 0 first) it needed (i64)."""
+SCHEDULES_ATTR = "npu.schedules"
+"""Function: `tile`'s decisions, one dictionary per scheduled op in program order: `kind`
+(`linear`, `gated_mlp`, `attention`, `rows`), the source `op`, its `tiles` and loop `order`,
+where its operands live (`in`, `out`) and the DDR bytes the schedule moves (`ddr_bytes`)."""
+
 
 def element_bits(element: Attribute) -> int:
     bits = getattr(element, "bitwidth", None)

@@ -172,7 +172,7 @@ class AllocateOcm(ModulePass):
     def capacity(self, module: ModuleOp) -> int:
         if self.ocm_bytes:
             return self.ocm_bytes
-        recorded = module.attributes.get("npu.ocm_capacity")
+        recorded = module.attributes.get(npu.OCM_CAPACITY_ATTR)
         if isinstance(recorded, IntegerAttr):
             return recorded.value.data
         chip = module.attributes.get(TARGET_ATTR)
@@ -185,14 +185,14 @@ class AllocateOcm(ModulePass):
         capacity = self.capacity(op)
 
         def allocate(function: func.FuncOp) -> None:
-            function.attributes["npu.ocm_bytes"] = int_prop(place(function, capacity))
+            function.attributes[npu.OCM_BYTES_ATTR] = int_prop(place(function, capacity))
 
         def copy_offsets(placed: func.FuncOp, twin: func.FuncOp) -> None:
             """A structurally identical function gets the same placement."""
             for a, b in zip(placed.body.block.ops, twin.body.block.ops, strict=True):
                 if isinstance(a, npu.AllocOp) and isinstance(b, npu.AllocOp) and a.offset is not None:
                     b.offset = a.offset
-            twin.attributes["npu.ocm_bytes"] = placed.attributes["npu.ocm_bytes"]
+            twin.attributes[npu.OCM_BYTES_ATTR] = placed.attributes[npu.OCM_BYTES_ATTR]
 
         functions = [
             f for f in op.ops

@@ -178,7 +178,7 @@ class DoubleBuffer(ModulePass):
     ocm_bytes: int = 0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        recorded = op.attributes.get("npu.ocm_capacity")
+        recorded = op.attributes.get(npu.OCM_CAPACITY_ATTR)
         capacity = self.ocm_bytes or (recorded.value.data if isinstance(recorded, IntegerAttr) else 0)
         if not capacity:
             from axc.passes.allocate_ocm import AllocateOcm

@@ -267,7 +267,7 @@ class Fuse(ModulePass):
         def fuse(function: func.FuncOp) -> None:
             PatternRewriteWalker(GreedyRewritePatternApplier([p() for p in PATTERNS])).rewrite_region(function.body)
 
-        recorded = op.attributes.get("npu.ocm_capacity")
+        recorded = op.attributes.get(npu.OCM_CAPACITY_ATTR)
         capacity = recorded.value.data if isinstance(recorded, IntegerAttr) else 0
         functions = [f for f in op.ops if isinstance(f, func.FuncOp) and any(isinstance(o, npu.AllocOp) for o in f.body.block.ops)]
         transform_once(op, functions, lambda f: keep_fitting(f, capacity, [fuse]) if capacity else fuse(f))

@@ -25,6 +25,17 @@ rewriting op by op:
    buffers or fragmentation make it overflow, the function is lowered again with less
    kept on chip and smaller tiles (`LEVELS`), down to every activation in DDR.
 
+The decisions are attributes of each function, so a test (or a reader) sees them beside
+the loops they produced: `npu.fit_level` (the index into `LEVELS` that fit) and
+`npu.schedules`, one entry per scheduled op in program order:
+
+```mlir
+func.func @layer_0_g1(...) attributes {..., npu.schedules = [
+  {kind = "linear", op = "quant.linear", tiles = array<i64: 4, 16, 16>, order = "n,m", in = "ocm", out = "ocm", ddr_bytes = 320 : i64},
+  {kind = "attention", op = "tfm.attention", tiles = array<i64: 4, 4>, order = "q,h,kv", in = "ocm", out = "ocm", mask = "rows", ddr_bytes = 32 : i64},
+  {kind = "rows", op = "tfm.add", tiles = array<i64: 4>, order = "r"}], npu.fit_level = 0 : i64}
+```
+
 `ocm-bytes` overrides the capacity. Functions that differ only in parameter keys (the
 layers of a model) are lowered once and re-bound (`axc.structure`).
 
@@ -49,7 +60,10 @@ from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
+    ArrayAttr,
     BFloat16Type,
+    DenseArrayBase,
+    DictionaryAttr,
     Float16Type,
     Float32Type,
     Float8E4M3FNType,
@@ -61,6 +75,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     UnitAttr,
     f32,
+    i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
@@ -213,6 +228,9 @@ class FunctionLowering:
     norm_ropes: dict[Operation, NormRope] = field(default_factory=dict)  # by each of its ops
     resident: dict[Operation, int] = field(default_factory=dict)
     space: int = 0
+    current: Operation | None = None
+    schedules: list[Attribute] = field(default_factory=list)
+    """The decisions made, for `npu.schedules` (`decided`)."""
 
     def __post_init__(self) -> None:
         for type_ in (*self.source.function_type.inputs.data, *self.source.function_type.outputs.data):
@@ -228,6 +246,20 @@ class FunctionLowering:
 
     def fail(self, op: Operation, message: str) -> AxcError:
         return AxcError(f"tile: {op.name} in @{self.source.sym_name.data}: {message}")
+
+    def decided(self, kind: str, tiles: Sequence[int], order: str, ddr_bytes: int | None = None, **homes: str) -> None:
+        """Record one schedule for the function's `npu.schedules`: so FileCheck (and a
+        reader) sees what was chosen, not only the loops it produced."""
+        entry: dict[str, Attribute] = {
+            "kind": StringAttr(kind),
+            "op": StringAttr(self.current.name if self.current is not None else "func.return"),
+            "tiles": DenseArrayBase.from_list(i64, list(tiles)),
+            "order": StringAttr(order),
+        }
+        entry.update({name: StringAttr(home) for name, home in homes.items()})
+        if ddr_bytes is not None:
+            entry["ddr_bytes"] = int_prop(ddr_bytes)
+        self.schedules.append(DictionaryAttr(entry))
 
     # -- planning --
 
@@ -358,6 +390,7 @@ class FunctionLowering:
             return
         per_row = sum(nbytes(t.cols, t.element) * (1 if is_out else 2) for t, is_out in staged.values())
         count = self.budget.row_tile(total, per_row, self.space - 2 * self.budget.alignment * len(staged))
+        self.decided("rows", (count,), "r")
         tiles = {key: self.em.alloc((count, t.cols), t.element) for key, (t, _) in staged.items()}
 
         def body(start: Affine, n: int) -> None:
@@ -383,6 +416,7 @@ class FunctionLowering:
 
     def lower_op(self, op: Operation) -> None:
         self.space = int((self.budget.ocm - self.resident.get(op, 0)) * self.budget.tiles)
+        self.current = op
         mlp = self.mlps.get(op)
         pair = self.norm_ropes.get(op)
         if mlp is not None:
@@ -598,6 +632,8 @@ class FunctionLowering:
         m, k, n = x.rows, weights[0].k, weights[0].n
         mt, nt, kt = plan.mt, plan.nt, plan.kt
         split = plan.split(k)
+        order = ("m,n,k" if split else "m,n") if plan.m_outer else ("n,k,m" if split else "n,m")
+        self.decided("gated_mlp" if act is not None else "linear", (mt, nt, kt), order, plan.ddr_bytes, **{"in": x.home, "out": y.home})
         count = range(len(weights))
         buffers = [self.weight_buffers(w, nt, kt) for w in weights]
         accs = [self.em.alloc((mt if plan.m_outer else m, nt), f32, name="acc") for _ in count] if split else []
@@ -762,6 +798,10 @@ class FunctionLowering:
         )
         plan = schedule_attention(self.budget, self.space, shape)
         tq = plan.tq
+        self.decided(
+            "attention", (plan.tq, plan.cols), "q,h,kv", plan.ddr_bytes,
+            **{"in": q.home, "out": out.home, "mask": "rows" if plan.mask_rows else "tiles"},
+        )
         st, sn = min(history, plan.cols), min(tokens, plan.cols)
         if st < history and st > self.budget.gran_n:
             st -= st % self.budget.gran_n
@@ -864,6 +904,7 @@ class FunctionLowering:
     # -- results --
 
     def finish(self, op: func.ReturnOp) -> None:
+        self.current = None
         results: list[SSAValue] = []
         for value in op.operands:
             t = self.tensors.get(value)
@@ -902,14 +943,16 @@ class FunctionLowering:
             Region(self.block),
         )
         function.attributes.update(self.source.attributes)
+        function.attributes[npu.SCHEDULES_ATTR] = ArrayAttr(self.schedules)
         return function
 
 
 def lower_fitting(function: func.FuncOp, budget: Budget, target: TargetDescriptor) -> func.FuncOp:
     """The first of `LEVELS` whose lowering of `function` can be placed in OCM (else the
-    last, for `allocate-ocm` to name what does not fit)."""
-    for activations, tiles in LEVELS:
+    last, for `allocate-ocm` to name what does not fit), with its index as `npu.fit_level`."""
+    for level, (activations, tiles) in enumerate(LEVELS):
         lowered = FunctionLowering(function, dataclasses.replace(budget, activations=activations, tiles=tiles), target).run()
+        lowered.attributes[npu.FIT_LEVEL_ATTR] = int_prop(level)
         if pack(lifetimes(lowered), budget.ocm) is None:
             break
     return lowered
@@ -936,4 +979,4 @@ class Tile(ModulePass):
         transform_once(op, functions, lambda f: lower_fitting(f, budget, descriptor))
         op.attributes[TARGET_ATTR] = StringAttr(descriptor.chip)
         op.attributes[NPU_MODE_ATTR] = StringAttr(descriptor.npu_mode)
-        op.attributes["npu.ocm_capacity"] = int_prop(budget.ocm)
+        op.attributes[npu.OCM_CAPACITY_ATTR] = int_prop(budget.ocm)

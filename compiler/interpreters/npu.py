@@ -87,7 +87,7 @@ class NpuFunctions(InterpreterFunctions):
         name = function.sym_name.data
         arena = self._arenas.get(name)
         if arena is None or op in arena[1]:  # allocs run once per call: a new call, fresh OCM
-            size = function.attributes.get("npu.ocm_bytes")
+            size = function.attributes.get(npu.OCM_BYTES_ATTR)
             memory = np.full(size.value.data if isinstance(size, IntegerAttr) else 0, sem.FILL_BYTE, np.uint8)
             arena = self._arenas[name] = (memory, set())
             self.counter(op).calls += 1

@@ -44,3 +44,13 @@ def test_text_parses_back_to_the_same_passes(chip: str, mode: str) -> None:
 def test_stage_helpers() -> None:
     assert spec(stage(SEED, SpecializeGroups)) == "specialize-groups{kv-cache-len=1023 prefill-len=128 last-kv-cache-len=128,256,384,512}"
     assert [p.name for p in until(SEED, Tile)] == ["quantize-weights", "specialize-groups", "set-activation-type"]
+
+
+def test_every_pass_has_a_lit_test_from_its_own_level() -> None:
+    """`test/passes/<name>.mlir` per pass, whose input is IR of the pass's level (not the
+    importer's output: that is `test/translate/` and `test/pipeline/`)."""
+    folder = REPO / "test" / "passes"
+    assert sorted(PASSES) == sorted(p.stem for p in folder.glob("*.mlir") if p.stem in PASSES)
+    for path in folder.glob("*.mlir"):
+        runs = [line for line in path.read_text().splitlines() if "RUN:" in line]
+        assert runs and not any("--import-hf" in line for line in runs), path.name
