@@ -36,12 +36,13 @@ PREFILL = 128
 
 
 def build(model: Path, out: Path, chip: str, kv: int) -> float:
-    """Build `model` with `axc-llm-build -c 0` (the vendor's example groups); wall seconds."""
+    """Build `model` with `axc-llm-build -c 0` (the vendor's example groups that fit: a
+    history h needs h + prefill <= kv, so kv 255 has the history-0 prefill group only); wall seconds."""
     lasts = [str(n * PREFILL) for n in range(1, 5) if (n + 1) * PREFILL <= kv]
     command = [
         str(Path(sys.executable).with_name("axc-llm-build")),
         "--input_path", str(model), "--output_path", str(out), "--chip", chip,
-        "--kv_cache_len", str(kv), "--prefill_len", str(PREFILL), "--last_kv_cache_len", *lasts,
+        "--kv_cache_len", str(kv), "--prefill_len", str(PREFILL), *(["--last_kv_cache_len", *lasts] if lasts else []),
         "--parallel", "2",
     ]
     start = time.perf_counter()

@@ -209,8 +209,10 @@ def attention(
     keys = (k[0] if k_cache is None else np.concatenate([k_cache[0], k[0]], axis=0)).reshape(-1, num_kv_heads, head_dim)
     values = (v[0] if v_cache is None else np.concatenate([v_cache[0], v[0]], axis=0)).reshape(-1, num_kv_heads, head_dim)
     group = num_heads // num_kv_heads
-    queries = q[0].reshape(tokens, num_kv_heads, group, head_dim)
-    scores = np.einsum("tkgd,skd->kgts", queries, keys) * np.float32(scale)
+    # Batched BLAS products over (kv head, group): np.einsum would run unoptimised loops.
+    queries = np.ascontiguousarray(q[0].reshape(tokens, num_kv_heads, group, head_dim).transpose(1, 2, 0, 3))
+    keys = np.ascontiguousarray(keys.transpose(1, 0, 2))[:, None]
+    scores = np.matmul(queries, keys.swapaxes(-1, -2)) * np.float32(scale)
     if softcap_value > 0:
         scores = softcap(scores, softcap_value)
     scores = scores + mask[0][None, None, :, :]
@@ -221,7 +223,7 @@ def attention(
         key_positions = np.concatenate([np.arange(history), query_positions])
         scores = scores + window_mask(query_positions, key_positions, window)[None, None]
     probs = softmax(scores)
-    out = np.einsum("kgts,skd->tkgd", probs, values)
+    out = np.matmul(probs, np.ascontiguousarray(values.transpose(1, 0, 2))[:, None]).transpose(2, 0, 1, 3)
     return out.reshape(1, tokens, num_heads * head_dim).astype(np.float32)
 
 

@@ -66,12 +66,30 @@ class Payload:
         return blob[self.params.data_offset :]
 
 
-def load_payload(model: AxModel, where: str = "axmodel") -> Payload:
+ProgramCache = dict[tuple[bytes, str, str, tuple[tuple[tuple[int, int], tuple[int, int | None]], ...]], Program]
+"""Checked programs by (command stream, chip, NPU mode, address spaces): the layer files of
+a model share one stream, so a reader of all of them decodes and checks it once."""
+
+
+def load_payload(model: AxModel, where: str = "axmodel", cache: ProgramCache | None = None) -> Payload:
+    """The payload of `model`; with `cache`, streams decoded and checked before are reused
+    (the cached programs are shared: callers must not modify them)."""
     target = get_target(model.metadata["chip"], model.metadata["npu_mode"])
     params = encoding.decode_params(model.params, f"{where}: npu_params")
     programs = []
     for k, group in enumerate(model.groups):
         at = f"{where}: group {k} command stream"
+        spaces: dict[tuple[int, int], tuple[int, int | None]] = {
+            (isa.PARAMS, 0): (params.data_bytes, None),
+        }
+        for space, specs in ((isa.INPUT, group.inputs), (isa.OUTPUT, group.outputs)):
+            for index, spec in enumerate(specs):
+                spaces[(space, index)] = (spec_bytes(spec), spec_code(spec))
+        key = (group.commands, target.chip, target.npu_mode, tuple(spaces.items()))
+        cached = None if cache is None else cache.get(key)
+        if cached is not None:
+            programs.append(cached)
+            continue
         program = encoding.decode_program(group.commands, at)
         if isa.CHIPS[program.chip] != target.family or program.cores != target.cores:
             raise AxcError(
@@ -80,15 +98,11 @@ def load_payload(model: AxModel, where: str = "axmodel") -> Payload:
             )
         if (program.inputs, program.outputs) != (len(group.inputs), len(group.outputs)):
             raise AxcError(f"{at}: {program.inputs} inputs and {program.outputs} outputs, the graph has {len(group.inputs)} and {len(group.outputs)}; rebuild it")
-        spaces: dict[tuple[int, int], tuple[int, int | None]] = {
-            (isa.PARAMS, 0): (params.data_bytes, None),
-            (isa.SCRATCH, 0): (program.scratch_bytes, None),
-        }
-        for space, specs in ((isa.INPUT, group.inputs), (isa.OUTPUT, group.outputs)):
-            for index, spec in enumerate(specs):
-                spaces[(space, index)] = (spec_bytes(spec), spec_code(spec))
+        spaces[(isa.SCRATCH, 0)] = (program.scratch_bytes, None)
         check_program(program, target, spaces, at)
         programs.append(program)
+        if cache is not None:
+            cache[key] = program
     return Payload(model, target, params, tuple(programs))
 
 

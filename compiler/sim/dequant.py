@@ -39,6 +39,22 @@ def _dequant_s8(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, group:
 
 
 @numba.njit(cache=True, nogil=True)
+def _scale_s8(codes: np.ndarray, scales: np.ndarray, group: int, out: np.ndarray) -> None:
+    """`_dequant_s8` of a symmetric tile: `code - 0.0` is `code`, so the subtraction goes."""
+    rows, cols = codes.shape
+    groups = scales.shape[1]
+    for r in range(rows):
+        for g in range(groups):
+            start = g * group
+            end = cols if g == groups - 1 else min(start + group, cols)
+            s = scales[r, g]
+            src = codes[r, start:end]
+            dst = out[r, start:end]
+            for c in range(end - start):
+                dst[c] = np.float32(src[c]) * s
+
+
+@numba.njit(cache=True, nogil=True)
 def _dequant_s4(packed: np.ndarray, signed: bool, scales: np.ndarray, zeros: np.ndarray, group_of: np.ndarray, out: np.ndarray) -> None:
     rows, width = packed.shape
     for r in range(rows):
@@ -61,12 +77,13 @@ class TileDequantizer:
     fmt: str
     scales: np.ndarray | None
     """fp32 `[rows, groups]` (converted once: exact)."""
-    zeros: np.ndarray
-    """fp32 `[rows, groups]`; all zero for symmetric tiles (`code - 0.0` is `code`)."""
+    zeros: np.ndarray | None
+    """fp32 `[rows, groups]`; None for symmetric s8 tiles, all zero for symmetric s4 ones
+    (`code - 0.0` is `code`)."""
     group: int
     """Columns per scale."""
     signed: bool
-    group_of: np.ndarray
+    group_of: np.ndarray | None
     """The scale column of every weight column (s4)."""
 
     @property
@@ -98,25 +115,36 @@ class TileDequantizer:
             fmt, group, codes.dtype, codes.shape, None if scales is None else scales.dtype,
             0 if scales is None else scales.size, None if zeros is None else zeros.size,
         )
-        if not supported:
-            return None
+        return TileDequantizer.checked(codes, fmt, scales, zeros, group) if supported else None
+
+    @staticmethod
+    def checked(codes: np.ndarray, fmt: str, scales: np.ndarray | None, zeros: np.ndarray | None, group: int) -> TileDequantizer:
+        """`of` for a tile `supports` has accepted already."""
         rows = codes.shape[0]
         if fmt == "float":
-            return TileDequantizer(codes, fmt, None, np.zeros((rows, 1), np.float32), codes.shape[1], False, np.zeros(0, np.int64))
+            return TileDequantizer(codes, fmt, None, None, codes.shape[1], False, None)
         assert scales is not None
         cols = codes.shape[1] * (2 if fmt == "s4" else 1)
         size = group or cols
         groups = math.ceil(cols / size)
         scales32 = np.ascontiguousarray(scales, np.float32).reshape(rows, groups)
-        zeros32 = np.zeros((rows, groups), np.float32) if zeros is None else np.asarray(zeros).reshape(rows, groups).astype(np.float32)
+        zeros32 = None if zeros is None else np.asarray(zeros).reshape(rows, groups).astype(np.float32)
+        if fmt != "s4":
+            return TileDequantizer(codes, fmt, scales32, zeros32, size, zeros is None, None)
+        if zeros32 is None:
+            zeros32 = np.zeros((rows, groups), np.float32)
         group_of = np.minimum(np.arange(cols) // size, groups - 1)
         return TileDequantizer(codes, fmt, scales32, zeros32, size, zeros is None, group_of)
 
     def __call__(self, out: np.ndarray) -> np.ndarray:
         scales = self.scales  # `of` sets them for every integer format
         if self.fmt == "s8" and scales is not None:
-            _dequant_s8(self.codes, scales, self.zeros, self.group, out)
+            if self.zeros is None:
+                _scale_s8(self.codes, scales, self.group, out)
+            else:
+                _dequant_s8(self.codes, scales, self.zeros, self.group, out)
         elif self.fmt == "s4" and scales is not None:
+            assert self.zeros is not None and self.group_of is not None
             _dequant_s4(self.codes, self.signed, scales, self.zeros, self.group_of, out)
         else:
             np.copyto(out, self.codes, casting="unsafe")  # exact: every float storage type fits fp32

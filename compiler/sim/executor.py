@@ -15,6 +15,7 @@ tokens = loop.generate(prompt_ids, max_new_tokens=16, eos={151645})
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ml_dtypes
@@ -82,13 +83,23 @@ class AxModelExecutor:
             self.sessions[index] = AxModelSession(self.layer_files[index], self.workspace)
         return self.sessions[index]
 
-    def prepare(self) -> None:
-        """Open every file and build the plan of every group now rather than on first use."""
-        for index in range(len(self.layer_files)):
-            session = self.layer(index)
+    def prepare(self, readers: int = 2) -> None:
+        """Open every file and build the plan of every group now rather than on first use;
+        `readers` threads read and checksum the files (which releases the GIL) while this
+        one builds the plans."""
+        missing = [index for index in range(len(self.layer_files)) if index not in self.sessions]
+        with ThreadPoolExecutor(max(1, readers)) as pool:
+            post = pool.submit(AxModelSession, self.post_file, self.workspace) if self.post_session is None else None
+            opened = pool.map(lambda index: AxModelSession(self.layer_files[index], self.workspace), missing)
+            for index, session in zip(missing, opened):
+                self.sessions[index] = session
+                for group in range(session.group_count()):
+                    session.plan(group)
+            if post is not None:
+                self.post_session = post.result()
+        for session in (*self.sessions.values(), self.post_model()):
             for group in range(session.group_count()):
                 session.plan(group)
-        self.post_model().plan(0)
 
     def post_model(self) -> AxModelSession:
         if self.post_session is None:

@@ -32,6 +32,7 @@ from axc import kernels
 from axc import npu_semantics as sem
 from axc import isa
 from axc.isa import Instr, Loop, Node, Operand, Program
+from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
 from axc.sim.dequant import TileDequantizer
 
@@ -70,6 +71,8 @@ class Workspace:
     arrays: dict[tuple[str, tuple[int, ...]], np.ndarray] = field(default_factory=dict)
     analyses: dict[bytes, Analysis] = field(default_factory=dict)
     """By command stream: the layer files of a model share theirs."""
+    programs: ProgramCache = field(default_factory=dict)
+    """Decoded and checked command streams (`load_payload`'s cache), shared the same way."""
 
     def analysis(self, commands: bytes, program: Program) -> Analysis:
         """`analyse(program)`, once per distinct command stream `commands`."""
@@ -446,8 +449,7 @@ def matmul_step(instr: Instr, views: dict[str, np.ndarray], entry: Planned, work
             bias=bias, alpha=alpha, transpose_b=transpose_b, accumulate=accumulate,
         )
     if "rhs" in entry.blob:
-        dequantizer = TileDequantizer.of(rhs, fmt, views.get("scales"), views.get("zeros"), group)
-        assert dequantizer is not None, "the analysis checked the tile"
+        dequantizer = TileDequantizer.checked(rhs, fmt, views.get("scales"), views.get("zeros"), group)  # the analysis checked it
         source: Callable[[], np.ndarray] = partial(dequantizer, workspace.get("tile", dequantizer.shape))
     else:
         source = partial(_load_into, workspace.get("rhs", rhs.shape), rhs)

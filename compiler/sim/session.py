@@ -31,16 +31,16 @@ class AxModelSession:
     """Executes the command streams of one `.axmodel` (see the module docstring)."""
 
     def __init__(self, model: str | Path | AxModel, workspace: Workspace | None = None):
+        self.workspace = workspace if workspace is not None else Workspace()
         if isinstance(model, AxModel):
             self.where = "axmodel"
-            self.payload: Payload = load_payload(model)
+            self.payload: Payload = load_payload(model, cache=self.workspace.programs)
         else:
             self.where = str(model)
-            self.payload = load_payload(read_axmodel(model), self.where)
+            self.payload = load_payload(read_axmodel(model), self.where, self.workspace.programs)
         target = self.payload.target
         self.ocm = np.full(target.ocm_bytes_per_core * target.cores, sem.FILL_BYTE, np.uint8)
         self.params = self.payload.data()  # read-only, no copy: programs never write parameters
-        self.workspace = workspace if workspace is not None else Workspace()
         self.plans: dict[int, Plan] = {}
         self.counters: dict[int, sem.Counters] = {}
 
