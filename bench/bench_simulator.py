@@ -2,15 +2,16 @@
 transformers' eager fp32 forward of the same weights, in one process on the same machine.
 
     python bench/bench_simulator.py [--model DIR] [--tokens 32] [--kv-cache-len 255] [--chip AX650]
-                                    [--threads 2] [--repeat 3]
+                                    [--threads 2] [--repeat 3] [--sim-threads 1|2]
 
 Builds the model first when its directory is missing (`axc-llm-build -c 0`: 24 layer
 files + post + the bf16 embedding). The simulator (`axc.sim.AxModelExecutor`, reading only
 the files) first builds the execution plans of every group of every file (timed: "plans
 ready"), then runs the runtime's host loop (`axc.hostloop.HostLoop`): a short prompt, then
 one token per step. transformers runs the same prompt with its KV cache, one token per
-step, with `--threads` torch threads (the simulator's BLAS uses its default, one per
-core). The decode measurements alternate `--repeat` times, so that both see the same
+step, with `--threads` torch threads (the simulator, on 2+ cores, runs half of each run of
+weight matmuls on a helper thread with one BLAS thread each; `--sim-threads 1`: one thread
+and BLAS's default, one per core). The decode measurements alternate `--repeat` times, so that both see the same
 machine load; the ratio of each round is printed. Goal: simulator / transformers >= 1.5
 with plans ready in <= 2 s. Also printed, for context: transformers with one thread.
 """
@@ -53,12 +54,13 @@ def build(model: Path, out: Path, chip: str, kv: int) -> float:
 class Simulator:
     """The simulator over a built directory, its plans built up front."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, threads: int | None):
         from axc.hostloop import HostLoop
         from axc.sim.executor import AxModelExecutor
+        from axc.sim.plan import Workspace
 
         start = time.perf_counter()
-        self.executor = AxModelExecutor(directory)
+        self.executor = AxModelExecutor(directory, None if threads is None else Workspace(threads=threads))
         self.executor.prepare()
         self.plans_s = time.perf_counter() - start
         self.loop = HostLoop(self.executor, self.executor.layout)
@@ -114,6 +116,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the transformers reference")
     parser.add_argument("--repeat", type=int, default=3, help="alternating measurement rounds")
+    parser.add_argument("--sim-threads", type=int, choices=[1, 2], help="the simulator's threads (default: 2 on 2+ cores)")
     args = parser.parse_args()
     if args.model == DEFAULT_OUT:
         ensure(args.model)
@@ -122,9 +125,10 @@ def main() -> None:
         seconds = build(args.model, directory, args.chip, args.kv_cache_len)
         print(f"built {directory} in {seconds:.1f} s")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    simulator = Simulator(directory)
+    simulator = Simulator(directory, args.sim_threads)
     print(f"simulator: plans of {len(simulator.executor.layer_files)} layer files + post ready in {simulator.plans_s:.2f} s "
-          f"(goal <= 2; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')})")
+          f"(goal <= 2; {simulator.executor.workspace.threads} simulator threads, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')})")
     reference = Transformers(args.model)
     ratios, tokens_seen = [], []
     for round_ in range(1, args.repeat + 1):

@@ -70,7 +70,7 @@ def load(v: Array) -> Array:
 
 def store(v: Array, value: Array) -> None:
     """Write `value` into a view, rounding to its storage dtype."""
-    v[...] = np.broadcast_to(np.asarray(value, np.float32) if v.dtype.kind not in "iu" else value, v.shape).astype(v.dtype)
+    np.copyto(v, np.asarray(value, np.float32) if v.dtype.kind not in "iu" else value, casting="unsafe")  # broadcasts, casts
 
 
 def nbytes(v: Array) -> int:

@@ -10,7 +10,10 @@ weights are in memory at a time. The post model is checked on the last layer's o
 The reference runs layer after layer in this process; with `--parallel N` up to N worker
 processes (no more than the cores) run each layer's recorded calls in the simulator while
 the reference moves on, and the results are gathered in layer order, so the report is the
-serial check's, number for number.
+serial check's, number for number. Every process of the check multiplies with one BLAS
+thread, serial or not: the processes are the parallelism (BLAS threads on top would
+oversubscribe the cores), and the products are the same calls with the same threading
+either way.
 
 `-c 2` tokenizes `--prompt`, runs the whole built directory in the simulator with the host
 loop, prints the first token's top-10 candidates and the greedy text, and compares it with
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from xdsl.dialects.builtin import ModuleOp
 
 from axc.accuracy import AccuracyReport, Agreement, LayerAccuracy, LogitsAccuracy, RecordingExecutor
@@ -140,13 +144,15 @@ def reference_calls(
 
 _simulator: target.BuiltModel | None = None
 """A worker's simulator of the built directory (opened on its first layer)."""
+_simulator_threads: int | None = None
+"""Its threads: one in a check worker (the processes are the parallelism), else the default."""
 
 
 def simulate_layer(directory: Path, layer: int, calls: list[SimulatedCall]) -> dict[int, Agreement]:
     """Layer `layer`'s file on the recorded calls: the agreement per shape group."""
     global _simulator
     if _simulator is None or _simulator.directory != directory:
-        _simulator = target.open_simulator(directory)
+        _simulator = target.open_simulator(directory, _simulator_threads)
     groups: dict[int, Agreement] = {}
     for call in calls:
         agreement = Agreement.of(_simulator.run_layer(layer, call.group, call.inputs)["output"], call.expected)
@@ -189,12 +195,27 @@ def layer_simulators(directory: Path, workers: int) -> Iterator[Callable[[int, l
         return
     import multiprocessing
 
-    with multiprocessing.get_context(pool_start_method()).Pool(workers, leave_signals_to_parent) as pool:
+    with multiprocessing.get_context(pool_start_method()).Pool(workers, start_check_worker) as pool:
         yield lambda layer, calls: pool.apply_async(simulate_layer, (directory, layer, calls))
 
 
+def start_check_worker() -> None:
+    """A check worker: signals left to the parent, one BLAS thread (as in the parent's
+    check), a simulator without a helper thread."""
+    global _simulator_threads
+    leave_signals_to_parent()
+    threadpool_limits(limits=1, user_api="blas")
+    _simulator_threads = 1
+
+
 def check_layers(result: BuildResult, log: BuildLog) -> AccuracyReport:
-    """`-c 1`: every layer file and the post model against the fp32 reference."""
+    """`-c 1`: every layer file and the post model against the fp32 reference (one BLAS
+    thread per process)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return check_layers_threaded(result, log)
+
+
+def check_layers_threaded(result: BuildResult, log: BuildLog) -> AccuracyReport:
     plan = result.plan
     layers = plan.config.num_hidden_layers
     simulator = target.open_simulator(result.directory)

@@ -25,6 +25,7 @@ from axc.dialects.axtarget import ModelOpBase
 from axc.params import ParamStore
 from axc.sim.cost import estimate, group_tokens
 from axc.sim.executor import AxModelExecutor
+from axc.sim.plan import Workspace
 
 Unit = ModelOpBase
 """What one `.axmodel` file is made from: an `ax650.model` / `ax620e.model`."""
@@ -94,5 +95,6 @@ class BuiltModel(AxModelExecutor):
         return logits
 
 
-def open_simulator(directory: Path) -> BuiltModel:
-    return BuiltModel(directory)
+def open_simulator(directory: Path, threads: int | None = None) -> BuiltModel:
+    """The simulator of a built directory (`threads`: its `Workspace.threads`, default as there)."""
+    return BuiltModel(directory, None if threads is None else Workspace(threads=threads))

@@ -22,11 +22,15 @@ outputs = plan.run([k_cache, v_cache, indices, hidden, mask])
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 import dataclasses
 from dataclasses import dataclass, field
 from functools import partial
+import os
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from axc import kernels
 from axc import npu_semantics as sem
@@ -63,11 +67,18 @@ class Memories:
         return (self.inputs if space == isa.INPUT else self.outputs)[index]
 
 
+LOOKAHEAD_MIN_ELEMENTS = 1 << 16
+
+
 @dataclass
 class Workspace:
     """fp32 work arrays by role and shape, shared by the plans that run one after another
     (the sessions of one executor): a step uses its arrays only while it runs."""
 
+    threads: int = field(default_factory=lambda: min(2, len(os.sched_getaffinity(0))))
+    """2: matmul products run ahead on a helper thread (`Lookahead`); 1: one thread."""
+    lookahead_elements: int = LOOKAHEAD_MIN_ELEMENTS
+    """Weight elements a run of matmuls must dequantize to be worth handing half to the helper."""
     arrays: dict[tuple[str, tuple[int, ...]], np.ndarray] = field(default_factory=dict)
     analyses: dict[bytes, Analysis] = field(default_factory=dict)
     """By command stream: the layer files of a model share theirs."""
@@ -175,13 +186,18 @@ assert set(VECTOR) == {op.mnemonic for op in isa.OPCODES if op.engine == "vector
 @dataclass(frozen=True)
 class MatmulStep:
     """`npu_semantics.product` with its fp32 temporaries allocated once: the same
-    operations on the same contiguous fp32 arrays, so the same BLAS calls and bits."""
+    operations on the same contiguous fp32 arrays, so the same BLAS calls and bits.
+    `product` reads the operands and writes only the step's own work arrays, `commit`
+    writes `out`, so a lookahead (`Lookahead`) may compute a product early."""
 
     out: np.ndarray
     lhs: np.ndarray
     a: np.ndarray
-    rhs: Callable[[], np.ndarray]
-    """Fills and returns the fp32 right-hand side (a dequantized tile or a loaded view)."""
+    dequantizer: TileDequantizer | None
+    """Fills `b` with the dequantized weight tile; None: `b` is loaded from `rhs`."""
+    rhs: np.ndarray
+    b: np.ndarray
+    """fp32 work array of the right-hand side."""
     result: np.ndarray
     bias: np.ndarray | None
     """The bias view loaded at each call; None when absent or constant (then `bias32` holds it)."""
@@ -192,8 +208,15 @@ class MatmulStep:
     """fp32 work array for `out`'s old value (accumulate), or None."""
 
     def __call__(self) -> None:
+        self.commit(self.product())
+
+    def product(self) -> np.ndarray:
         np.copyto(self.a, self.lhs, casting="unsafe")
-        b = self.rhs()
+        if self.dequantizer is not None:
+            b = self.dequantizer(self.b)
+        else:
+            b = self.b
+            np.copyto(b, self.rhs, casting="unsafe")
         b = b.swapaxes(-1, -2) if self.transpose_b else b
         if self.result.ndim > 2:  # numpy's batched matmul is many times slower with `out=`
             result = np.matmul(self.a, b)
@@ -205,10 +228,78 @@ class MatmulStep:
             if self.bias is not None:
                 np.copyto(self.bias32, self.bias, casting="unsafe")
             np.add(result, self.bias32, out=result)
+        return result
+
+    def commit(self, result: np.ndarray) -> None:
         if self.accumulate is not None:
             np.copyto(self.accumulate, self.out, casting="unsafe")
             np.add(self.accumulate, result, out=result)
         np.copyto(self.out, result, casting="unsafe")
+
+    def in_lane(self, workspace: Workspace, lane: int) -> MatmulStep:
+        """This step over lane `lane`'s work arrays and a result array of its own."""
+        bias32 = self.bias32 if self.bias is None else workspace.get(f"bias@{lane}", self.bias.shape)
+        return dataclasses.replace(
+            self, a=workspace.get(f"lhs@{lane}", self.a.shape), b=workspace.get(f"rhs@{lane}", self.b.shape),
+            result=np.zeros_like(self.result), bias32=bias32,
+        )
+
+
+_helpers: dict[int, ThreadPoolExecutor] = {}
+
+
+def helper_thread() -> ThreadPoolExecutor:
+    """The lookaheads' helper thread of this process (a forked child starts its own)."""
+    pid = os.getpid()
+    if pid not in _helpers:
+        _helpers.clear()
+        _helpers[pid] = ThreadPoolExecutor(1, thread_name_prefix="axc-sim")
+    return _helpers[pid]
+
+
+@dataclass
+class Lookahead:
+    """Products computed by the helper thread while this thread runs the steps before them.
+
+    The plan starts it at the group's first matmul; each of `steps` then commits its
+    product where it stood in the stream, so every write to the memories happens in order
+    on this thread. Valid because nothing between the group's first matmul and these
+    steps writes what their products read (`lookahead_groups`)."""
+
+    steps: tuple[MatmulStep, ...]
+    future: Future[list[np.ndarray]] | None = None
+
+    def start(self) -> None:
+        self.future = helper_thread().submit(lambda: [step.product() for step in self.steps])
+
+    def results(self) -> list[np.ndarray]:
+        assert self.future is not None, "a lookahead's products are read after its start"
+        return self.future.result()
+
+    def settle(self) -> None:
+        """Wait for a started helper (after a failure: its work arrays are reused next run)."""
+        future, self.future = self.future, None
+        if future is not None:
+            wait([future])
+
+
+@dataclass(frozen=True)
+class StartLookahead:
+    lookahead: Lookahead
+    step: Step
+
+    def __call__(self) -> None:
+        self.lookahead.start()
+        self.step()
+
+
+@dataclass(frozen=True)
+class CommitAhead:
+    lookahead: Lookahead
+    index: int
+
+    def __call__(self) -> None:
+        self.lookahead.steps[self.index].commit(self.lookahead.results()[self.index])
 
 
 def product_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -230,6 +321,7 @@ class Plan:
     outputs: list[np.ndarray]
     counters: sem.Counters
     instructions: int
+    lookaheads: list[Lookahead] = field(default_factory=list)
 
     def run(self, inputs: Sequence[np.ndarray], as_stored: bool = False) -> list[np.ndarray]:
         """Outputs as fp32 for floats (`as_stored`: in their stored dtypes), fresh copies."""
@@ -239,10 +331,15 @@ class Plan:
                 value = value.astype(np.float32, copy=False)
             np.copyto(staged, value.reshape(staged.shape), casting="unsafe")
         try:
-            for step in self.steps:
-                step()
+            with one_blas_thread() if self.lookaheads else nullcontext():
+                for step in self.steps:
+                    step()
         except FAILURES as error:
+            for lookahead in self.lookaheads:
+                lookahead.settle()
             raise AxcError(f"command stream cannot be executed ({type(error).__name__}: {error}); the file is corrupt, rebuild it") from None
+        for lookahead in self.lookaheads:
+            lookahead.future = None
         return [out.astype(np.float32) if out.dtype.kind in "fV" and not as_stored else out.copy() for out in self.outputs]
 
 
@@ -448,17 +545,17 @@ def matmul_step(instr: Instr, views: dict[str, np.ndarray], entry: Planned, work
             sem.matmul, out, lhs, rhs, fmt=fmt, scales=views.get("scales"), zeros=views.get("zeros"), group=group,
             bias=bias, alpha=alpha, transpose_b=transpose_b, accumulate=accumulate,
         )
+    dequantizer = None
     if "rhs" in entry.blob:
         dequantizer = TileDequantizer.checked(rhs, fmt, views.get("scales"), views.get("zeros"), group)  # the analysis checked it
-        source: Callable[[], np.ndarray] = partial(dequantizer, workspace.get("tile", dequantizer.shape))
-    else:
-        source = partial(_load_into, workspace.get("rhs", rhs.shape), rhs)
     constant = "bias" in entry.blob
     return MatmulStep(
         out=out,
         lhs=lhs,
         a=workspace.get("lhs", lhs.shape),
-        rhs=source,
+        dequantizer=dequantizer,
+        rhs=rhs,
+        b=workspace.get("rhs", rhs.shape if dequantizer is None else dequantizer.shape),
         result=workspace.get("result", out.shape),
         bias=None if constant else bias,
         bias32=None if bias is None else bias.astype(np.float32) if constant else workspace.get("bias", bias.shape),
@@ -468,9 +565,71 @@ def matmul_step(instr: Instr, views: dict[str, np.ndarray], entry: Planned, work
     )
 
 
-def _load_into(work: np.ndarray, source: np.ndarray) -> np.ndarray:
-    np.copyto(work, source, casting="unsafe")
-    return work
+Span = tuple[int, int, int, int]
+"""Bytes `[low, high)` of memory (space, index)."""
+
+
+def _spans(entry: Planned, names: Sequence[str]) -> list[Span]:
+    spans = []
+    for name in names:
+        operand = entry.instr.operand(name)
+        if operand is not None and name not in entry.blob and operand.space != isa.PARAMS:
+            index = operand.index if operand.space in (isa.INPUT, isa.OUTPUT) else 0
+            spans.append((operand.space, index, *span(operand, entry.addresses[name])))
+    return spans
+
+
+def _written(entry: Planned) -> list[Span]:
+    op = entry.instr.op
+    return _spans(entry, ["dst"] if op.engine == "dma" else sorted(op.outputs))
+
+
+def _overlap(spans: list[Span], others: list[Span]) -> bool:
+    return any(a[:2] == b[:2] and a[2] < b[3] and b[2] < a[3] for a in spans for b in others)
+
+
+def lookahead_groups(planned: Sequence[Planned], steps: Sequence[Step], least: int) -> list[list[int]]:
+    """Runs of weight matmuls (`MatmulStep`s with a dequantized tile) whose products can all
+    be computed at the run's first one: no step in between writes bytes they read."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    written: list[Span] = []
+    for index, (entry, step) in enumerate(zip(planned, steps)):
+        if isinstance(step, MatmulStep) and step.dequantizer is not None:
+            reads = _spans(entry, ["lhs", "rhs", "scales", "zeros", "bias"])
+            if current and _overlap(reads, written):
+                groups.append(current)
+                current, written = [], []
+            current.append(index)
+        written += _written(entry)
+    groups.append(current)
+    return [g for g in groups if len(g) > 1 and sum(steps[i].b.size for i in g) >= least]  # type: ignore[attr-defined]
+
+
+def add_lookaheads(planned: Sequence[Planned], steps: list[Step], workspace: Workspace) -> list[Lookahead]:
+    """Hand the second half (by weight elements) of every lookahead group to the helper."""
+    lookaheads = []
+    for group in lookahead_groups(planned, steps, workspace.lookahead_elements):
+        matmuls = [steps[i] for i in group]
+        sizes = np.cumsum([m.b.size for m in matmuls])  # type: ignore[attr-defined]
+        half = max(1, min(len(group) - 1, int(np.searchsorted(sizes, sizes[-1] / 2))))
+        lookahead = Lookahead(tuple(m.in_lane(workspace, 1) for m in matmuls[half:]))  # type: ignore[attr-defined]
+        steps[group[0]] = StartLookahead(lookahead, steps[group[0]])
+        for k, index in enumerate(group[half:]):
+            steps[index] = CommitAhead(lookahead, k)
+        lookaheads.append(lookahead)
+    return lookaheads
+
+
+_blas: list[ThreadpoolController] = []
+
+
+def one_blas_thread() -> AbstractContextManager[object]:
+    """BLAS limited to one thread: the lookahead's two threads are the parallelism (and
+    each product is the single-threaded BLAS call, whatever the machine's core count)."""
+    if not _blas:
+        _blas.append(ThreadpoolController())
+    return _blas[0].limit(limits=1, user_api="blas")
 
 
 def analyse(program: Program) -> Analysis:
@@ -498,7 +657,8 @@ def build_plan(
         steps = bind(analysis, memories, workspace)
     except FAILURES as error:  # a record the checks let through but numpy refuses
         raise AxcError(f"command stream cannot be executed ({type(error).__name__}: {error}); the file is corrupt, rebuild it") from None
+    lookaheads = add_lookaheads(analysis.planned, steps, workspace) if workspace.threads > 1 else []
     staged_in = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(inputs, memories.inputs)]
     staged_out = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(outputs, memories.outputs)]
     counters = dataclasses.replace(analysis.counters, macs=dict(analysis.counters.macs))
-    return Plan(steps, staged_in, staged_out, counters, analysis.instructions)
+    return Plan(steps, staged_in, staged_out, counters, analysis.instructions, lookaheads)

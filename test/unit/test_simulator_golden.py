@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from axc.sim.plan import Workspace
 from axc.sim.session import AxModelSession
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "sim-golden"
@@ -18,9 +19,16 @@ def test_fixtures_are_there() -> None:
     assert len(FILES) == 10
 
 
+WORKSPACES = {
+    "one thread": lambda: Workspace(threads=1),
+    "lookahead": lambda: Workspace(threads=2, lookahead_elements=0),  # every run of weight matmuls
+}
+
+
+@pytest.mark.parametrize("workspace", WORKSPACES)
 @pytest.mark.parametrize("name", FILES)
-def test_outputs_are_bit_identical_to_the_frozen_ones(name: str) -> None:
-    session = AxModelSession(GOLDEN / f"{name}.axmodel")
+def test_outputs_are_bit_identical_to_the_frozen_ones(name: str, workspace: str) -> None:
+    session = AxModelSession(GOLDEN / f"{name}.axmodel", WORKSPACES[workspace]())
     frozen = np.load(GOLDEN / f"{name}.npz")
     checked = 0
     for group in range(session.group_count()):
@@ -34,3 +42,12 @@ def test_outputs_are_bit_identical_to_the_frozen_ones(name: str) -> None:
                 assert value.tobytes() == expected.tobytes(), f"{name} group {group} call {call}: {key} differs"
                 checked += 1
     assert checked == sum(1 for k in frozen.files if ".out." in k)
+
+
+def test_the_lookahead_runs_products_on_the_helper() -> None:
+    """Most golden files have runs of weight matmuls that the lookahead splits."""
+    split = 0
+    for name in FILES:
+        session = AxModelSession(GOLDEN / f"{name}.axmodel", Workspace(threads=2, lookahead_elements=0))
+        split += sum(bool(session.plan(g).lookaheads) for g in range(session.group_count()))
+    assert split >= len(FILES)
