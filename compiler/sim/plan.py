@@ -590,10 +590,12 @@ def _overlap(spans: list[Span], others: list[Span]) -> bool:
 
 def lookahead_groups(planned: Sequence[Planned], steps: Sequence[Step], least: int) -> list[list[int]]:
     """Runs of weight matmuls (`MatmulStep`s with a dequantized tile) whose products can all
-    be computed at the run's first one: no step in between writes bytes they read."""
+    be computed at the run's first one: no step in between writes bytes they read; each run
+    as its step indices, of at least `least` weight elements."""
     groups: list[list[int]] = []
     current: list[int] = []
     written: list[Span] = []
+    sizes: dict[int, int] = {}
     for index, (entry, step) in enumerate(zip(planned, steps)):
         if isinstance(step, MatmulStep) and step.dequantizer is not None:
             reads = _spans(entry, ["lhs", "rhs", "scales", "zeros", "bias"])
@@ -601,19 +603,20 @@ def lookahead_groups(planned: Sequence[Planned], steps: Sequence[Step], least: i
                 groups.append(current)
                 current, written = [], []
             current.append(index)
+            sizes[index] = step.b.size
         written += _written(entry)
     groups.append(current)
-    return [g for g in groups if len(g) > 1 and sum(steps[i].b.size for i in g) >= least]  # type: ignore[attr-defined]
+    return [g for g in groups if len(g) > 1 and sum(sizes[i] for i in g) >= least]
 
 
 def add_lookaheads(planned: Sequence[Planned], steps: list[Step], workspace: Workspace) -> list[Lookahead]:
     """Hand the second half (by weight elements) of every lookahead group to the helper."""
     lookaheads = []
     for group in lookahead_groups(planned, steps, workspace.lookahead_elements):
-        matmuls = [steps[i] for i in group]
-        sizes = np.cumsum([m.b.size for m in matmuls])  # type: ignore[attr-defined]
+        matmuls = [step for step in (steps[i] for i in group) if isinstance(step, MatmulStep)]
+        sizes = np.cumsum([m.b.size for m in matmuls])
         half = max(1, min(len(group) - 1, int(np.searchsorted(sizes, sizes[-1] / 2))))
-        lookahead = Lookahead(tuple(m.in_lane(workspace, 1) for m in matmuls[half:]))  # type: ignore[attr-defined]
+        lookahead = Lookahead(tuple(m.in_lane(workspace, 1) for m in matmuls[half:]))
         steps[group[0]] = StartLookahead(lookahead, steps[group[0]])
         for k, index in enumerate(group[half:]):
             steps[index] = CommitAhead(lookahead, k)
