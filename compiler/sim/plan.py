@@ -264,7 +264,7 @@ class Lookahead:
     The plan starts it at the group's first matmul; each of `steps` then commits its
     product where it stood in the stream, so every write to the memories happens in order
     on this thread. Valid because nothing between the group's first matmul and these
-    steps writes what their products read (`lookahead_groups`)."""
+    steps writes what their products read (`lookahead_runs`)."""
 
     steps: tuple[MatmulStep, ...]
     future: Future[list[np.ndarray]] | None = None
@@ -373,6 +373,8 @@ class Analysis:
     planned: list[Planned]
     counters: sem.Counters
     instructions: int
+    runs: list[tuple[list[int], int]] = field(default_factory=list)
+    """`lookahead_runs(planned)`: runs of weight matmuls and their weight elements."""
 
 
 def _dtype(operand: Operand) -> np.dtype:
@@ -446,7 +448,7 @@ class _Analyser:
                 self.entries.append(Planned(instr, addresses, {}, False))
                 self.counters.vector_ops += max(o.numel for _, o in instr.named())
         kept = [e for index, e in enumerate(self.entries) if index not in self.param_loads or index in self.needed]
-        return Analysis(kept, self.counters, sum(1 for _ in isa.walk(self.program.body)))
+        return Analysis(kept, self.counters, sum(1 for _ in isa.walk(self.program.body)), lookahead_runs(kept))
 
     def dma(self, instr: Instr, addresses: dict[str, int]) -> None:
         src, dst = instr.operands
@@ -584,36 +586,66 @@ def _written(entry: Planned) -> list[Span]:
     return _spans(entry, ["dst"] if op.engine == "dma" else sorted(op.outputs))
 
 
-def _overlap(spans: list[Span], others: list[Span]) -> bool:
-    return any(a[:2] == b[:2] and a[2] < b[3] and b[2] < a[3] for a in spans for b in others)
+@dataclass
+class Written:
+    """Byte ranges written so far, merged per memory (streams write mostly in order)."""
+
+    ranges: dict[tuple[int, int], list[list[int]]] = field(default_factory=dict)
+
+    def add(self, spans: list[Span]) -> None:
+        for space, index, low, high in spans:
+            ranges = self.ranges.setdefault((space, index), [])
+            for r in reversed(ranges[-4:]):  # the recent ones: a tile buffer rewritten, a row stored after the last
+                if r[0] <= high and low <= r[1]:
+                    r[0], r[1] = min(r[0], low), max(r[1], high)
+                    break
+            else:
+                ranges.append([low, high])
+
+    def overlaps(self, spans: list[Span]) -> bool:
+        return any(
+            r[0] < high and low < r[1] for space, index, low, high in spans for r in self.ranges.get((space, index), ())
+        )
 
 
-def lookahead_groups(planned: Sequence[Planned], steps: Sequence[Step], least: int) -> list[list[int]]:
-    """Runs of weight matmuls (`MatmulStep`s with a dequantized tile) whose products can all
-    be computed at the run's first one: no step in between writes bytes they read; each run
-    as its step indices, of at least `least` weight elements."""
-    groups: list[list[int]] = []
+def is_weight_matmul(entry: Planned) -> bool:
+    """A matmul run as a `MatmulStep` over a dequantized tile of the parameter blob."""
+    return entry.fast and "rhs" in entry.blob
+
+
+def weight_elements(entry: Planned) -> int:
+    rhs = entry.instr.operand("rhs")
+    assert rhs is not None
+    return rhs.numel * (2 if str(entry.instr.value("format")) == "s4" else 1)
+
+
+def lookahead_runs(planned: Sequence[Planned]) -> list[tuple[list[int], int]]:
+    """Runs of weight matmuls whose products can all be computed at the run's first one:
+    no step in between writes bytes they read (as indices, with their weight elements)."""
+    runs: list[tuple[list[int], int]] = []
     current: list[int] = []
-    written: list[Span] = []
-    sizes: dict[int, int] = {}
-    for index, (entry, step) in enumerate(zip(planned, steps)):
-        if isinstance(step, MatmulStep) and step.dequantizer is not None:
-            reads = _spans(entry, ["lhs", "rhs", "scales", "zeros", "bias"])
-            if current and _overlap(reads, written):
-                groups.append(current)
-                current, written = [], []
+    size = 0
+    written = Written()
+    for index, entry in enumerate(planned):
+        if is_weight_matmul(entry):
+            if current and written.overlaps(_spans(entry, ["lhs", "rhs", "scales", "zeros", "bias"])):
+                runs.append((current, size))
+                current, size, written = [], 0, Written()
             current.append(index)
-            sizes[index] = step.b.size
-        written += _written(entry)
-    groups.append(current)
-    return [g for g in groups if len(g) > 1 and sum(sizes[i] for i in g) >= least]
+            size += weight_elements(entry)
+        written.add(_written(entry))
+    runs.append((current, size))
+    return [(run, elements) for run, elements in runs if len(run) > 1]
 
 
-def add_lookaheads(planned: Sequence[Planned], steps: list[Step], workspace: Workspace) -> list[Lookahead]:
+def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspace: Workspace) -> list[Lookahead]:
     """Hand the second half (by weight elements) of every lookahead group to the helper."""
     lookaheads = []
-    for group in lookahead_groups(planned, steps, workspace.lookahead_elements):
+    for group, elements in runs:
+        if elements < workspace.lookahead_elements:
+            continue
         matmuls = [step for step in (steps[i] for i in group) if isinstance(step, MatmulStep)]
+        assert len(matmuls) == len(group), "the runs are of weight matmuls"
         sizes = np.cumsum([m.b.size for m in matmuls])
         half = max(1, min(len(group) - 1, int(np.searchsorted(sizes, sizes[-1] / 2))))
         lookahead = Lookahead(tuple(m.in_lane(workspace, 1) for m in matmuls[half:]))
@@ -660,7 +692,7 @@ def build_plan(
         steps = bind(analysis, memories, workspace)
     except FAILURES as error:  # a record the checks let through but numpy refuses
         raise AxcError(f"command stream cannot be executed ({type(error).__name__}: {error}); the file is corrupt, rebuild it") from None
-    lookaheads = add_lookaheads(analysis.planned, steps, workspace) if workspace.threads > 1 else []
+    lookaheads = add_lookaheads(analysis.runs, steps, workspace) if workspace.threads > 1 else []
     staged_in = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(inputs, memories.inputs)]
     staged_out = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(outputs, memories.outputs)]
     counters = dataclasses.replace(analysis.counters, macs=dict(analysis.counters.macs))
