@@ -13,6 +13,11 @@ same bits as `npu_semantics.dequantize_tile`) before the same product; a paramet
 whose bytes nothing else reads before they are overwritten is then dead and dropped.
 Results are unchanged; the counters still count every instruction.
 
+With two threads (`Workspace.threads`), a run of such matmuls whose inputs no step in
+between writes (a decoder layer's gate/up tiles, the lm_head's) computes the products of
+its second half on a helper thread while this one runs the first half; every product is
+committed to OCM at its place in the stream (`Lookahead`), each with one BLAS thread.
+
 ```python
 plan = build_plan(program, memories, specs_in, specs_out, Workspace())
 outputs = plan.run([k_cache, v_cache, indices, hidden, mask])
