@@ -9,7 +9,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from axc.dialects.axc import module_scopes, set_module_scopes
 from axc.errors import AxcError
-from axc.frontend.gptq import open_checkpoint
+from axc.checkpoints import open_checkpoint
 from axc.params import ParamStore
 
 CREATED_SCOPE = "axc"

@@ -120,3 +120,30 @@ def access_of(op: npu.AccessOp, name: str) -> Access:
             offset = Affine(view.coeffs[0], tuple((iv, c) for iv, c in zip(ivs, view.coeffs[1:]) if c))
             return Access(value, offset, view.sizes, view.strides)
     raise KeyError(name)
+
+
+def nested(op: Operation) -> Iterator[Operation]:
+    """`op` and every op inside it."""
+    yield op
+    for region in op.regions:
+        yield from region.walk()
+
+
+def writes(op: Operation, buffer: SSAValue) -> bool:
+    """Whether `op` (or an op inside it) writes `buffer`."""
+    return any(
+        isinstance(o, npu.AccessOp) and any(o.is_output(n) and v is buffer for n, v, _ in o.accesses())
+        for o in nested(op)
+    )
+
+
+def written(op: Operation) -> set[SSAValue]:
+    """The buffers `op` (or an op inside it) writes."""
+    return {
+        v for o in nested(op) if isinstance(o, npu.AccessOp) for n, v, _ in o.accesses() if o.is_output(n)
+    }
+
+
+def touches(op: Operation, buffer: SSAValue) -> bool:
+    """Whether `op` (or an op inside it) reads or writes `buffer`."""
+    return any(buffer in o.operands for o in nested(op))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Attribute, Dialect, Operation, ParametrizedAttribute
 from xdsl.irdl import (
     IRDLOperation,
@@ -96,6 +96,11 @@ def layer_index(function: Operation) -> int | None:
 def group_index(function: Operation) -> int | None:
     """The shape group of a layer function (`axc.group`), or None before `specialize-groups`."""
     return int_attr(function, GROUP_ATTR)
+
+
+def name_array(names: Sequence[str]) -> ArrayAttr[StringAttr]:
+    """The value of `axc.input_names` / `axc.output_names`: `["K_cache", "V_cache", ...]`."""
+    return ArrayAttr([StringAttr(n) for n in names])
 
 
 @irdl_attr_definition

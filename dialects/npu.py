@@ -48,7 +48,6 @@ from xdsl.ir import (
     BlockArgument,
     Data,
     Dialect,
-    Operation,
     ParametrizedAttribute,
     Region,
     SSAValue,
@@ -1200,12 +1199,3 @@ NPU = Dialect(
     [AllocOp, ToTensorOp, BarrierOp, LoopOp, *ACCESS_OPS],
     [BufferType, ViewAttr],
 )
-
-
-def enclosing_function(op: Operation) -> Operation:
-    """The `func.func` that holds `op`."""
-    current = op.parent_op()
-    while current is not None and current.name != "func.func":
-        current = current.parent_op()
-    assert current is not None, "npu ops live in functions"
-    return current

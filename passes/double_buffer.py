@@ -22,7 +22,7 @@ npu.loop %j = 0 to 1 {
 ```
 
 Loops are handled innermost first. A loop is left alone when OCM could not be placed
-with its second buffers (`allocate_ocm.pack` over the whole function, the twins live
+with its second buffers (`axc.ocm.pack` over the whole function, the twins live
 where the loop is). Unrolling spreads a loop's buffers over the prologue and epilogue,
 which can make placement's greedy orders land differently; if the whole function then no
 longer packs, it is pipelined again assuming less OCM (`SHARES`), and finally not at
@@ -37,7 +37,7 @@ from typing import ClassVar
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, UnitAttr
+from xdsl.dialects.builtin import ModuleOp, UnitAttr
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -50,9 +50,10 @@ from xdsl.rewriter import InsertPoint
 
 from axc.dialects import npu
 from axc.dialects.npu import Affine, int_prop
-from axc.npu_builder import Emitter, clone_into, substituted
-from axc.passes.allocate_ocm import Lifetime, keep_fitting, lifetimes, pack
-from axc.passes.fuse import touches, writes
+from axc.ir_utils import enclosing_function
+from axc import ocm
+from axc.npu_builder import Emitter, clone_into, substituted, touches, writes
+from axc.ocm import Lifetime, keep_fitting, lifetimes, pack
 from axc.structure import transform_once
 
 PIPELINED = "npu.pipelined"
@@ -103,7 +104,7 @@ class PipelineLoop(RewritePattern):
         loads = streamed(loop)
         if not loads:
             return
-        function = npu.enclosing_function(loop)
+        function = enclosing_function(loop)
         assert isinstance(function, func.FuncOp)
         top = loop
         while top.parent_op() is not function:
@@ -178,12 +179,7 @@ class DoubleBuffer(ModulePass):
     ocm_bytes: int = 0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        recorded = op.attributes.get(npu.OCM_CAPACITY_ATTR)
-        capacity = self.ocm_bytes or (recorded.value.data if isinstance(recorded, IntegerAttr) else 0)
-        if not capacity:
-            from axc.passes.allocate_ocm import AllocateOcm
-
-            capacity = AllocateOcm().capacity(op)
+        capacity = ocm.capacity(op, self.ocm_bytes)
 
         def attempt(share: float) -> Callable[[func.FuncOp], None]:
             def pipeline(function: func.FuncOp) -> None:

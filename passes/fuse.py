@@ -10,7 +10,7 @@
 - `EraseDeadAlloc`: buffers nothing uses any more.
 
 A function that fits OCM (the module's `npu.ocm_capacity`) before fusion and would not
-after it is left unfused (`allocate_ocm.keep_fitting`): fusion can lengthen lifetimes.
+after it is left unfused (`axc.ocm.keep_fitting`): fusion can lengthen lifetimes.
 
 ```mlir
 npu.loop %n = 0 to 19 { dma Wg[n] ; matmul %h, %wg -> %gate[256 * %n : 1x256] }
@@ -47,32 +47,10 @@ from xdsl.rewriter import InsertPoint
 
 from axc.dialects import npu
 from axc.dialects.npu import Access, BufferType
-from axc.npu_builder import Emitter, access_of, clone_into
-from axc.passes.allocate_ocm import keep_fitting
+from axc.ir_utils import enclosing_function
+from axc.npu_builder import Emitter, access_of, clone_into, nested, touches, writes, written
+from axc.ocm import keep_fitting
 from axc.structure import transform_once
-
-
-def nested(op: Operation) -> Iterator[Operation]:
-    yield op
-    for region in op.regions:
-        yield from region.walk()
-
-
-def writes(op: Operation, buffer: SSAValue) -> bool:
-    return any(
-        isinstance(o, npu.AccessOp) and any(o.is_output(n) and v is buffer for n, v, _ in o.accesses())
-        for o in nested(op)
-    )
-
-
-def written(op: Operation) -> set[SSAValue]:
-    return {
-        v for o in nested(op) if isinstance(o, npu.AccessOp) for n, v, _ in o.accesses() if o.is_output(n)
-    }
-
-
-def touches(op: Operation, buffer: SSAValue) -> bool:
-    return any(buffer in o.operands for o in nested(op))
 
 
 def between(first: Operation, last: Operation) -> Iterator[Operation]:
@@ -185,7 +163,7 @@ class FuseGatedLoops(RewritePattern):
             return
         if any(touches(up_loop, b) for b in written(gate_loop)) or any(touches(gate_loop, b) for b in written(up_loop)):
             return  # interleaving the bodies must not reorder a write and a read of one buffer
-        function = npu.enclosing_function(op)
+        function = enclosing_function(op)
         assert isinstance(function, func.FuncOp)
         tiles: dict[SSAValue, SSAValue] = {}
         for matmul, buffer in ((mm_gate, gate), (mm_up, up)):
@@ -268,6 +246,6 @@ class Fuse(ModulePass):
             PatternRewriteWalker(GreedyRewritePatternApplier([p() for p in PATTERNS])).rewrite_region(function.body)
 
         recorded = op.attributes.get(npu.OCM_CAPACITY_ATTR)
-        capacity = recorded.value.data if isinstance(recorded, IntegerAttr) else 0
+        capacity = recorded.value.data if isinstance(recorded, IntegerAttr) else 0  # none: not from tile, nothing to keep
         functions = [f for f in op.ops if isinstance(f, func.FuncOp) and any(isinstance(o, npu.AllocOp) for o in f.body.block.ops)]
         transform_once(op, functions, lambda f: keep_fitting(f, capacity, [fuse]) if capacity else fuse(f))

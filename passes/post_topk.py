@@ -35,9 +35,8 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint
 
 from axc.dialects import tfm
-from axc.dialects.axc import OUTPUT_NAMES_ATTR, POST
+from axc.dialects.axc import OUTPUT_NAMES_ATTR, POST, name_array
 from axc.errors import AxcError
-from axc.frontend.hf_import import name_array
 
 OUTPUT_NAMES = ("indices", "probs")
 

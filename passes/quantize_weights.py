@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from xdsl.context import Context
-from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -43,9 +41,10 @@ from axc.binding import CREATED_SCOPE, store_for
 from axc.dialects import quant, tfm
 from axc.dialects.axc import LAYER_ATTR, POST, ParamOp
 from axc.errors import AxcError
-from axc.frontend.gptq import STORAGE_BITS, GptqCheckpoint
+from axc.checkpoints.gptq import STORAGE_BITS, GptqCheckpoint
+from axc.gptq_patterns import EraseUnusedParam, ImportGptqLinear, gptq_source
+from axc.ir_utils import enclosing_function
 from axc.params import ParamStore
-from axc.passes.import_gptq import EraseUnusedParam, ImportGptqLinear, gptq_source
 from axc.quantization import FP8_KINDS, INTEGER_KINDS, KINDS, NUMPY_TYPES, WeightSpec, quantize
 
 POST_KINDS = ("bf16", "s8", "fp8_e5m2", "fp8_e4m3")
@@ -67,13 +66,6 @@ class WeightChoice:
         if self.kind in FP8_KINDS:
             return WeightSpec(self.kind, out_features, in_features, scale_type="bf16")
         return WeightSpec(self.kind, out_features, in_features, scale_type="")
-
-
-def enclosing_function(op: Operation) -> func.FuncOp | None:
-    parent = op.parent_op()
-    while parent is not None and not isinstance(parent, func.FuncOp):
-        parent = parent.parent_op()
-    return parent
 
 
 @dataclass

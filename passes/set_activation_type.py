@@ -40,8 +40,8 @@ from axc.dialects.axc import GROUP_ATTR, HISTORIES_ATTR, INPUT_NAMES_ATTR, POST
 from axc.dialects.quant import ACTIVATION_TYPE_ATTR
 from axc.dtypes import FLOAT_TYPES
 from axc.errors import AxcError
+from axc.ir_utils import enclosing_function
 from axc.runtime_contract import MASK
-from axc.passes.quantize_weights import enclosing_function
 
 HIDDEN_TYPES = ("fp16", "bf16", "fp32")
 KEPT_INPUTS = (MASK,)

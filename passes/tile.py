@@ -21,7 +21,7 @@ rewriting op by op:
      same matmuls; the additive mask is added per tile.
    - norms, rope, activations, residual adds, casts: vector ops on whole OCM buffers, or
      on row tiles when an operand lives in DDR.
-3. Fit. The result is placed as `allocate-ocm` would (`allocate_ocm.pack`). When small
+3. Fit. The result is placed as `allocate-ocm` would (`axc.ocm.pack`). When small
    buffers or fragmentation make it overflow, the function is lowered again with less
    kept on chip and smaller tiles (`LEVELS`), down to every activation in DDR.
 
@@ -86,7 +86,7 @@ from axc.dialects.npu import DDR, OCM, Access, Affine, float_prop, int_prop
 from axc.dialects.tfm import tensor_type
 from axc.errors import AxcError
 from axc.npu_builder import Emitter, rows
-from axc.passes.allocate_ocm import lifetimes, pack
+from axc.ocm import lifetimes, pack
 from axc.quantization import WeightSpec
 from axc.structure import transform_once
 from axc.targets import TargetDescriptor, check_weight_type, get_target

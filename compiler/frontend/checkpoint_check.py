@@ -3,7 +3,6 @@ tensor table (headers only)."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from axc.errors import AxcError
-from axc.frontend.model_config import ModelConfig, QuantConfig
+from axc.checkpoints.gptq import gptq_shapes
+from axc.frontend.model_config import ModelConfig
 from axc.frontend.families import get_family
 from axc.frontend.families.tensors import EMBED, FINAL_NORM, LM_HEAD, Tensor
 from axc.params import Checkpoint
@@ -28,18 +28,6 @@ class ExpectedTensor:
     key: str
     shape: tuple[int, ...]
     because: tuple[str, ...]
-
-
-def gptq_shapes(quant: QuantConfig, out_features: int, in_features: int) -> dict[str, tuple[int, ...]]:
-    """The shapes of a GPTQ linear's tensors by suffix (qweight, qzeros, scales, g_idx)."""
-    group = in_features if quant.group_size == -1 else quant.group_size
-    groups = math.ceil(in_features / group)
-    return {
-        "qweight": (in_features * quant.bits // 32, out_features),
-        "qzeros": (groups, out_features * quant.bits // 32),
-        "scales": (groups, out_features),
-        "g_idx": (in_features,),
-    }
 
 
 def _linear(

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from axc.checkpoints.gptq import read_quant_config
 from axc.errors import AxcError
 from axc.frontend.families import FAMILIES, get_family
 from axc.frontend.model_config import ModelConfig, QuantConfig, RopeScaling
@@ -22,9 +23,6 @@ SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
 ROPE_KINDS = ("default", "linear", "llama3", "dynamic", "yarn", "longrope")
 NORM_TYPES = ("rms_norm",)
 """The `norm_type`s the supported families build (a vendor `--model_config` may name another)."""
-QUANT_METHODS = ("gptq",)
-GPTQ_BITS = (2, 3, 4, 8)
-GPTQ_FORMATS = ("gptq", "gptq_v2")
 
 # Vendor --model_config key -> canonical key.
 VENDOR_KEYS = {
@@ -124,44 +122,6 @@ def _hf_values(raw: dict[str, Any]) -> dict[str, Any]:
         if found is not None:
             values[key] = found
     return values
-
-
-def _quant_config(raw: dict[str, Any], model_dir: Path, config_path: Path) -> QuantConfig | None:
-    where = config_path
-    data = raw.get("quantization_config")
-    if data is None and (model_dir / "quantize_config.json").is_file():
-        where = model_dir / "quantize_config.json"
-        data = read_json(where, "quantization config")
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        raise AxcError(f"quantization_config in {where} must be an object; fix the config")
-    method = data.get("quant_method", data.get("method", "gptq"))
-    if method not in QUANT_METHODS:
-        raise AxcError(
-            f"unsupported quantization method {method!r} in {where} (not supported yet); "
-            f"supported: {', '.join(QUANT_METHODS)}"
-        )
-    bits = data.get("bits")
-    if bits not in GPTQ_BITS:
-        raise AxcError(f"GPTQ bits={bits!r} in {where} is not supported; use one of {GPTQ_BITS}")
-    group_size = data.get("group_size", -1)
-    if not isinstance(group_size, int) or isinstance(group_size, bool) or (group_size <= 0 and group_size != -1):
-        raise AxcError(f"GPTQ group_size={group_size!r} in {where} must be a positive integer or -1")
-    fmt = data.get("checkpoint_format") or data.get("format") or "gptq"
-    if fmt not in GPTQ_FORMATS:
-        raise AxcError(f"GPTQ checkpoint format {fmt!r} in {where} is not supported; use one of {GPTQ_FORMATS}")
-    pack_dtype = data.get("pack_dtype", "int32")
-    if pack_dtype != "int32":
-        raise AxcError(f"GPTQ pack_dtype={pack_dtype!r} in {where} is not supported; re-quantize with int32")
-    return QuantConfig(
-        method=method,
-        bits=bits,
-        group_size=group_size,
-        desc_act=bool(data.get("desc_act", False)),
-        sym=bool(data.get("sym", True)),
-        checkpoint_format=fmt,
-    )
 
 
 def load_config(model_dir: str | Path, model_config: str | Path | None = None) -> ModelConfig:
@@ -264,7 +224,7 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
         mlp_bias=bool(values.get("mlp_bias", False)),
         dtype=str(values.get("dtype", "float32")),
         rope_scaling=values["rope_scaling"],
-        quant=_quant_config(raw, model_dir, config_path),
+        quant=read_quant_config(raw, model_dir, config_path),
         bos_token_id=values.get("bos_token_id"),
         eos_token_id=values.get("eos_token_id"),
         use_qk_norm=bool(values["use_qk_norm"]),

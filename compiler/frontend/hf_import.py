@@ -11,7 +11,7 @@ func.func @layer_0(%K_cache: tensor<1x?x128xf32>, %V_cache: tensor<1x?x128xf32>,
 ```
 Token and history dimensions stay dynamic until `specialize-groups`. A GPTQ linear gets
 the same `<prefix>.weight` parameter, in fp32: the checkpoint view dequantizes it exactly
-(see `axc.frontend.gptq`) until `import-gptq` replaces the linear by a `quant.linear`.
+(see `axc.checkpoints.gptq`) until `import-gptq` replaces the linear by a `quant.linear`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
-    ArrayAttr,
     IntegerAttr,
     IntegerType,
     ModuleOp,
@@ -40,6 +39,7 @@ from axc.dialects.axc import (
     NUM_LAYERS_ATTR,
     OUTPUT_NAMES_ATTR,
     POST,
+    name_array,
     set_module_scopes,
 )
 from axc.errors import AxcError
@@ -48,17 +48,14 @@ from axc.frontend.config import ModelConfig, load_config
 from axc.frontend.families import get_family
 from axc.frontend.families.tensors import EMBED, LM_HEAD
 from axc.frontend.families.blocks import MODEL_SCOPE, Builder, tensor
-from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
+from axc.checkpoints import open_checkpoint
+from axc.checkpoints.gptq import GptqCheckpoint
 from axc.params import Checkpoint
 from axc.runtime_contract import INPUT, LAYER_INPUTS, LAYER_OUTPUTS, OUTPUT
 
 INDEX_TYPE = IntegerType(32, Signedness.UNSIGNED)
 """`indices` and `input_ids` are ui32, as the runtime passes them."""
 DYN = DYNAMIC_INDEX
-
-
-def name_array(names: tuple[str, ...]) -> ArrayAttr[StringAttr]:
-    return ArrayAttr([StringAttr(n) for n in names])
 
 
 def build_layer(config: ModelConfig, checkpoint: Checkpoint, index: int) -> func.FuncOp:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from axc.checkpoints.gptq import QuantConfig
+
 
 @dataclass(frozen=True)
 class RopeScaling:
@@ -18,18 +20,6 @@ class RopeScaling:
     original_max_position_embeddings: int = 0
     alpha: float | None = None
     """HunYuan's NTK alpha (`type: dynamic`), which its family folds into `rope_theta`."""
-
-
-@dataclass(frozen=True)
-class QuantConfig:
-    """Pre-quantized checkpoint settings (`quantization_config` / `quantize_config.json`)."""
-
-    method: str
-    bits: int
-    group_size: int
-    desc_act: bool
-    sym: bool
-    checkpoint_format: str
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from axc import npu_semantics as sem
 from axc.dialects import npu
 from axc.dialects.axc import ParamOp
 from axc.interpreters.tfm import rope_spec
+from axc.ir_utils import enclosing_function
 from axc.params import ParamStore
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def function_of(op: Operation) -> func.FuncOp:
-    function = npu.enclosing_function(op)
+    function = enclosing_function(op)
     assert isinstance(function, func.FuncOp)
     return function
 

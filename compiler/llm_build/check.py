@@ -44,7 +44,7 @@ from axc.llm_build.runtime_files import write_json
 from axc.llm_build.validate import worker_count
 from axc.dialects.axc import POST, set_module_scopes
 from axc.errors import AxcError
-from axc.frontend.gptq import open_checkpoint
+from axc.checkpoints import open_checkpoint
 from axc.frontend.hf_import import MODEL_SCOPE, build_layer, build_post
 from axc.hostloop import GroupLayout, HostLoop
 from axc.interpreters.runner import ModuleRunner

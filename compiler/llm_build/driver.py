@@ -22,7 +22,7 @@ from axc.llm_build.options import CONV_EU_ENV, BuildOptions
 from axc.llm_build.runtime_files import layer_filename, post_filename, write_json, write_runtime_files
 from axc.llm_build.staging import MARKER, staged_directory
 from axc.llm_build.validate import BuildPlan, describe_needs, validate, worker_count
-from axc.frontend.gptq import open_checkpoint
+from axc.checkpoints import open_checkpoint
 
 REPORT = MARKER
 

@@ -35,7 +35,7 @@ from axc.llm_build.validate import BuildPlan, worker_count
 from axc.dialects import make_context
 from axc.dialects.axc import EMBED, ParamAttr, layer_index, set_module_scopes
 from axc.frontend.config import ModelConfig, load_config
-from axc.frontend.gptq import open_checkpoint
+from axc.checkpoints import open_checkpoint
 from axc.frontend.hf_import import MODEL_SCOPE, build_layer, import_hf
 from axc.passes import PASSES
 from axc.passes.quantize_weights import QuantizeWeights

@@ -22,7 +22,8 @@ from axc.llm_build.staging import check_replaceable, check_writable, existing_an
 from axc.errors import AxcError
 from axc.frontend.checkpoint_check import check_checkpoint, expected_layer_tensors
 from axc.frontend.config import ModelConfig, load_config
-from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
+from axc.checkpoints import open_checkpoint
+from axc.checkpoints.gptq import GptqCheckpoint
 from axc.params import Checkpoint
 from axc.passes.quantize_weights import QuantizeWeights, WeightChoice
 from axc.passes.specialize_groups import ShapeGroup, shape_groups

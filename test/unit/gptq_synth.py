@@ -1,5 +1,5 @@
 """Synthetic GPTQ checkpoints for tests: any bits / sym / format / act-order, packed here
-independently of `axc.frontend.gptq`, from the real qwen2 fixture's config and norms."""
+independently of `axc.checkpoints.gptq`, from the real qwen2 fixture's config and norms."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ import pytest
 import safetensors.numpy
 
 from axc.frontend.config import load_config
-from axc.frontend.gptq import GptqCheckpoint, open_checkpoint
+from axc.checkpoints import open_checkpoint
+from axc.checkpoints.gptq import GptqCheckpoint
 
 GPTQ = Path(__file__).parents[1] / "fixtures" / "gptq"
 

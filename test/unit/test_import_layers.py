@@ -50,6 +50,16 @@ def test_sideways_import_between_independent_siblings_fails(tmp_path: Path) -> N
     assert f"axc.passes.fuse -> axc.sim.session (l.{number})" in result.stdout
 
 
+def test_pass_importing_another_pass_fails(tmp_path: Path) -> None:
+    """What passes share sits below them (`axc.ocm`, `axc.npu_builder`, `axc.gptq_patterns`)."""
+    source = copy_of_source(tmp_path)
+    number = add_line(source / "passes" / "tile.py", "from axc.passes.allocate_ocm import AllocateOcm")
+    result = lint(source)
+    assert result.returncode == 1
+    assert "the passes are independent of each other BROKEN" in result.stdout
+    assert f"axc.passes.tile -> axc.passes.allocate_ocm (l.{number})" in result.stdout
+
+
 def test_unplaced_module_fails(tmp_path: Path) -> None:
     source = copy_of_source(tmp_path)
     (source / "compiler" / "stray.py").write_text('"""A module without a floor."""\n')

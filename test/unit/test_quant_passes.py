@@ -14,7 +14,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from axc.dialects import make_context, quant
 from axc.errors import AxcError
-from axc.frontend.gptq import open_checkpoint
+from axc.checkpoints import open_checkpoint
 from axc.frontend.hf_import import import_hf
 from axc.interpreters.runner import ModuleRunner
 from axc.passes.import_gptq import ImportGptq

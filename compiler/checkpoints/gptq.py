@@ -22,20 +22,87 @@ as GPTQModel's v1→v2 conversion reads it. `gptq_v2` stores the zero as is. Act
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from axc.errors import AxcError
-from axc.frontend.checkpoint_check import gptq_shapes
-from axc.frontend.config import QuantConfig, load_config
+from axc.jsonio import read_json
 from axc.params import Checkpoint
 from axc.quantization import QuantizedWeight, WeightSpec, pack_s4
 
+QUANT_METHODS = ("gptq",)
+GPTQ_BITS = (2, 3, 4, 8)
+GPTQ_FORMATS = ("gptq", "gptq_v2")
 SUFFIXES = ("qweight", "qzeros", "scales", "g_idx")
 STORAGE_BITS = {8: "s8", 4: "s4"}
 """GPTQ bit widths that `import-gptq` repacks, and the `quant` kind each becomes."""
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Pre-quantized checkpoint settings (`quantization_config` / `quantize_config.json`)."""
+
+    method: str
+    bits: int
+    group_size: int
+    desc_act: bool
+    sym: bool
+    checkpoint_format: str
+
+
+def read_quant_config(raw: dict[str, Any], model_dir: Path, config_path: Path) -> QuantConfig | None:
+    """The `quantization_config` of a parsed `config.json` (else `quantize_config.json`), or None."""
+    where = config_path
+    data = raw.get("quantization_config")
+    if data is None and (model_dir / "quantize_config.json").is_file():
+        where = model_dir / "quantize_config.json"
+        data = read_json(where, "quantization config")
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise AxcError(f"quantization_config in {where} must be an object; fix the config")
+    method = data.get("quant_method", data.get("method", "gptq"))
+    if method not in QUANT_METHODS:
+        raise AxcError(
+            f"unsupported quantization method {method!r} in {where} (not supported yet); "
+            f"supported: {', '.join(QUANT_METHODS)}"
+        )
+    bits = data.get("bits")
+    if bits not in GPTQ_BITS:
+        raise AxcError(f"GPTQ bits={bits!r} in {where} is not supported; use one of {GPTQ_BITS}")
+    group_size = data.get("group_size", -1)
+    if not isinstance(group_size, int) or isinstance(group_size, bool) or (group_size <= 0 and group_size != -1):
+        raise AxcError(f"GPTQ group_size={group_size!r} in {where} must be a positive integer or -1")
+    fmt = data.get("checkpoint_format") or data.get("format") or "gptq"
+    if fmt not in GPTQ_FORMATS:
+        raise AxcError(f"GPTQ checkpoint format {fmt!r} in {where} is not supported; use one of {GPTQ_FORMATS}")
+    pack_dtype = data.get("pack_dtype", "int32")
+    if pack_dtype != "int32":
+        raise AxcError(f"GPTQ pack_dtype={pack_dtype!r} in {where} is not supported; re-quantize with int32")
+    return QuantConfig(
+        method=method,
+        bits=bits,
+        group_size=group_size,
+        desc_act=bool(data.get("desc_act", False)),
+        sym=bool(data.get("sym", True)),
+        checkpoint_format=fmt,
+    )
+
+
+def gptq_shapes(quant: QuantConfig, out_features: int, in_features: int) -> dict[str, tuple[int, ...]]:
+    """The shapes of a GPTQ linear's tensors by suffix (qweight, qzeros, scales, g_idx)."""
+    group = in_features if quant.group_size == -1 else quant.group_size
+    groups = math.ceil(in_features / group)
+    return {
+        "qweight": (in_features * quant.bits // 32, out_features),
+        "qzeros": (groups, out_features * quant.bits // 32),
+        "scales": (groups, out_features),
+        "g_idx": (in_features,),
+    }
 
 
 @dataclass(frozen=True)
@@ -222,13 +289,3 @@ class GptqCheckpoint(Checkpoint):
             (np.ascontiguousarray(zeros[:, 0] if per_channel else zeros) if asym else None),
             perm,
         )
-
-
-def open_checkpoint(path: str | Path) -> Checkpoint:
-    """`Checkpoint.open`, as a `GptqCheckpoint` when `path` is a GPTQ model directory."""
-    checkpoint = Checkpoint.open(path)
-    if Path(path).is_dir() and any(key.endswith(".qweight") for key in checkpoint.keys()):
-        quant = load_config(path).quant
-        if quant is not None and quant.method == "gptq":
-            return GptqCheckpoint.wrap(checkpoint, quant)
-    return checkpoint
