@@ -98,6 +98,8 @@ class _WeightsFile(Protocol):
 
     def get(self, key: str) -> np.ndarray: ...
 
+    def rows(self, key: str, start: int, stop: int) -> np.ndarray: ...
+
     def close(self) -> None: ...
 
 
@@ -142,6 +144,21 @@ class _SafetensorsFile:
                 f"corrupt or truncated safetensors file: {self.path} (tensor {key} is cut short); re-download it"
             )
         return raw.view(dtype).reshape(self.shape(key))
+
+    def rows(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Rows `start:stop` of a tensor (its first axis), with one positioned read."""
+        dtype, (offset, size), shape = self.dtype(key), self._extents[key], self.shape(key)
+        if not shape:
+            return self.get(key)
+        start, stop, _ = slice(start, stop).indices(shape[0])
+        stop = max(start, stop)
+        row = size // shape[0] if shape[0] else 0
+        raw = np.fromfile(self.path, dtype=np.uint8, count=(stop - start) * row, offset=offset + start * row)
+        if raw.size != (stop - start) * row:
+            raise AxcError(
+                f"corrupt or truncated safetensors file: {self.path} (tensor {key} is cut short); re-download it"
+            )
+        return raw.view(dtype).reshape((stop - start, *shape[1:]))
 
     def close(self) -> None:
         self._handle.__exit__(None, None, None)
@@ -214,6 +231,9 @@ class _TorchFile:
     def get(self, key: str) -> np.ndarray:
         self.dtype(key)
         return to_numpy(self._tensors[key])
+
+    def rows(self, key: str, start: int, stop: int) -> np.ndarray:
+        return self.get(key)[start:stop]
 
     def close(self) -> None:
         self._tensors = {}
@@ -321,6 +341,14 @@ class Checkpoint:
         array.flags.writeable = False
         return array
 
+    def rows(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Rows `start:stop` of one tensor, reading no more of the file than they need."""
+        if key not in self._owner:  # a view's virtual tensor (GPTQ): whole, then sliced
+            return self.get(key)[start:stop]
+        array = self._file(key).rows(key, start, stop)
+        array.flags.writeable = False
+        return array
+
     def close(self) -> None:
         for file in self._files:
             file.close()
@@ -335,15 +363,32 @@ class Checkpoint:
         self.close()
 
 
-class ParamStore:
-    """Parameter scopes: checkpoints bound by name, plus in-memory tensors created by passes.
+class LazyParam(Protocol):
+    """A created parameter computed when read: whole (`materialize`) or a few rows at a time."""
 
-    A created parameter shadows a bound one with the same scope and key.
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def rows(self, start: int, stop: int) -> np.ndarray: ...
+
+    def materialize(self) -> np.ndarray: ...
+
+
+class ParamStore:
+    """Parameter scopes: checkpoints bound by name, plus tensors created by passes.
+
+    A created parameter shadows a bound one with the same scope and key. It is an array or
+    a `LazyParam`: `get` computes the latter once and keeps it; `rows` streams any
+    parameter a few rows at a time without keeping anything (what emission uses, so a
+    weight larger than memory never exists whole).
     """
 
     def __init__(self) -> None:
         self._bound: dict[str, Checkpoint] = {}
-        self._created: dict[str, dict[str, np.ndarray]] = {}
+        self._created: dict[str, dict[str, np.ndarray | LazyParam]] = {}
 
     def bind(self, scope: str, checkpoint: Checkpoint) -> None:
         self._bound[scope] = checkpoint
@@ -354,7 +399,12 @@ class ParamStore:
             raise ValueError(f"parameter {scope}::{key} has unsupported dtype {array.dtype}")
         self._created.setdefault(scope, {})[key] = array
 
-    def _source(self, scope: str, key: str) -> np.ndarray | Checkpoint:
+    def add_lazy(self, scope: str, key: str, param: LazyParam) -> None:
+        if param.dtype not in _NUMPY_OF_SAFETENSORS.values():
+            raise ValueError(f"parameter {scope}::{key} has unsupported dtype {param.dtype}")
+        self._created.setdefault(scope, {})[key] = param
+
+    def _source(self, scope: str, key: str) -> np.ndarray | LazyParam | Checkpoint:
         created = self._created.get(scope, {})
         if key in created:
             return created[key]
@@ -375,18 +425,30 @@ class ParamStore:
 
     def get(self, scope: str, key: str) -> np.ndarray:
         source = self._source(scope, key)
-        return source if isinstance(source, np.ndarray) else source.get(key)
+        if isinstance(source, Checkpoint):
+            return source.get(key)
+        if not isinstance(source, np.ndarray):
+            source = self._created[scope][key] = source.materialize()
+        return source
+
+    def rows(self, scope: str, key: str, start: int, stop: int) -> np.ndarray:
+        """Rows `start:stop` of a parameter (its first axis); nothing is computed beyond them or kept."""
+        source = self._source(scope, key)
+        if isinstance(source, Checkpoint):
+            return source.rows(key, start, stop)
+        return source[start:stop] if isinstance(source, np.ndarray) else source.rows(start, stop)
 
     def shape(self, scope: str, key: str) -> tuple[int, ...]:
         source = self._source(scope, key)
-        return source.shape if isinstance(source, np.ndarray) else source.shape(key)
+        return source.shape(key) if isinstance(source, Checkpoint) else tuple(source.shape)
 
     def dtype(self, scope: str, key: str) -> np.dtype:
         source = self._source(scope, key)
-        return source.dtype if isinstance(source, np.ndarray) else source.dtype(key)
+        return source.dtype(key) if isinstance(source, Checkpoint) else np.dtype(source.dtype)
 
     def created(self) -> dict[str, dict[str, np.ndarray]]:
-        return {scope: dict(params) for scope, params in self._created.items()}
+        """Every created parameter as an array (lazy ones computed now)."""
+        return {scope: {key: self.get(scope, key) for key in params} for scope, params in self._created.items()}
 
     def save(self, path: str | Path, scope: str | None = None) -> Path:
         """Write one scope's created parameters as safetensors, atomically.
@@ -397,7 +459,7 @@ class ParamStore:
             if len(self._created) > 1:
                 raise ValueError(f"several scopes have created parameters ({', '.join(self._created)}); name one")
             scope = next(iter(self._created), "")
-        arrays = {key: np.asarray(a, order="C") for key, a in self._created.get(scope, {}).items()}
+        arrays = {key: np.asarray(a, order="C") for key, a in self.created().get(scope, {}).items()}
         path = Path(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)

@@ -26,7 +26,8 @@ normal range).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import ml_dtypes
@@ -260,6 +261,82 @@ def quantize(weight: np.ndarray, spec: WeightSpec) -> QuantizedWeight:
         if zeros is not None:
             zeros[rows] = chunk_zeros
     return QuantizedWeight(spec, data, scales, zeros)
+
+
+Rows = Callable[[int, int], np.ndarray]
+"""Rows `start:stop` of a `[out, in]` weight (e.g. `ParamStore.rows` of one parameter)."""
+
+
+@dataclass
+class LazyQuantized:
+    """A weight quantized when it is read, from the rows of its source that are read.
+
+    Rows quantize independently (a scale covers part of one row), so any rows of the data,
+    scales or zeros equal those rows of `quantize(whole, spec)`. Scales and zeros (small)
+    are kept as the data's rows are computed, so streaming the data and then the scales
+    reads the source once.
+    """
+
+    spec: WeightSpec
+    source: Rows
+    _small: dict[str, np.ndarray] = field(default_factory=dict)
+    _filled: np.ndarray | None = None
+
+    def roles(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Shape and dtype of each stored array, by role."""
+        spec = self.spec
+        roles: dict[str, tuple[tuple[int, ...], np.dtype]] = {"data": (spec.data_shape, spec.data_dtype)}
+        if spec.quantized:
+            roles["scales"] = (spec.scales_shape, NUMPY_TYPES[spec.scale_type])
+        if spec.asym:
+            roles["zeros"] = (spec.scales_shape, spec.zeros_dtype)
+        return roles
+
+    def rows(self, role: str, start: int, stop: int) -> np.ndarray:
+        start, stop, _ = slice(start, stop).indices(self.spec.out_features)
+        stop = max(start, stop)
+        if role != "data" and self._filled is not None and self._filled[start:stop].all():
+            return self._small[role][start:stop].copy()
+        weight = quantize(self.source(start, stop), replace(self.spec, out_features=stop - start))
+        arrays = weight.arrays()
+        if len(arrays) > 1:
+            if self._filled is None:
+                self._filled = np.zeros(self.spec.out_features, bool)
+                self._small = {r: np.empty(shape, dtype) for r, (shape, dtype) in self.roles().items() if r != "data"}
+            for r, small in self._small.items():
+                small[start:stop] = arrays[r]
+            self._filled[start:stop] = True
+        return arrays[role]
+
+    def save(self, store: ParamStore, scope: str, prefix: str) -> dict[str, str]:
+        """Add the arrays to `store` as lazy parameters named as `QuantizedWeight.save` names them."""
+        keys: dict[str, str] = {}
+        for role in self.roles():
+            keys[role] = f"{prefix}.{self.spec.kind}" + ("" if role == "data" else f".{role}")
+            store.add_lazy(scope, keys[role], LazyRole(self, role))
+        return keys
+
+
+@dataclass(frozen=True)
+class LazyRole:
+    """One stored array of a `LazyQuantized` weight (a `LazyParam`)."""
+
+    weight: LazyQuantized
+    role: str
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.weight.roles()[self.role][0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.weight.roles()[self.role][1]
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        return self.weight.rows(self.role, start, stop)
+
+    def materialize(self) -> np.ndarray:
+        return self.rows(0, self.weight.spec.out_features)
 
 
 def codes_of(weight: QuantizedWeight) -> np.ndarray:

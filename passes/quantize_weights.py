@@ -16,14 +16,16 @@ checkpoint's own bits for GPTQ) and an s8 lm_head.
 %y = quant.linear %x, %w : (tensor<1x?x16xf32>, !quant.w<s4, 32x16, group = 16, sym, scale = f16>) -> tensor<1x?x32xf32>
 ```
 
-Each weight is quantized once (vectorised numpy over the memory-mapped checkpoint) and its
-arrays added to the scope `axc`; plain types that match the checkpoint's dtype reference
-the checkpoint directly. GPTQ linears are imported, never re-quantized (`import-gptq`).
+Each weight's arrays are added to the scope `axc` as lazy parameters: they are quantized
+(vectorised numpy over the checkpoint's rows) when first read, and emission streams them a
+few rows at a time, so no weight need be in memory whole; plain types that match the
+checkpoint's dtype reference the checkpoint directly. GPTQ linears are imported, never re-quantized (`import-gptq`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar
 
 from xdsl.context import Context
@@ -45,7 +47,7 @@ from axc.checkpoints.gptq import STORAGE_BITS, GptqCheckpoint
 from axc.gptq_patterns import EraseUnusedParam, ImportGptqLinear, gptq_source
 from axc.ir_utils import enclosing_function
 from axc.params import ParamStore
-from axc.quantization import FP8_KINDS, INTEGER_KINDS, KINDS, NUMPY_TYPES, WeightSpec, quantize
+from axc.quantization import FP8_KINDS, INTEGER_KINDS, KINDS, NUMPY_TYPES, LazyQuantized, WeightSpec
 
 POST_KINDS = ("bf16", "s8", "fp8_e5m2", "fp8_e4m3")
 DEFAULT_GROUP = {"s8": 0, "s4": 128}
@@ -97,7 +99,7 @@ class QuantizeLinear(RewritePattern):
                 self.done[(scope, key, spec)] = (scope, {"data": key})
             else:
                 prefix = "lm_head" if choice is self.post else key.removesuffix(".weight")
-                weight = quantize(self.store.get(scope, key), spec)
+                weight = LazyQuantized(spec, partial(self.store.rows, scope, key))
                 self.done[(scope, key, spec)] = (CREATED_SCOPE, weight.save(self.store, CREATED_SCOPE, prefix))
         stored_scope, keys = self.done[(scope, key, spec)]
         stored = quant.WeightOp.of(quant.WeightType.of(spec), stored_scope, keys)

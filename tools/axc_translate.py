@@ -51,16 +51,15 @@ def main() -> None:
 
 
 def emit_axmodel(args: argparse.Namespace) -> None:
-    from axc.axmodel import write_axmodel
     from axc.binding import store_for
-    from axc.codegen.emit import find_model, to_axmodel
+    from axc.codegen.emit import find_model, write_model
     from axc.textio import read_module
 
     if not args.output or args.output == "-":
         raise AxcError("--emit-axmodel writes a binary file; pass -o OUT.axmodel")
     module = read_module(args.emit_axmodel)
     model = find_model(module, args.model)
-    write_axmodel(args.output, to_axmodel(model, store_for(module)))
+    write_model(Path(args.output), model, store_for(module))
 
 
 def import_axmodel(args: argparse.Namespace) -> None:

@@ -17,6 +17,7 @@ from axc.axmodel.container import (
     read_axmodel,
     to_proto,
     write_axmodel,
+    write_axmodel_streamed,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "read_axmodel",
     "to_proto",
     "write_axmodel",
+    "write_axmodel_streamed",
 ]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import onnx
 from google.protobuf.descriptor import FieldDescriptor
@@ -133,8 +135,9 @@ def group_io(model: AxModel, k: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(t.name for t in group.inputs), tuple(t.name for t in group.outputs)
 
 
-def _check(model: AxModel, where: str) -> None:
-    """Refuse a model whose file would be invalid or would not read back equal."""
+def _check(model: AxModel, where: str, params_size: int | None = None) -> None:
+    """Refuse a model whose file would be invalid or would not read back equal
+    (`params_size`: the blob's size when it is streamed rather than in `model.params`)."""
     if not model.groups:
         raise AxcError(f"{where}: an .axmodel needs at least one shape group")
     for key in REQUIRED_METADATA:
@@ -156,7 +159,7 @@ def _check(model: AxModel, where: str) -> None:
             options = None
         if not isinstance(options, dict):
             raise AxcError(f"{where}: metadata 'build_options' is not a JSON object; write it with json.dumps")
-    total = len(model.params) + sum(len(g.commands) for g in model.groups)
+    total = (len(model.params) if params_size is None else params_size) + sum(len(g.commands) for g in model.groups)
     if total > MAX_BLOB_BYTES:
         raise AxcError(f"{where}: blobs total {total} bytes, over the 2 GiB protobuf limit; split the model")
     reserved = {PARAMS, *(command_name(k) for k in range(len(model.groups)))}
@@ -182,9 +185,10 @@ def _value_info(spec: TensorSpec, k: int) -> onnx.ValueInfoProto:
     return onnx.helper.make_tensor_value_info(graph_name(spec.name, k), DTYPES[spec.dtype], spec.shape)
 
 
-def to_proto(model: AxModel, where: str = "axmodel") -> onnx.ModelProto:
-    """The ONNX model of `model` (validated; see docs/axmodel-format.md)."""
-    _check(model, where)
+def _skeleton(model: AxModel, where: str, params_size: int) -> onnx.ModelProto:
+    """The ONNX model of `model` (validated) without the parameter blob's bytes and without
+    the metadata properties (they hold its checksum)."""
+    _check(model, where, params_size)
     proto = onnx.ModelProto(
         ir_version=IR_VERSION,
         producer_name=PRODUCER,
@@ -196,13 +200,14 @@ def to_proto(model: AxModel, where: str = "axmodel") -> onnx.ModelProto:
     )
     graph = proto.graph
     graph.name = "axc"
-    blobs = [(PARAMS, model.params), *((command_name(k), g.commands) for k, g in enumerate(model.groups))]
-    for name, blob in blobs:
+    sizes = [(PARAMS, params_size), *((command_name(k), len(g.commands)) for k, g in enumerate(model.groups))]
+    for (name, size), blob in zip(sizes, (None, *(g.commands for g in model.groups))):
         tensor = graph.initializer.add()
         tensor.name = name
         tensor.data_type = TensorProto.UINT8
-        tensor.dims.append(len(blob))
-        tensor.raw_data = blob
+        tensor.dims.append(size)
+        if blob is not None:
+            tensor.raw_data = blob
     for k, group in enumerate(model.groups):
         inputs = [_value_info(spec, k) for spec in group.inputs]
         outputs = [_value_info(spec, k) for spec in group.outputs]
@@ -218,13 +223,25 @@ def to_proto(model: AxModel, where: str = "axmodel") -> onnx.ModelProto:
                 **{GROUP_ATTR: group.name},
             )
         )
+    return proto
+
+
+def _set_props(proto: onnx.ModelProto, model: AxModel, params_sha256: str) -> None:
+    digests = [(PARAMS, params_sha256), *((command_name(k), hashlib.sha256(g.commands).hexdigest()) for k, g in enumerate(model.groups))]
     props = {
         FORMAT_KEY: FORMAT_VERSION,
         GROUP_COUNT_KEY: str(len(model.groups)),
-        **{CHECKSUM_PREFIX + name: hashlib.sha256(blob).hexdigest() for name, blob in blobs},
+        **{CHECKSUM_PREFIX + name: digest for name, digest in digests},
         **dict(sorted(model.metadata.items())),
     }
     onnx.helper.set_model_props(proto, props)
+
+
+def to_proto(model: AxModel, where: str = "axmodel") -> onnx.ModelProto:
+    """The ONNX model of `model` (validated; see docs/axmodel-format.md)."""
+    proto = _skeleton(model, where, len(model.params))
+    proto.graph.initializer[0].raw_data = model.params
+    _set_props(proto, model, hashlib.sha256(model.params).hexdigest())
     return proto
 
 
@@ -235,31 +252,161 @@ def write_axmodel(path: str | Path, model: AxModel) -> None:
         stream.write(data)
 
 
-def read_axmodel(path: str | Path) -> AxModel:
-    """Read and verify an axc `.axmodel`; any defect is one AxcError line."""
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, size: int) -> bytes:
+    """Key and length of a length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(size)
+
+
+GRAPH_FIELD, INITIALIZER_FIELD, RAW_DATA_FIELD = 7, 5, 9
+"""onnx.proto field numbers: ModelProto.graph, GraphProto.initializer, TensorProto.raw_data."""
+
+
+def write_axmodel_streamed(
+    path: str | Path, model: AxModel, params_size: int, params: Iterable[bytes | memoryview]
+) -> None:
+    """Write `model` with the parameter blob `params` (`params_size` bytes in pieces; `model.params`
+    is not used) atomically, holding one piece at a time: the bytes of `write_axmodel` of the
+    model with that blob.
+
+    Protobuf serializes fields in field-number order, so the file is the model's fields
+    before `graph`, the graph (its nodes and name, the blob's initializer with `raw_data`
+    last, the other initializers, inputs and outputs), then the opset imports and the
+    metadata properties, which hold the blob's sha256 and so are encoded after it.
+    """
+    proto = _skeleton(model, str(path), params_size)
+    graph, tensor = proto.graph, proto.graph.initializer[0]
+    head = onnx.ModelProto()
+    head.CopyFrom(proto)
+    for name in ("graph", "opset_import", "metadata_props"):
+        head.ClearField(name)
+    graph_head = onnx.GraphProto(node=graph.node, name=graph.name)
+    graph_tail = onnx.GraphProto(initializer=graph.initializer[1:], input=graph.input, output=graph.output)
+    tensor_head = tensor.SerializeToString(deterministic=True) + _field(RAW_DATA_FIELD, params_size)
+    entry = _field(INITIALIZER_FIELD, len(tensor_head) + params_size) + tensor_head
+    pieces = [graph_head.SerializeToString(deterministic=True), graph_tail.SerializeToString(deterministic=True)]
+    graph_size = len(pieces[0]) + len(entry) + params_size + len(pieces[1])
+    digest, written = hashlib.sha256(), 0
+    with atomic_output(path, "wb") as stream:
+        stream.write(head.SerializeToString(deterministic=True) + _field(GRAPH_FIELD, graph_size) + pieces[0] + entry)
+        for piece in params:
+            stream.write(piece)
+            digest.update(piece)
+            written += len(piece)
+        if written != params_size:
+            raise RuntimeError(f"{path}: the parameter blob has {written} bytes, {params_size} were announced")
+        stream.write(pieces[1])
+        tail = onnx.ModelProto(opset_import=proto.opset_import)
+        _set_props(tail, model, digest.hexdigest())
+        stream.write(tail.SerializeToString(deterministic=True))
+
+
+def read_axmodel(path: str | Path, params: bool = True) -> AxModel:
+    """Read and verify an axc `.axmodel`; any defect is one AxcError line.
+
+    `params=False` leaves the parameter blob in the file: `AxModel.params` is empty and its
+    checksum is not checked (what a reader of the command streams alone needs, in memory
+    of their size rather than the file's).
+    """
     try:
-        data = Path(path).read_bytes()
+        data = Path(path).read_bytes() if params else _without_params(Path(path))
     except OSError as error:
         raise AxcError(f"cannot read {path}: {error.strerror or error}; check the path") from None
-    return parse_axmodel(data, str(path))
+    except EOFError:
+        raise AxcError(f"{path}: not an ONNX protobuf (truncated or corrupt); rebuild the .axmodel") from None
+    return parse_axmodel(data, str(path), params)
 
 
-def parse_axmodel(data: bytes, where: str = "axmodel") -> AxModel:
-    """The AxModel in the bytes of an `.axmodel` file; `where` names it in errors."""
+def _read_varint(stream: IO[bytes]) -> tuple[int, bytes]:
+    raw = bytearray()
+    while True:
+        byte = stream.read(1)
+        if not byte or len(raw) > 9:
+            raise EOFError
+        raw += byte
+        if not byte[0] & 0x80:
+            return sum((b & 0x7F) << (7 * i) for i, b in enumerate(raw)), bytes(raw)
+
+
+def _field_value(stream: IO[bytes], wire: int) -> bytes:
+    """The encoded value of a field whose key was just read (varint, fixed or length-delimited)."""
+    if wire == 0:
+        return _read_varint(stream)[1]
+    size, raw = {1: (8, b""), 5: (4, b"")}.get(wire, (None, b""))
+    if size is None:
+        if wire != 2:
+            raise EOFError
+        size, raw = _read_varint(stream)
+    value = stream.read(size)
+    if len(value) != size:
+        raise EOFError
+    return raw + value
+
+
+FieldHandler = Callable[[int, bytearray], "bytes | None"]
+"""Given a field's key (just read) and the fields re-encoded so far: the field re-encoded,
+or None to copy it as it is."""
+
+
+def _message(stream: IO[bytes], end: int, handle: FieldHandler) -> bytearray:
+    """The fields of the message that ends at `end`, re-encoded by `handle` where it says so."""
+    out = bytearray()
+    while stream.tell() < end:
+        key, raw_key = _read_varint(stream)
+        own = handle(key, out)
+        out += own if own is not None else raw_key + _field_value(stream, key & 7)
+    return out
+
+
+def _without_params(path: Path) -> bytes:
+    """The file's bytes with the parameter blob's `raw_data` left out (and the lengths around it fixed)."""
+    with path.open("rb") as stream:
+
+        def blob(key: int, fields: bytearray) -> bytes | None:
+            if key != (RAW_DATA_FIELD << 3 | 2) or TensorProto.FromString(bytes(fields)).name != PARAMS:
+                return None
+            stream.seek(_read_varint(stream)[0], os.SEEK_CUR)
+            return b""
+
+        def nested(number: int, inner: FieldHandler) -> FieldHandler:
+            def handle(key: int, _fields: bytearray) -> bytes | None:
+                if key != (number << 3 | 2):
+                    return None
+                body = _message(stream, stream.tell() + _read_varint(stream)[0], inner)
+                return _field(number, len(body)) + body
+
+            return handle
+
+        size = os.fstat(stream.fileno()).st_size
+        return bytes(_message(stream, size, nested(GRAPH_FIELD, nested(INITIALIZER_FIELD, blob))))
+
+
+def parse_axmodel(data: bytes, where: str = "axmodel", params: bool = True) -> AxModel:
+    """The AxModel in the bytes of an `.axmodel` file; `where` names it in errors
+    (`params=False`: bytes without the parameter blob, see `read_axmodel`)."""
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(data)
     except DecodeError:
         raise AxcError(f"{where}: not an ONNX protobuf (truncated or corrupt); rebuild the .axmodel") from None
-    return from_proto(proto, where)
+    return from_proto(proto, where, params)
 
 
-def from_proto(proto: onnx.ModelProto, where: str = "axmodel") -> AxModel:
-    """The AxModel stored in `proto`, after checking every structural rule and checksum."""
+def from_proto(proto: onnx.ModelProto, where: str = "axmodel", params: bool = True) -> AxModel:
+    """The AxModel stored in `proto`, after checking every structural rule and checksum
+    (`params=False`: of everything but the parameter blob, which `proto` lacks)."""
     if not _is_text(proto):
         raise _corrupt(where, "a text field is not UTF-8")
     try:
-        return _decode(proto, where)
+        return _decode(proto, where, params)
     except UnicodeDecodeError:  # a group name attribute (bytes) that is not UTF-8
         raise _corrupt(where, "a text field is not UTF-8") from None
 
@@ -305,7 +452,7 @@ def _unique(where: str, what: str, pairs: list[tuple[str, V]]) -> dict[str, V]:
     return result
 
 
-def _decode(proto: onnx.ModelProto, where: str) -> AxModel:
+def _decode(proto: onnx.ModelProto, where: str, params: bool = True) -> AxModel:
     props = _unique(where, "metadata key", [(p.key, p.value) for p in proto.metadata_props])
     if proto.producer_name != PRODUCER or FORMAT_KEY not in props:
         raise AxcError(
@@ -324,7 +471,7 @@ def _decode(proto: onnx.ModelProto, where: str) -> AxModel:
     if not (count_text.isdecimal() and len(count_text) < 10 and 0 < int(count_text) == len(proto.graph.node)):
         raise _corrupt(where, f"{GROUP_COUNT_KEY} {_short(count_text)} but {len(proto.graph.node)} nodes")
     count = int(count_text)
-    blobs = _blobs(proto, props, count, where)
+    blobs, params_size = _blobs(proto, props, count, where, params)
     graph_inputs = _unique(where, "graph input", [(vi.name, vi) for vi in proto.graph.input])
     graph_outputs = _unique(where, "graph output", [(vi.name, vi) for vi in proto.graph.output])
     groups = []
@@ -346,12 +493,15 @@ def _decode(proto: onnx.ModelProto, where: str) -> AxModel:
         raise _mismatch(where, "the groups' I/O")
     metadata = {key: value for key, value in props.items() if not key.startswith(RESERVED_PREFIX)}
     model = AxModel(tuple(groups), blobs[PARAMS], metadata)
-    _check(model, where)
+    _check(model, where, params_size)
     return model
 
 
-def _blobs(proto: onnx.ModelProto, props: dict[str, str], count: int, where: str) -> dict[str, bytes]:
-    """The UINT8 initializers by name, each checked against its recorded sha256."""
+def _blobs(
+    proto: onnx.ModelProto, props: dict[str, str], count: int, where: str, params: bool = True
+) -> tuple[dict[str, bytes], int]:
+    """The UINT8 initializers by name, each checked against its recorded sha256, and the
+    parameter blob's size (`params=False`: that blob is absent, empty in the result)."""
     tensors = _unique(where, "initializer", [(t.name, t) for t in proto.graph.initializer])
     wanted = [PARAMS, *(command_name(k) for k in range(count))]
     extra = sorted(set(tensors) - set(wanted))
@@ -363,12 +513,18 @@ def _blobs(proto: onnx.ModelProto, props: dict[str, str], count: int, where: str
         if tensor is None:
             raise AxcError(f"{where}: missing initializer {name!r}; the file is incomplete, rebuild it")
         blob = tensor.raw_data
+        left_out = name == PARAMS and not params
         if (
             tensor.data_type != TensorProto.UINT8
-            or list(tensor.dims) != [len(blob)]
+            or len(tensor.dims) != 1
+            or (not left_out and tensor.dims[0] != len(blob))
             or tensor.data_location == TensorProto.EXTERNAL
+            or (left_out and blob)
         ):
             raise _corrupt(where, f"initializer {name!r} is not a UINT8 blob of its stated size")
+        if left_out:
+            blobs[name] = b""
+            continue
         recorded = props.get(CHECKSUM_PREFIX + name)
         actual = hashlib.sha256(blob).hexdigest()
         if recorded != actual:
@@ -377,7 +533,7 @@ def _blobs(proto: onnx.ModelProto, props: dict[str, str], count: int, where: str
                 f"{_short(recorded or '')}); the file is corrupt, rebuild it"
             )
         blobs[name] = blob
-    return blobs
+    return blobs, tensors[PARAMS].dims[0]
 
 
 def _spec(values: dict[str, onnx.ValueInfoProto], name: str, k: int, where: str) -> TensorSpec:

@@ -4,19 +4,21 @@ module's parameter store. Deterministic: the same IR and weights give the same b
 
 ```python
 model = find_model(module, "layer_0")
-write_axmodel("qwen2_p128_l0_together.axmodel", to_axmodel(model, store_for(module)))
+write_model(Path("qwen2_p128_l0_together.axmodel"), model, store_for(module))  # streams the parameters
 ```
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.utils.exceptions import VerifyException
 
-from axc.axmodel import AxModel, GroupSpec, TensorSpec
+from axc.axmodel import AxModel, GroupSpec, TensorSpec, write_axmodel_streamed
 from axc.isa import encoding
 from axc.codegen.payload import CONTAINER_NAMES
 from axc.dialects.axc import POST
@@ -54,28 +56,51 @@ def tensor_spec(name: str, type_: TensorType) -> TensorSpec:
     return TensorSpec(name, CONTAINER_NAMES[dtype], tuple(type_.get_shape()))
 
 
-def params_blob(model: ModelOpBase, store: ParamStore) -> bytes:
-    """Header, segment table, names and the data area with every parameter in place."""
+STREAM_BYTES = 16 << 20
+"""Emission streams a parameter about this many bytes of rows at a time."""
+
+
+def params_chunks(model: ModelOpBase, store: ParamStore) -> tuple[int, Iterator[bytes | memoryview]]:
+    """The parameter blob's size, and its bytes in pieces: header, segment table, names and
+    the data area with every parameter in place, each read (and quantized) a few rows at a time."""
     alignment = model.target().ddr_alignment
     segments = [op.segment(name) for op, name in zip(model.segments(), model.segment_names())]
     prefix, data_bytes = encoding.params_layout(segments, alignment)
-    chunks: list[bytes | memoryview] = [prefix]
-    position = 0
-    for op, segment in zip(model.segments(), segments):
+    ops = list(model.segments())
+    for op, segment in zip(ops, segments):
         scope, key = op.param.scope.data, op.param.key.data
-        array = np.asarray(store.get(scope, key))
-        if array.shape != segment.shape:
-            raise AxcError(f"parameter {scope}::{key} has shape {list(array.shape)}, the IR places {list(segment.shape)}")
-        array = np.ascontiguousarray(array.astype(storage_dtype(op.type.get_element_type()), copy=False))
-        chunks.append(bytes(segment.offset - position))
-        chunks.append(memoryview(array.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]  # ndarray is a buffer; numpy's stubs lack __buffer__
-        position = segment.end
-    chunks.append(bytes(data_bytes - position))
-    return b"".join(chunks)
+        shape = tuple(store.shape(scope, key))
+        if shape != segment.shape:
+            raise AxcError(f"parameter {scope}::{key} has shape {list(shape)}, the IR places {list(segment.shape)}")
+
+    def pieces() -> Iterator[bytes | memoryview]:
+        yield prefix
+        position = 0
+        for op, segment in zip(ops, segments):
+            scope, key = op.param.scope.data, op.param.key.data
+            dtype = storage_dtype(op.type.get_element_type())
+            yield bytes(segment.offset - position)
+            if not segment.shape:
+                parts: Iterator[np.ndarray] = iter([np.asarray(store.get(scope, key))])
+            else:
+                step = max(1, STREAM_BYTES // max(1, segment.nbytes // max(1, segment.shape[0])))
+                parts = (store.rows(scope, key, start, start + step) for start in range(0, segment.shape[0], step))
+            for part in parts:
+                part = np.ascontiguousarray(np.asarray(part).astype(dtype, copy=False))
+                yield memoryview(part.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a buffer; numpy's stubs lack __buffer__
+            position = segment.end
+        yield bytes(data_bytes - position)
+
+    return len(prefix) + data_bytes, pieces()
 
 
-def to_axmodel(model: ModelOpBase, store: ParamStore) -> AxModel:
-    """The `.axmodel` of one target model (checked as the decoder will check it)."""
+def params_blob(model: ModelOpBase, store: ParamStore) -> bytes:
+    """Header, segment table, names and the data area with every parameter in place."""
+    return b"".join(params_chunks(model, store)[1])
+
+
+def _checked(model: ModelOpBase) -> AxModel:
+    """The `.axmodel` of one target model without its parameter blob (checked as the decoder will check it)."""
     try:
         programs = model.check()
     except VerifyException as error:
@@ -92,7 +117,20 @@ def to_axmodel(model: ModelOpBase, store: ParamStore) -> AxModel:
         for group, program in zip(model.groups(), programs)
     ]
     metadata = {**model.metadata_dict(), "chip": model.chip.data, "npu_mode": model.npu_mode.data}
-    return AxModel(tuple(groups), params_blob(model, store), metadata)
+    return AxModel(tuple(groups), b"", metadata)
+
+
+def to_axmodel(model: ModelOpBase, store: ParamStore) -> AxModel:
+    """The `.axmodel` of one target model (checked as the decoder will check it)."""
+    return replace(_checked(model), params=params_blob(model, store))
+
+
+def write_model(path: Path, model: ModelOpBase, store: ParamStore) -> None:
+    """Write the `.axmodel` of one target model, streaming its parameters (the bytes of
+    `write_axmodel(path, to_axmodel(model, store))`, never the whole blob in memory)."""
+    checked = _checked(model)
+    size, pieces = params_chunks(model, store)
+    write_axmodel_streamed(path, checked, size, pieces)
 
 
 def file_name(model: ModelOpBase, model_type: str, prefill_len: int) -> str:
@@ -107,11 +145,9 @@ def file_name(model: ModelOpBase, model_type: str, prefill_len: int) -> str:
 
 def write_model_files(module: ModuleOp, store: ParamStore, out_dir: Path, model_type: str, prefill_len: int) -> list[Path]:
     """Every model of a lowered module as an `.axmodel` under its runtime name."""
-    from axc.axmodel import write_axmodel
-
     paths = []
     for model in find_models(module):
         path = out_dir / file_name(model, model_type, prefill_len)
-        write_axmodel(path, to_axmodel(model, store))
+        write_model(path, model, store)
         paths.append(path)
     return paths

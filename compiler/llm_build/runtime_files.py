@@ -52,6 +52,7 @@ GREEDY_POST_CONFIG = {
     "top_k": 1,
 }
 ROWS_PER_CHUNK = 8192
+"""Rows of the embedding table read and written at a time (the estimate counts 6 bytes an element: bf16 and fp32)."""
 TOKENIZER_URL = "http://127.0.0.1:12345"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -70,20 +71,26 @@ def npy_bytes(vocab: int, hidden: int) -> int:
 
 def write_embedding(checkpoint: Checkpoint, out_dir: Path, npy: bool = False) -> list[Path]:
     """Write the embedding table as raw bf16 (round to nearest even) and, with `npy`, as an
-    fp32 `.npy`, chunk by chunk; the paths written."""
-    table = checkpoint.get(embedding_key(checkpoint))
+    fp32 `.npy`, reading and writing a chunk of rows at a time; the paths written."""
+    key = embedding_key(checkpoint)
+    shape = checkpoint.shape(key)
     paths = [out_dir / EMBED_FILENAME] + ([out_dir / EMBED_NPY_FILENAME] if npy else [])
     with ExitStack() as stack:
         streams = [stack.enter_context(atomic_output(path, "wb")) for path in paths]
         if npy:
-            streams[1].write(npy_header(tuple(table.shape), np.dtype(np.float32)))
-        for start in range(0, table.shape[0], ROWS_PER_CHUNK):
-            rows = np.asarray(table[start : start + ROWS_PER_CHUNK])
+            streams[1].write(npy_header(tuple(shape), np.dtype(np.float32)))
+        for start in range(0, shape[0], ROWS_PER_CHUNK):
+            rows = np.asarray(checkpoint.rows(key, start, start + ROWS_PER_CHUNK))
             narrow = rows if rows.dtype == np.dtype(ml_dtypes.bfloat16) else rows.astype(np.float32).astype(ml_dtypes.bfloat16)
-            streams[0].write(np.ascontiguousarray(narrow).tobytes())
+            streams[0].write(_raw(narrow))
             if npy:
-                streams[1].write(np.ascontiguousarray(rows, np.float32).tobytes())
+                streams[1].write(_raw(np.asarray(rows, np.float32)))
     return paths
+
+
+def _raw(array: np.ndarray) -> memoryview:
+    """The bytes of `array` in C order, without a copy when it is contiguous already."""
+    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a buffer; numpy's stubs lack __buffer__
 
 
 def runtime_config(config: ModelConfig, prefill_len: int, tokenizer_file: str | None) -> dict:

@@ -16,16 +16,17 @@ from pathlib import Path
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from axc.axmodel import write_axmodel
-from axc.codegen.emit import find_models, to_axmodel
+from axc.axmodel import read_axmodel
+from axc.codegen.emit import find_models, write_model
 from axc.codegen.lowering import rebind_model, set_metadata
-from axc.codegen.payload import read_payload
 from axc.dialects.axc import ParamAttr
+from axc.isa import encoding
 from axc.dialects.axtarget import ModelOpBase
 from axc.params import ParamStore
 from axc.sim.cost import estimate, group_tokens
 from axc.sim.executor import AxModelExecutor
 from axc.sim.plan import Workspace
+from axc.targets import get_target
 
 Unit = ModelOpBase
 """What one `.axmodel` file is made from: an `ax650.model` / `ax620e.model`."""
@@ -47,7 +48,7 @@ def rebind_unit(unit: Unit, mapping: dict[ParamAttr, ParamAttr], layer: int) -> 
 def emit_file(path: Path, unit: Unit, store: ParamStore, metadata: dict[str, str]) -> int:
     """Write `unit` as an `.axmodel` with build `metadata`; its size in bytes."""
     set_metadata(unit, metadata)
-    write_axmodel(path, to_axmodel(unit, store))
+    write_model(path, unit, store)
     return path.stat().st_size
 
 
@@ -63,11 +64,14 @@ class GroupPrediction:
 
 
 def predict(path: Path) -> list[GroupPrediction]:
-    """The cost model's latency per shape group of an emitted `.axmodel` (from its command streams)."""
-    payload = read_payload(str(path))
+    """The cost model's latency per shape group of an emitted `.axmodel`, from its command
+    streams (the parameter blob is not read)."""
+    model = read_axmodel(path, params=False)
+    chip = get_target(model.metadata["chip"], model.metadata["npu_mode"])
     predictions = []
-    for index, (group, program) in enumerate(zip(payload.model.groups, payload.programs)):
-        cost = estimate(program, payload.target, group_tokens(group))
+    for index, group in enumerate(model.groups):
+        program = encoding.decode_program(group.commands, f"{path}: group {index} command stream")
+        cost = estimate(program, chip, group_tokens(group))
         busy = {engine: seconds * 1e3 for engine, seconds in cost.busy_s.items()}
         predictions.append(GroupPrediction(index, group.name, cost.latency_s * 1e3, cost.ddr_bytes, busy))
     return predictions

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from axc.llm_build.options import BuildOptions
-from axc.llm_build.runtime_files import EMBED_FILENAME, EMBED_NPY_FILENAME, TOKENIZER_FILES, npy_bytes
+from axc.codegen.emit import STREAM_BYTES
+from axc.llm_build.runtime_files import EMBED_FILENAME, EMBED_NPY_FILENAME, ROWS_PER_CHUNK, TOKENIZER_FILES, npy_bytes
 from axc.frontend.hf_import import EMBED_KEYS
 from axc.llm_build.staging import check_replaceable, check_writable, existing_ancestor
 from axc.errors import AxcError
@@ -27,16 +28,20 @@ from axc.checkpoints.gptq import GptqCheckpoint
 from axc.params import Checkpoint
 from axc.passes.quantize_weights import QuantizeWeights, WeightChoice
 from axc.passes.specialize_groups import ShapeGroup, shape_groups
-from axc.quantization import NUMPY_TYPES, WeightSpec
+from axc.quantization import CHUNK_ELEMENTS, NUMPY_TYPES, WeightSpec
 from axc.targets import TargetDescriptor, check_activation_type, check_weight_type, get_target
 
 MiB = 1 << 20
 COMMAND_STREAM_BYTES = 256 * 1024
 """Assumed size of one group's command stream (disk estimate only; the IR is compact)."""
-PROCESS_BYTES = 350 * MiB
-"""Resident size of the main process with numpy, xDSL, onnx and rich loaded."""
-WORKER_BYTES = 150 * MiB
-"""What a forked worker adds before it touches a layer (most pages stay shared)."""
+PROCESS_BYTES = 225 * MiB
+"""Resident size of the main process with numpy, xDSL, onnx and rich loaded and the
+structure lowered (measured on the Qwen2.5-0.5B- and 7B-shaped builds: 185-225 MiB)."""
+WORKER_BYTES = 70 * MiB
+"""What a forked worker adds besides the rows it streams: its layer's IR and the pages it
+touches (measured on the same builds)."""
+QUANTIZE_TEMP_BYTES = 4 * 4 * CHUNK_ELEMENTS
+"""The quantizer's fp32 temporaries for one chunk of rows."""
 DISK_MARGIN = 1.1
 TOKENIZER_MODELS = ("tokenizer.json", "tokenizer.model", "vocab.json")
 """Files from which AutoTokenizer can build a tokenizer offline (any one)."""
@@ -154,6 +159,14 @@ def worker_count(parallel: int, layers: int) -> int:
     return max(1, min(parallel, layers, len(os.sched_getaffinity(0))))
 
 
+def stream_bytes(spec: WeightSpec, source_itemsize: int) -> int:
+    """Peak bytes of emitting one weight: a piece of its rows, stored and as read from the
+    checkpoint, plus the quantizer's temporaries (`axc.codegen.emit.params_chunks`)."""
+    row = stored_bytes(spec) // spec.out_features
+    rows = min(spec.out_features, max(1, STREAM_BYTES // max(1, row)))
+    return rows * (row + spec.in_features * source_itemsize) + QUANTIZE_TEMP_BYTES
+
+
 def estimate(
     options: BuildOptions, config: ModelConfig, checkpoint: Checkpoint, decoder: WeightChoice, groups: int
 ) -> Estimate:
@@ -161,17 +174,21 @@ def estimate(
     linears = sum(stored_bytes(decoder.spec(o, i)) for o, i in layer_linears(config))
     vectors = layer_vector_elements(config) * 4
     layer = linears + vectors + groups * COMMAND_STREAM_BYTES
-    post = stored_bytes(WeightChoice(options.post_weight_type).spec(vocab, hidden)) + 2 * hidden + COMMAND_STREAM_BYTES
+    post_spec = WeightChoice(options.post_weight_type).spec(vocab, hidden)
+    post = stored_bytes(post_spec) + 2 * hidden + COMMAND_STREAM_BYTES
     tokenizer = sum((options.input_path / name).stat().st_size for name in TOKENIZER_FILES if (options.input_path / name).is_file())
-    source_layer = sum(o * i for o, i in layer_linears(config)) * 4  # fp32 while quantizing, at worst
     embed_key = checkpoint.find_key(*EMBED_KEYS)
-    head = vocab * hidden * (np.dtype(checkpoint.dtype(embed_key)).itemsize if embed_key else 4)
+    itemsize = np.dtype(checkpoint.dtype(embed_key)).itemsize if embed_key else 4
     workers = worker_count(options.parallel, config.num_hidden_layers)
-    # The main process holds the lm_head (source, stored, serialized); each worker one layer.
-    main = PROCESS_BYTES + head + 2 * post
-    per_worker = (WORKER_BYTES if workers > 1 else 0) + source_layer + 3 * layer
+    # Weights are quantized as they are emitted, a piece of rows at a time, so no process
+    # holds a weight whole; GPTQ layers are imported (repacked) whole, twice their bytes.
+    streaming = max(stream_bytes(decoder.spec(o, i), itemsize) for o, i in layer_linears(config))
+    per_worker = (WORKER_BYTES if workers > 1 else 0) + streaming + (2 * layer if isinstance(checkpoint, GptqCheckpoint) else 0)
+    runtime = min(vocab, ROWS_PER_CHUNK) * hidden * (2 + (4 if options.embed_npy else 0))
+    # The stages do not overlap: the pool is closed before the post model and the runtime files.
+    peak = PROCESS_BYTES + max(workers * per_worker, stream_bytes(post_spec, itemsize), runtime)
     embed_npy = npy_bytes(vocab, hidden) if options.embed_npy else 0
-    return Estimate(layer, post, vocab * hidden * 2, embed_npy, tokenizer, config.num_hidden_layers, main + workers * per_worker)
+    return Estimate(layer, post, vocab * hidden * 2, embed_npy, tokenizer, config.num_hidden_layers, peak)
 
 
 def validate(options: BuildOptions) -> BuildPlan:

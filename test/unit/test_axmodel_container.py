@@ -18,6 +18,7 @@ from axc.axmodel import (
     read_axmodel,
     to_proto,
     write_axmodel,
+    write_axmodel_streamed,
 )
 from axc.errors import AxcError
 
@@ -223,3 +224,22 @@ def test_fuzzed_files_read_or_fail_cleanly() -> None:
             outcomes["not protobuf" if "not an ONNX protobuf" in str(error) else "refused later"] += 1
     # The mutations must also reach the structural checks, not only the protobuf parser.
     assert outcomes["refused later"] > 500, outcomes
+
+
+def test_streamed_writer_writes_the_same_bytes(tmp_path: Path, written: Path) -> None:
+    model = make_model()
+    pieces = [model.params[i : i + 7] for i in range(0, len(model.params), 7)]
+    write_axmodel_streamed(tmp_path / "s.axmodel", AxModel(model.groups, b"", model.metadata), len(model.params), pieces)
+    assert (tmp_path / "s.axmodel").read_bytes() == written.read_bytes()
+    with pytest.raises(RuntimeError, match="299 bytes, 300 were announced"):
+        write_axmodel_streamed(tmp_path / "t.axmodel", model, 300, [model.params[:299]])
+    assert not (tmp_path / "t.axmodel").exists()
+
+
+def test_reading_without_the_parameter_blob(tmp_path: Path, written: Path) -> None:
+    model, lean = read_axmodel(written), read_axmodel(written, params=False)
+    assert lean.params == b"" and lean.groups == model.groups and lean.metadata == model.metadata
+    data = written.read_bytes()
+    (tmp_path / "cut.axmodel").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AxcError, match="truncated or corrupt"):
+        read_axmodel(tmp_path / "cut.axmodel", params=False)

@@ -355,3 +355,38 @@ def test_check_checkpoint_gptq_bits_mismatch() -> None:
     one_line_error(lambda: check_checkpoint(wrong, Checkpoint.open(FIXTURES / "llama-tiny-gptq-int4")),
                    "tensor model.layers.0.self_attn.q_proj.qweight has shape [32, 256]", "implies [64, 256]",
                    "quant_bits=8, quant_group_size=128")
+
+
+@pytest.mark.parametrize("layout", ["single", "sharded", "bin", "bf16"])
+def test_checkpoint_rows_are_those_rows_of_the_tensor(tiny: dict[str, Tiny], layout: str) -> None:
+    with Checkpoint.open(tiny["llama"].dir(layout)) as checkpoint:
+        for key in ("model.layers.0.mlp.up_proj.weight", "model.norm.weight"):
+            whole = checkpoint.get(key)
+            for start, stop in ((0, 1), (1, 3), (2, 1000), (5, 5)):
+                rows = checkpoint.rows(key, start, stop)
+                assert rows.dtype == whole.dtype and not rows.flags.writeable
+                np.testing.assert_array_equal(rows.view(np.uint8), whole[start:stop].view(np.uint8))
+
+
+def test_store_rows_and_lazy_parameters() -> None:
+    calls: list[tuple[int, int]] = []
+
+    class Counting:
+        shape, dtype = (6, 2), np.dtype(np.float32)
+
+        def rows(self, start: int, stop: int) -> np.ndarray:
+            calls.append((start, stop))
+            return np.arange(12, dtype=np.float32).reshape(6, 2)[start:stop]
+
+        def materialize(self) -> np.ndarray:
+            return self.rows(0, 6)
+
+    store = ParamStore()
+    store.add_lazy("axc", "w", Counting())
+    assert store.shape("axc", "w") == (6, 2) and store.dtype("axc", "w") == np.float32 and not calls
+    np.testing.assert_array_equal(store.rows("axc", "w", 2, 4), [[4, 5], [6, 7]])
+    assert calls == [(2, 4)]  # streamed rows are not kept
+    np.testing.assert_array_equal(store.get("axc", "w")[5], [10, 11])
+    store.get("axc", "w")
+    assert calls == [(2, 4), (0, 6)]  # `get` computes once and keeps it
+    assert set(store.created()["axc"]) == {"w"}

@@ -21,7 +21,7 @@ from axc.passes.import_gptq import ImportGptq
 from axc.passes.quantize_weights import QuantizeWeights
 from axc.passes.set_activation_type import SetActivationType
 from axc.passes.specialize_groups import SpecializeGroups
-from axc.quantization import WeightSpec, dequantize, pack_s4, quantize, unpack_s4
+from axc.quantization import LazyQuantized, WeightSpec, dequantize, pack_s4, quantize, unpack_s4
 
 GPTQ_NAMES = [
     "qwen2-tiny-gptq-int4", "qwen2-tiny-gptq-int8", "qwen2-tiny-gptq-int4-actorder", "llama-tiny-gptq-int4",
@@ -122,6 +122,28 @@ def test_quantize_layouts_and_error(spec: WeightSpec) -> None:
     assert relative_error(d, w) <= bound
     # Codes times a bf16/f16 scale are exact in fp32: dequantizing twice gives the same bits.
     assert np.array_equal(d, dequantize(q))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [WeightSpec("s8", 37, 160), WeightSpec("s4", 37, 161, group=32, asym=True), WeightSpec("fp8_e4m3", 37, 64, scale_type="bf16"),
+     WeightSpec("bf16", 37, 64, scale_type="")],
+    ids=lambda s: s.kind,
+)
+def test_lazy_quantized_rows_equal_those_of_the_whole(spec: WeightSpec) -> None:
+    w = np.random.default_rng(1).normal(0, 0.05, (spec.out_features, spec.in_features)).astype(np.float32)
+    reads: list[tuple[int, int]] = []
+
+    def source(start: int, stop: int) -> np.ndarray:
+        reads.append((start, stop))
+        return w[start:stop]
+
+    whole, lazy = quantize(w, spec).arrays(), LazyQuantized(spec, source)
+    assert {role: shape for role, (shape, _) in lazy.roles().items()} == {r: a.shape for r, a in whole.items()}
+    for role, expected in whole.items():
+        chunks = [lazy.rows(role, start, start + 10) for start in range(0, spec.out_features, 10)]
+        assert np.array_equal(np.concatenate(chunks).view(np.uint8), expected.view(np.uint8)), role
+    assert len(reads) == 4  # the scales and zeros were kept while the data streamed: one pass over the source
 
 
 def test_storage_check_names_the_weight() -> None:

@@ -115,6 +115,41 @@ def test_layers_share_their_command_streams(lowered_qwen) -> None:
     assert first.params != second.params
 
 
+def test_emission_streams_lazy_weights_into_the_same_bytes(tiny_model_dir, tmp_path) -> None:
+    """`write_model` streams quantize-weights' lazy parameters a few rows at a time (none is
+    computed whole) and writes the bytes of `write_axmodel(to_axmodel(...))`."""
+    from axc.codegen import emit
+    from axc.dialects import make_context
+    from axc.frontend.hf_import import import_hf
+    from axc.passes.allocate_ocm import AllocateOcm
+    from axc.passes.lower_to_ax650 import LowerToAx650
+    from axc.passes.quantize_weights import QuantizeWeights
+    from axc.passes.specialize_groups import SpecializeGroups
+    from axc.passes.tile import Tile
+    from axc.quantization import LazyRole
+
+    def build():
+        module, ctx = import_hf(tiny_model_dir("qwen2")), make_context()
+        SpecializeGroups(kv_cache_len=24, prefill_len=8).apply(ctx, module)
+        QuantizeWeights(weight_type="s4").apply(ctx, module)
+        for p in (Tile(target="AX650"), AllocateOcm(), LowerToAx650()):
+            p.apply(ctx, module)
+        return module
+
+    streamed, whole = build(), build()
+    created = store_for(streamed)._created["axc"]  # noqa: SLF001 - what is (not) computed is the point
+    old, emit.STREAM_BYTES = emit.STREAM_BYTES, 64  # several pieces per weight even at this size
+    try:
+        for unit in ("layer_0", "post"):
+            emit.write_model(tmp_path / f"{unit}.s.axmodel", find_model(streamed, unit), store_for(streamed))
+            write_axmodel(tmp_path / f"{unit}.w.axmodel", to_axmodel(find_model(whole, unit), store_for(whole)))
+            assert (tmp_path / f"{unit}.s.axmodel").read_bytes() == (tmp_path / f"{unit}.w.axmodel").read_bytes()
+    finally:
+        emit.STREAM_BYTES = old
+    assert created and all(isinstance(p, LazyRole) for p in created.values())
+    read_axmodel(tmp_path / "post.s.axmodel")
+
+
 def test_loops_stay_loops(lowered_qwen) -> None:
     _, target = lowered_qwen
     text = module_text(target)
