@@ -42,7 +42,7 @@ def main() -> None:
     rows = []
     for level in args.levels:
         command = [tool, "--input_path", str(model), "--output_path", str(args.out), *RECIPE, "-c", str(level), "--parallel", str(args.parallel)]
-        wall, tree, single, code = run(command)
+        wall, tree, single, _, code = run(command)
         if code:
             sys.exit(f"axc-llm-build -c {level} failed (exit {code})")
         report = json.loads((args.out / "build_report.json").read_text())

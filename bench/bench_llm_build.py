@@ -34,33 +34,36 @@ SEED = [
 ]
 
 
-def tree_rss(root: int) -> tuple[int, int]:
-    """(sum, max) resident bytes of `root` and its descendants, from /proc."""
-    pids, total, largest = [root], 0, 0
+def tree_rss(root: int) -> tuple[int, int, int]:
+    """(sum, max) resident bytes of `root` and its descendants, and their summed
+    proportional set size (PSS: a page shared by n processes counts 1/n in each), from /proc."""
+    pids, total, largest, pss = [root], 0, 0, 0
     while pids:
         pid = pids.pop()
         try:
             status = Path(f"/proc/{pid}/status").read_text()
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
             continue
         rss = next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        pss += next((int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")), 0)
         total, largest = total + rss, max(largest, rss)
         pids += [int(c) for c in children]
-    return total, largest
+    return total, largest, pss
 
 
-def run(command: list[str]) -> tuple[float, int, int, int]:
-    """Wall seconds, peak tree RSS, peak single-process RSS, exit code."""
+def run(command: list[str]) -> tuple[float, int, int, int, int]:
+    """Wall seconds, peak tree RSS, peak single-process RSS, peak tree PSS, exit code."""
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peaks = [0, 0]
+    peaks = [0, 0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            total, largest = tree_rss(proc.pid)
-            peaks[0], peaks[1] = max(peaks[0], total), max(peaks[1], largest)
+            for i, value in enumerate(tree_rss(proc.pid)):
+                peaks[i] = max(peaks[i], value)
             done.wait(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -71,19 +74,19 @@ def run(command: list[str]) -> tuple[float, int, int, int]:
     sampler.join()
     if proc.returncode:
         print(stderr, file=sys.stderr)
-    return wall, peaks[0], peaks[1], proc.returncode
+    return wall, peaks[0], peaks[1], peaks[2], proc.returncode
 
 
 def measure(model: Path, out: Path, level: int, parallel: int) -> dict:
     """Run the seed command once; wall, peak RSS and the build report (exits on failure)."""
     tool = str(Path(sys.executable).parent / "axc-llm-build")
     command = [tool, "--input_path", str(model), "--output_path", str(out), *SEED, "-c", str(level), "--parallel", str(parallel)]
-    wall, tree, single, code = run(command)
+    wall, tree, single, pss, code = run(command)
     if code:
         sys.exit(f"axc-llm-build -c {level} failed (exit {code})")
     check = out / "check_report.json"
     return {
-        "level": level, "wall": wall, "tree": tree, "single": single,
+        "level": level, "wall": wall, "tree": tree, "single": single, "pss": pss,
         "report": json.loads((out / "build_report.json").read_text()),
         "check_s": json.loads(check.read_text())["seconds"] if level and check.is_file() else None,
     }
@@ -99,7 +102,7 @@ def show(m: dict) -> None:
     passes = ", ".join(f"{k} {v:.2f}" for k, v in timings["passes"].items())
     estimate = report["estimate"]
     print(f"-c {level}: wall {m['wall']:.1f} s, peak RSS {m['tree'] / 2**30:.2f} GiB (process tree), "
-          f"{m['single'] / 2**30:.2f} GiB (largest process)")
+          f"{m['single'] / 2**30:.2f} GiB (largest process), peak PSS {m['pss'] / 2**30:.2f} GiB (process tree)")
     print(f"  stages (s): {stages}; mean per layer {timings['layer_mean']:.2f} s")
     print(f"  passes (s): {passes}")
     print(f"  disk: {report['total_bytes'] / 2**20:,.1f} MiB written, estimate {estimate['disk_bytes'] / 2**20:,.1f} MiB; "
