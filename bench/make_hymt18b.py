@@ -12,13 +12,13 @@ config spelling matter to build benchmarks. An existing complete checkpoint is l
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import checkpoint_dir  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "hymt18b"
 LAYERS_PER_SHARD = 4
@@ -86,8 +86,8 @@ def is_complete(directory: Path, layers: int) -> bool:
     )
 
 
-def make(out: Path, layers: int, seed: int = 0) -> Path:
-    """Write the shards into a temporary directory beside `out`, then rename it."""
+def write(directory: Path, layers: int, seed: int = 0) -> None:
+    """Write the shards, their index and the config into `directory`."""
     import ml_dtypes
     import numpy as np
     import safetensors.numpy
@@ -98,55 +98,28 @@ def make(out: Path, layers: int, seed: int = 0) -> Path:
     for start in range(0, layers, LAYERS_PER_SHARD):
         prefixes = tuple(f"model.layers.{i}." for i in range(start, min(start + LAYERS_PER_SHARD, layers)))
         shards.append([name for name in shapes if name.startswith(prefixes)])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        weight_map = {}
-        for number, names in enumerate(shards, 1):
-            file = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
-            tensors = {}
-            for name in names:
-                shape = shapes[name]
-                if len(shape) == 1:
-                    tensors[name] = np.ones(shape, ml_dtypes.bfloat16)
-                else:  # sign and 7 mantissa bits random, exponent fixed: |w| in [2^-7, 2^-6)
-                    bits = (rng.integers(0, 1 << 16, size=shape, dtype=np.uint16) & 0x807F) | 0x3C00
-                    tensors[name] = bits.view(ml_dtypes.bfloat16)
-                weight_map[name] = file
-            safetensors.numpy.save_file(tensors, str(tmp / file), metadata={"format": "pt"})
-            del tensors
-        (tmp / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2))
-        (tmp / "config.json").write_text(json.dumps({**HYMT18B, "num_hidden_layers": layers}, indent=2))
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    weight_map = {}
+    for number, names in enumerate(shards, 1):
+        file = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        tensors = {}
+        for name in names:
+            shape = shapes[name]
+            if len(shape) == 1:
+                tensors[name] = np.ones(shape, ml_dtypes.bfloat16)
+            else:  # sign and 7 mantissa bits random, exponent fixed: |w| in [2^-7, 2^-6)
+                bits = (rng.integers(0, 1 << 16, size=shape, dtype=np.uint16) & 0x807F) | 0x3C00
+                tensors[name] = bits.view(ml_dtypes.bfloat16)
+            weight_map[name] = file
+        safetensors.numpy.save_file(tensors, str(directory / file), metadata={"format": "pt"})
+        del tensors
+    (directory / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2))
+    (directory / "config.json").write_text(json.dumps({**HYMT18B, "num_hidden_layers": layers}, indent=2))
 
 
 def ensure(out: Path = DEFAULT_OUT, layers: int = 32) -> Path:
     """The checkpoint directory, made first if it is missing or incomplete."""
-    if not is_complete(out, layers):
-        start = time.perf_counter()
-        print(f"making a random HY-MT1.5-1.8B-shaped checkpoint ({layers} layers) in {out} ...", file=sys.stderr)
-        make(out, layers)
-        print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return out
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
-    p.add_argument("--layers", type=int, default=32, help="number of decoder layers (default: 32)")
-    args = p.parse_args()
-    if args.layers <= 0:
-        p.error("--layers must be positive")
-    ensure(args.out, args.layers)
-    print(args.out)
+    return checkpoint_dir.ensure(out, layers, "HY-MT1.5-1.8B-shaped", is_complete, lambda tmp: write(tmp, layers))
 
 
 if __name__ == "__main__":
-    main()
+    checkpoint_dir.main(__doc__, DEFAULT_OUT, 32, ensure)

@@ -9,13 +9,13 @@ An existing complete checkpoint in the output directory is left alone.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import checkpoint_dir  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "qwen05b"
 
@@ -67,8 +67,8 @@ def is_complete(directory: Path, layers: int) -> bool:
     return len(keys) == 2 + 12 * layers
 
 
-def make(out: Path, layers: int, seed: int = 0) -> Path:
-    """Create the checkpoint in a temporary directory beside `out`, then rename it."""
+def write(directory: Path, layers: int, seed: int = 0) -> None:
+    """Save the random model into `directory`."""
     import torch
     import transformers
 
@@ -76,43 +76,13 @@ def make(out: Path, layers: int, seed: int = 0) -> Path:
     config.dtype = "bfloat16"
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        model.save_pretrained(tmp)
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    model.save_pretrained(directory)
 
 
 def ensure(out: Path = DEFAULT_OUT, layers: int = 24) -> Path:
     """The checkpoint directory, made first if it is missing or incomplete."""
-    if not is_complete(out, layers):
-        start = time.perf_counter()
-        print(f"making a random Qwen2.5-0.5B-shaped checkpoint ({layers} layers) in {out} ...", file=sys.stderr)
-        make(out, layers)
-        print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return out
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
-    p.add_argument("--layers", type=int, default=24, help="number of decoder layers (default: 24)")
-    args = p.parse_args()
-    if args.layers <= 0:
-        p.error("--layers must be positive")
-    if is_complete(args.out, args.layers):
-        print(f"{args.out}: complete checkpoint already there, nothing to do")
-        return
-    ensure(args.out, args.layers)
-    print(args.out)
+    return checkpoint_dir.ensure(out, layers, "Qwen2.5-0.5B-shaped", is_complete, lambda tmp: write(tmp, layers))
 
 
 if __name__ == "__main__":
-    main()
+    checkpoint_dir.main(__doc__, DEFAULT_OUT, 24, ensure)

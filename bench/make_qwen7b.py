@@ -15,18 +15,18 @@ renamed into place when complete.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import shutil
 import struct
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import checkpoint_dir  # noqa: E402
 
 QWEN7B = dict(
     vocab_size=152064,
@@ -145,55 +145,33 @@ def is_complete(directory: Path, layers: int) -> bool:
     return total == index.get("metadata", {}).get("total_size")
 
 
-def make(out: Path, layers: int, shard_bytes: int, seed: int = 0) -> Path:
-    """Write the checkpoint into a temporary directory beside `out`, then rename it."""
+def write(directory: Path, layers: int, shard_bytes: int, seed: int = 0) -> None:
+    """Write the config, the shards and their index into `directory`."""
     import transformers
 
     config = {**QWEN7B, "num_hidden_layers": layers}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        transformers.Qwen2Config(**config, torch_dtype="bfloat16").save_pretrained(tmp)
-        groups = shards(tensors(config), shard_bytes)
-        weight_map, total = {}, 0
-        for k, entries in enumerate(groups, 1):
-            name = f"model-{k:05d}-of-{len(groups):05d}.safetensors"
-            total += write_shard(tmp / name, entries, seed + k)
-            weight_map.update({tensor: name for tensor, _ in entries})
-            print(f"  {name}: {len(entries)} tensors", file=sys.stderr)
-        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-        (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    transformers.Qwen2Config(**config, torch_dtype="bfloat16").save_pretrained(directory)
+    groups = shards(tensors(config), shard_bytes)
+    weight_map, total = {}, 0
+    for k, entries in enumerate(groups, 1):
+        name = f"model-{k:05d}-of-{len(groups):05d}.safetensors"
+        total += write_shard(directory / name, entries, seed + k)
+        weight_map.update({tensor: name for tensor, _ in entries})
+        print(f"  {name}: {len(entries)} tensors", file=sys.stderr)
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
-def ensure(out: Path | None = None, layers: int = 28, shard_bytes: int = 4 << 30) -> Path:
+def ensure(out: Path | None = None, layers: int = 28, shard_mib: int = 4096) -> Path:
     """The checkpoint directory, made first if it is missing or incomplete."""
-    out = out or default_out()
-    if not is_complete(out, layers):
-        start = time.perf_counter()
-        print(f"making a random Qwen2.5-7B-shaped checkpoint ({layers} layers, bf16) in {out} ...", file=sys.stderr)
-        make(out, layers, shard_bytes)
-        print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return out
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=None, help=f"output directory (default: {default_out()})")
-    p.add_argument("--layers", type=int, default=28, help="number of decoder layers (default: 28)")
-    p.add_argument("--shard-mib", type=int, default=4096, help="largest shard in MiB (default: 4096)")
-    args = p.parse_args()
-    if args.layers <= 0 or args.shard_mib <= 0:
-        p.error("--layers and --shard-mib must be positive")
-    print(ensure(args.out, args.layers, args.shard_mib << 20))
+    return checkpoint_dir.ensure(
+        out or default_out(), layers, "Qwen2.5-7B-shaped (bf16)", is_complete,
+        lambda tmp: write(tmp, layers, shard_mib << 20),
+    )
 
 
 if __name__ == "__main__":
-    main()
+    checkpoint_dir.main(
+        __doc__, default_out(), 28, ensure,
+        (("--shard-mib", {"default": 4096, "help": "largest shard in MiB (default: 4096)"}),),
+    )
