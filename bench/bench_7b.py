@@ -3,8 +3,8 @@
     python bench/bench_7b.py [--model DIR] [--out DIR] [--parallel 2]
 
 The checkpoint is bench/make_qwen7b.py's (28 layers, hidden 3584, bf16, sharded, ~15 GB;
-made once, outside the repository, if missing); the output (~8.5 GB) goes beside it
-unless `--out` says otherwise. Runs `-c 0 --parallel 2` and prints the wall time, the peak
+made once, outside the repository, if missing); the output goes beside it
+unless `--out` says otherwise (~9.9 GB, removed afterwards unless `--keep`). Runs `-c 0 --parallel 2` and prints the wall time, the peak
 resident memory of the whole process tree (sampled every 20 ms) and of the largest
 process, the build's own estimate of disk and memory beside the measured figures, and the
 goals: <= 5 min wall, <= 4 GB peak summed over processes. Never run as a test.
