@@ -13,15 +13,16 @@ shapes only, so a model's figures are `layers x layer + post`:
     decode tok/s = 1 / (L * latency(layer, decode group) + latency(post))
     TTFT         = L * latency(layer, first prefill group) + latency(post)
 
-Per chip family, three numbers come from the published rows:
-- `ddr_efficiency` (DDR bandwidth x efficiency is what DMA streams at) reproduces ONE decode
-  figure, Qwen2.5-0.5B w8a16: 32 tok/s on AX650N, 10.3 tok/s on AX630C (bisection);
-- `half_rate` (the matrix engine's effective 16-bit MAC rate, a fraction of INT8) and
-  `token_s` (a fixed cost per token of every group call: a 128-token prefill layer pays it
-  128 times, a decode step once per layer) minimise the relative squared TTFT error over
-  every published TTFT row of the family (least squares);
-the two steps alternate until both settle. Each TTFT row is also predicted by a fit that
-leaves it out (leave-one-out). "before" is the prior: `half_rate` 1/4, no fixed cost.
+Per chip family, two numbers are fitted, jointly, by least squares on the relative errors
+of every published TTFT and decode row of the family:
+- `ddr_efficiency` (DDR bandwidth x efficiency is what DMA streams at);
+- `token_s`, a fixed cost per token of every group call (a 128-token prefill layer pays
+  it 128 times, a decode step once per layer and once in post);
+`half_rate` (the matrix engine's 16-bit MAC rate, a fraction of INT8) is not fitted but
+stated per family (`HALF_RATE`, with its reason). Every figure is also predicted by the
+fit with that figure left out (leave-one-out). "before" is the prior: `half_rate` 1/4, no
+fixed cost, `ddr_efficiency` from ONE decode row (Qwen2.5-0.5B w8a16: 32 tok/s on AX650N,
+10.3 tok/s on AX630C).
 `--write-descriptors` stores the values in compiler/targets/descriptors.py, `--write-doc`
 the tables in docs/performance.md.
 """
@@ -51,11 +52,27 @@ PREFILL = 128
 NPU_MODE = "NPU1"
 """Pulsar2's documented default npu_mode; the published rows do not say otherwise."""
 PRIOR_HALF_RATE = 0.25
-"""The matrix rate before fitting: 1/4 of INT8, as a 16-bit multiply costs four 8-bit ones."""
-LATTICE = 1.005
-"""Resolution of the matrix-rate search: `half_rate = PRIOR_HALF_RATE * LATTICE**k`."""
-COARSE = range(-140, 421, 20)
-"""The first sweep of `k`: `half_rate` from 0.12 to 2.0."""
+"""The matrix rate of the "before" model: 1/4 of INT8, as a 16-bit multiply costs four 8-bit ones."""
+HALF_RATE = {
+    "AX650": (
+        0.5,
+        "prior, not fitted: AX650's public INT4 rate is 4x its INT8 rate (72 vs 18 TOPS), MAC cost scaling with "
+        "the product of operand widths, so a 16-bit activation times an 8-bit weight costs two INT8 MACs",
+    ),
+    "AX620E": (
+        0.25,
+        "prior, not fitted: AX620E's INT4 rate is not public, so no evidence of width scaling: a 16-bit multiply "
+        "costs four 8-bit ones",
+    ),
+}
+"""The 16-bit matrix rate of each family (fraction of INT8), stated rather than fitted."""
+EFFICIENCY_BASE = 0.5
+LATTICE = 1.002
+"""Resolution of the efficiency search: `ddr_efficiency = EFFICIENCY_BASE * LATTICE**k`."""
+COARSE = range(-300, 241, 20)
+"""The first sweep of `k`: `ddr_efficiency` from 0.27 to 0.81."""
+T_MAX = 200e-6
+"""The largest fixed cost per token searched (seconds)."""
 
 
 @dataclass(frozen=True)
@@ -255,7 +272,7 @@ def build(
 
 @dataclass(frozen=True)
 class Params:
-    """The cost model's fitted parameters of one chip family."""
+    """The cost model's calibrated parameters of one chip family."""
 
     half_rate: float
     ddr_efficiency: float
@@ -279,7 +296,8 @@ def predict(built: Built, layers: int, params: Params) -> tuple[float, float]:
 
 
 def calibrate_ddr(built: Built, layers: int, tok_s: float, params: Params) -> float:
-    """The efficiency at which the model decodes at `tok_s` (bisection; latency falls with it)."""
+    """The efficiency at which the model decodes at `tok_s` (bisection; latency falls with it).
+    Only the "before" model uses it (the prior: one decode row fixes the bandwidth)."""
     low, high = 0.01, 1.0
     if predict(built, layers, dataclasses.replace(params, ddr_efficiency=high))[0] < tok_s:
         return high
@@ -292,104 +310,127 @@ def calibrate_ddr(built: Built, layers: int, tok_s: float, params: Params) -> fl
     return high
 
 
-def half_rate(k: int) -> float:
-    return PRIOR_HALF_RATE * LATTICE**k
+def efficiency(k: int) -> float:
+    return EFFICIENCY_BASE * LATTICE**k
 
 
 @dataclass
-class PrefillFit:
-    """Least squares of the TTFT rows of one chip over (half_rate, token_s), `ddr_efficiency` fixed.
+class JointFit:
+    """Least squares of one chip family's published TTFT and decode rows over
+    (`ddr_efficiency`, `token_s`), `half_rate` fixed at the family's prior.
 
-    For a matrix rate on the lattice `half_rate(k)` the replayed TTFT without the fixed cost
-    is `A_i(k) = L_i * prefill_i(k) + post_i(k)`; the fixed cost enters linearly, `TTFT_i =
-    A_i(k) + n_i * t` with `n_i = L_i * T + 1` token-calls (T prefill tokens per layer, one
-    for post), so the `t >= 0` minimising the relative squared error is closed-form and only
-    `k` is searched (a coarse sweep, then single lattice steps).
+    For an efficiency on the lattice `efficiency(k)` the replays give each row's time
+    without the fixed cost: `A_i(k) = L_i * prefill_i + post_i` (TTFT) and `D_i(k) = L_i *
+    decode_i + post_i` (one decode step). The fixed cost `t` per token of a call adds
+    `n_i = L_i * T + 1` token-calls to a TTFT and `m_i = L_i + 1` to a step, so
+    `TTFT_i = A_i + n_i t` and `tok/s_i = 1 / (D_i + m_i t)`; for each `k` the best `t >= 0`
+    is a one-dimensional search on these sums (no replays), and only `k` is searched over
+    the replays (a coarse sweep, then single lattice steps).
     """
 
     rows: list[Row]
     builds: dict[tuple, Built]
-    ddr_efficiency: float
-    replays: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
+    half_rate: float
+    replays: dict[int, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
-    def replay(self, k: int) -> np.ndarray:
+    def replay(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(A, D) of every row at lattice point `k`, in seconds."""
         if k not in self.replays:
             from axc.sim.cost import estimate
 
-            params = Params(half_rate(k), self.ddr_efficiency, 0.0)
-            values = []
+            params = Params(self.half_rate, efficiency(k), 0.0)
+            ttft, step = [], []
             for row in self.rows:
-                built = self.builds[row.build]
+                built, layers = self.builds[row.build], SHAPES[row.model].layers
                 target = params.target(built)
-                prefill = estimate(built.prefill, target, built.prefill_tokens).latency_s
-                values.append((SHAPES[row.model].layers * prefill + estimate(built.post, target).latency_s) * 1e3)
-            self.replays[k] = np.asarray(values)
+                post = estimate(built.post, target).latency_s
+                prefill = estimate(built.prefill, target, built.prefill_tokens).latency_s if row.ttft_ms else 0.0
+                ttft.append(layers * prefill + post)
+                step.append(layers * estimate(built.decode, target).latency_s + post if row.tok_s else 0.0)
+            self.replays[k] = (np.asarray(ttft), np.asarray(step))
         return self.replays[k]
 
-    def calls(self) -> np.ndarray:
-        """Token-calls of each row's TTFT: `L * T` in the layers and one in post."""
-        return np.asarray([SHAPES[r.model].layers * self.builds[r.build].prefill_tokens + 1 for r in self.rows], float)
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Token-calls of each row's TTFT (`L * T + 1`) and of one decode step (`L + 1`)."""
+        n = [SHAPES[r.model].layers * self.builds[r.build].prefill_tokens + 1 for r in self.rows]
+        m = [SHAPES[r.model].layers + 1 for r in self.rows]
+        return np.asarray(n, float), np.asarray(m, float)
+
+    def errors(self, k: int, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Relative TTFT and decode errors of every row (NaN where a row has no such figure)."""
+        (a, d), (n, m) = self.replay(k), self.counts()
+        ttft = np.asarray([r.ttft_ms or np.nan for r in self.rows], float) / 1e3
+        tok = np.asarray([r.tok_s or np.nan for r in self.rows], float)
+        return (a + n * t - ttft) / ttft, (1.0 / (d + m * t) - tok) / tok
+
+    def sse(self, k: int, t: float, keep: np.ndarray) -> float:
+        """Sum of squared relative errors over the figures in `keep` ([rows, 2]: TTFT, decode)."""
+        errors = np.stack(self.errors(k, t), axis=1)
+        return float(np.sum(np.where(keep & ~np.isnan(errors), errors, 0.0) ** 2))
 
     def solve(self, k: int, keep: np.ndarray) -> tuple[float, float]:
-        """(relative squared error, fixed cost per token in ms) at lattice point `k` over the rows in `keep`."""
-        replay, calls = self.replay(k)[keep], self.calls()[keep]
-        published = np.asarray([r.ttft_ms for r in self.rows], float)[keep]
-        w = 1.0 / published**2
-        fixed = max(0.0, float(np.sum(w * calls * (published - replay)) / np.sum(w * calls * calls)))
-        return float(np.sum(w * (replay + calls * fixed - published) ** 2)), fixed
+        """(squared error, best fixed cost t >= 0 in seconds) at lattice point `k`: golden
+        section on t (the error is unimodal in it)."""
+        low, high = 0.0, T_MAX
+        ratio = (5**0.5 - 1) / 2
+        for _ in range(60):
+            a, b = high - ratio * (high - low), low + ratio * (high - low)
+            if self.sse(k, a, keep) <= self.sse(k, b, keep):
+                high = b
+            else:
+                low = a
+        t = (low + high) / 2
+        return self.sse(k, t, keep), t
 
-    def predict(self, k: int, fixed_ms: float, i: int) -> float:
-        return float(self.replay(k)[i] + self.calls()[i] * fixed_ms)
-
-    def fit(self, keep: np.ndarray, start: int | None = None) -> tuple[int, float, float]:
-        """(lattice point, fixed cost per token in ms, rms relative error) of the least-squares fit on `keep`."""
+    def fit(self, keep: np.ndarray, start: int | None = None) -> tuple[int, float]:
+        """(lattice point, fixed cost per token in seconds) of the least-squares fit on `keep`."""
         if start is None:
             start = min(COARSE, key=lambda k: self.solve(k, keep)[0])
         best = start
         for step in (1, -1):
             while self.solve(best + step, keep)[0] < self.solve(best, keep)[0]:
                 best += step
-        sse, fixed = self.solve(best, keep)
-        return best, fixed, (sse / int(keep.sum())) ** 0.5
+        return best, self.solve(best, keep)[1]
 
 
 @dataclass
 class FamilyFit:
-    """One chip family's parameters before (prior matrix rate, no fixed cost) and after the fit."""
+    """One chip family's parameters before (prior matrix rate 1/4, no fixed cost, the
+    efficiency from one decode row) and after the joint fit, with leave-one-out predictions."""
 
     before: Params
     after: Params
     rows: list[Row]
-    rms: float
-    loo: dict[Row, float]
-    rounds: int
+    rms: tuple[float, float]  # TTFT, decode
+    loo: dict[Row, tuple[float | None, float | None]]  # (TTFT ms, decode tok/s) with that figure left out
 
 
 def fit_family(family: str, rows: list[Row], builds: dict[tuple, Built]) -> FamilyFit:
-    """Alternate the decode calibration of `ddr_efficiency` and the TTFT least squares until both settle."""
+    """Fit `ddr_efficiency` and `token_s` on every published TTFT and decode row of the family."""
     calibration = CALIBRATION[family]
     anchor, layers, tok_s = builds[calibration.build], SHAPES[calibration.model].layers, float(calibration.tok_s or 0)
-    params = Params(PRIOR_HALF_RATE, 0.0, 0.0)
-    params = dataclasses.replace(params, ddr_efficiency=calibrate_ddr(anchor, layers, tok_s, params))
-    before = params
-    ttft_rows = [r for r in rows if r.ttft_ms is not None and r.build in builds]
-    start: int | None = None
-    for rounds in range(1, 7):
-        fit = PrefillFit(ttft_rows, builds, params.ddr_efficiency)
-        keep = np.ones(len(ttft_rows), bool)
-        k, fixed_ms, rms = fit.fit(keep, start)
-        fitted = Params(half_rate(k), params.ddr_efficiency, fixed_ms / 1e3)
-        fitted = dataclasses.replace(fitted, ddr_efficiency=calibrate_ddr(anchor, layers, tok_s, fitted))
-        settled = k == start and abs(fitted.ddr_efficiency - params.ddr_efficiency) < 1e-4
-        params, start = fitted, k
-        if settled:
-            break
-    loo: dict[Row, float] = {}
-    for i, row in enumerate(ttft_rows):  # refit without row i, predict row i
-        keep = np.arange(len(ttft_rows)) != i
-        k_i, fixed_i, _ = fit.fit(keep, start)
-        loo[row] = fit.predict(k_i, fixed_i, i)
-    return FamilyFit(before, params, ttft_rows, rms, loo, rounds)
+    before = Params(PRIOR_HALF_RATE, 0.0, 0.0)
+    before = dataclasses.replace(before, ddr_efficiency=calibrate_ddr(anchor, layers, tok_s, before))
+    fitted_rows = [r for r in rows if r.build in builds and (r.ttft_ms or r.tok_s)]
+    fit = JointFit(fitted_rows, builds, HALF_RATE[family][0])
+    keep = np.ones((len(fitted_rows), 2), bool)
+    k, t = fit.fit(keep)
+    ttft_errors, decode_errors = fit.errors(k, t)
+    rms = tuple(float(np.sqrt(np.nanmean(e**2))) for e in (ttft_errors, decode_errors))
+    loo: dict[Row, tuple[float | None, float | None]] = {}
+    for i, row in enumerate(fitted_rows):  # refit without each figure of row i, predict it
+        predicted: list[float | None] = []
+        for column, figure in enumerate((row.ttft_ms, row.tok_s)):
+            if figure is None:
+                predicted.append(None)
+                continue
+            left = keep.copy()
+            left[i, column] = False
+            k_i, t_i = fit.fit(left, k)
+            error = fit.errors(k_i, t_i)[column][i]
+            predicted.append(figure * (1 + error))
+        loo[row] = (predicted[0], predicted[1])
+    return FamilyFit(before, Params(fit.half_rate, efficiency(k), t), fitted_rows, rms, loo)  # type: ignore[arg-type]
 
 
 def error(predicted: float, published: float | None) -> str:
@@ -403,14 +444,18 @@ class Result:
     row: Row
     before: tuple[float, float]  # (decode tok/s, TTFT ms)
     after: tuple[float, float]
-    loo_ttft: float | None
+    loo: tuple[float | None, float | None]  # (TTFT ms, decode tok/s) predicted with the figure left out
+
+
+def cells(value: float | None, published: float | None, digits: int) -> str:
+    return " | " if value is None or published is None else f"{value:.{digits}f} | {error(value, published)}"
 
 
 def table(results: list[Result]) -> str:
     lines = [
         "| model | chip | weights | KV | TTFT ms published | before | error | fitted | error | leave-one-out | error "
-        "| decode tok/s published | before | error | after | error | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| decode tok/s published | before | error | fitted | error | leave-one-out | error | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         row = r.row
@@ -418,34 +463,41 @@ def table(results: list[Result]) -> str:
         ttft = row.ttft_ms if row.ttft_ms is not None else "-"
         tok = row.tok_s if row.tok_s is not None else "-"
         if r.after[0] != r.after[0]:  # NaN: the build failed
-            lines.append(f"| {row.label} | {row.chip} | {weights} | {row.kv} | {ttft} | - | | - | | - | | {tok} | - | | - | | build fails (see below) |")
+            lines.append(f"| {row.label} | {row.chip} | {weights} | {row.kv} | {ttft} |" + " - | |" * 3 + f" {tok} |" + " - | |" * 3 + " build fails (see below) |")
             continue
-        loo = "" if r.loo_ttft is None else f"{r.loo_ttft:.0f} | {error(r.loo_ttft, row.ttft_ms)}"
         lines.append(
             f"| {row.label} | {row.chip} | {weights} | {row.kv} | {ttft} | "
             f"{r.before[1]:.0f} | {error(r.before[1], row.ttft_ms)} | {r.after[1]:.0f} | {error(r.after[1], row.ttft_ms)} | "
-            f"{loo or ' | '} | {tok} | {r.before[0]:.1f} | {error(r.before[0], row.tok_s)} | "
-            f"{r.after[0]:.1f} | {error(r.after[0], row.tok_s)} | {row.note} |"
+            f"{cells(r.loo[0], row.ttft_ms, 0)} | {tok} | {r.before[0]:.1f} | {error(r.before[0], row.tok_s)} | "
+            f"{r.after[0]:.1f} | {error(r.after[0], row.tok_s)} | {cells(r.loo[1], row.tok_s, 1)} | {row.note} |"
         )
     return "\n".join(lines)
+
+
+def rms(values: list[float]) -> str:
+    return f"{float(np.sqrt(np.mean(np.square(values)))) * 100:.1f}%" if values else "-"
 
 
 def parameter_table(fits: dict[str, FamilyFit]) -> str:
     from axc.targets import get_target
 
     lines = [
-        "| chip family | `half_rate` (16-bit MACs / INT8) | 16-bit rate per core | `token_s` | `ddr_efficiency` "
-        "| TTFT rows fitted | rms error (fitted) | rms error (leave-one-out) |",
+        "| chip family | `half_rate` (16-bit MACs / INT8, not fitted) | 16-bit rate per core | `ddr_efficiency` (fitted) "
+        "| `token_s` (fitted) | rows fitted (TTFT + decode) | TTFT rms error fitted / left out | decode rms error fitted / left out |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for family, fit in fits.items():
         target = get_target(family)
         per_core = target.matrix.peak_ops_per_s("s8") * fit.after.half_rate / 2e12
-        loo = np.asarray([(fit.loo[r] - r.ttft_ms) / r.ttft_ms for r in fit.rows])  # type: ignore[operator]
+        ttft = [r for r in fit.rows if r.ttft_ms]
+        decode = [r for r in fit.rows if r.tok_s]
+        loo_ttft = [(fit.loo[r][0] - r.ttft_ms) / r.ttft_ms for r in ttft]  # type: ignore[operator]
+        loo_decode = [(fit.loo[r][1] - r.tok_s) / r.tok_s for r in decode]  # type: ignore[operator]
         lines.append(
-            f"| {family} | {fit.after.half_rate:.3f} (prior {PRIOR_HALF_RATE:g}) | {per_core:.2f} TMAC/s "
-            f"| {fit.after.token_s * 1e6:.1f} us ({fit.after.token_s * PREFILL * 1e3:.2f} ms per {PREFILL}-token layer call) | {fit.after.ddr_efficiency:.4f} (before {fit.before.ddr_efficiency:.4f}) "
-            f"| {len(fit.rows)} | {fit.rms * 100:.1f}% | {float(np.sqrt(np.mean(loo**2))) * 100:.1f}% |"
+            f"| {family} | {fit.after.half_rate:g} | {per_core:.2f} TMAC/s | {fit.after.ddr_efficiency:.4f} "
+            f"(before {fit.before.ddr_efficiency:.4f}, one decode row) | {fit.after.token_s * 1e6:.1f} us "
+            f"({fit.after.token_s * PREFILL * 1e3:.2f} ms per {PREFILL}-token layer call) | {len(ttft)} + {len(decode)} "
+            f"| {fit.rms[0] * 100:.1f}% / {rms(loo_ttft)} | {fit.rms[1] * 100:.1f}% / {rms(loo_decode)} |"
         )
     return "\n".join(lines)
 
@@ -465,14 +517,11 @@ def write_descriptors(fits: dict[str, FamilyFit]) -> None:
     path = ROOT / "compiler" / "targets" / "descriptors.py"
     text = path.read_text()
     for family, fit in fits.items():
-        row = CALIBRATION[family]
-        rows = f"least squares on the {len(fit.rows)} published {family} TTFT rows"
-        text = set_figure(text, family, "half_rate", fit.after.half_rate, f"fitted (bench/calibrate_cost_model.py): {rows}")
-        text = set_figure(text, family, "token_s", fit.after.token_s, f"fitted (bench/calibrate_cost_model.py): {rows}")
-        text = set_figure(
-            text, family, "ddr_efficiency", fit.after.ddr_efficiency,
-            f"calibrated (bench/calibrate_cost_model.py): {row.model} w8a16 decode {row.tok_s:g} tok/s on {row.chip}",
-        )
+        ttft, decode = sum(1 for r in fit.rows if r.ttft_ms), sum(1 for r in fit.rows if r.tok_s)
+        rows = f"least squares on the {ttft} TTFT and {decode} decode rows published for {family}, jointly with"
+        text = set_figure(text, family, "half_rate", fit.after.half_rate, HALF_RATE[family][1])
+        text = set_figure(text, family, "token_s", fit.after.token_s, f"fitted (bench/calibrate_cost_model.py): {rows} ddr_efficiency")
+        text = set_figure(text, family, "ddr_efficiency", fit.after.ddr_efficiency, f"fitted (bench/calibrate_cost_model.py): {rows} token_s")
     path.write_text(text)
 
 
@@ -508,18 +557,19 @@ def main() -> None:
             fits[family] = fit = fit_family(family, family_rows, builds)
             a = fit.after
             print(
-                f"{family}: half_rate = {a.half_rate:.4f}, token_s = {a.token_s * 1e6:.2f} us, "
-                f"ddr_efficiency = {a.ddr_efficiency:.4f} ({fit.rounds} rounds; TTFT rms {fit.rms * 100:.1f}%)",
+                f"{family}: half_rate = {a.half_rate:g} (prior), ddr_efficiency = {a.ddr_efficiency:.4f}, "
+                f"token_s = {a.token_s * 1e6:.2f} us (rms TTFT {fit.rms[0] * 100:.1f}%, decode {fit.rms[1] * 100:.1f}%)",
                 flush=True,
             )
     results = []
     for row in rows:
         family = get_target(row.chip).family
         if row.build in failed or family not in fits:
-            results.append(Result(row, (float("nan"),) * 2, (float("nan"),) * 2, None))  # type: ignore[arg-type]
+            results.append(Result(row, (float("nan"),) * 2, (float("nan"),) * 2, (None, None)))  # type: ignore[arg-type]
             continue
         built, layers, fit = builds[row.build], SHAPES[row.model].layers, fits[family]
-        results.append(Result(row, predict(built, layers, fit.before), predict(built, layers, fit.after), fit.loo.get(row)))
+        after = predict(built, layers, fit.after)
+        results.append(Result(row, predict(built, layers, fit.before), after, fit.loo.get(row, (None, None))))
     text = table(results)
     for key, reason in failed.items():
         text += f"\n\nBuild failure of {key[0]} on {key[1]}: `{reason}`"
@@ -534,7 +584,7 @@ def main() -> None:
                 "rows": [
                     dict(
                         dataclasses.asdict(r.row), before_tok_s=r.before[0], before_ttft_ms=r.before[1],
-                        predicted_tok_s=r.after[0], predicted_ttft_ms=r.after[1], loo_ttft_ms=r.loo_ttft,
+                        predicted_tok_s=r.after[0], predicted_ttft_ms=r.after[1], loo_ttft_ms=r.loo[0], loo_tok_s=r.loo[1],
                     )
                     for r in results
                 ],

@@ -10,11 +10,11 @@ target descriptor (no numerics):
   finished (`isa.Instr.wait`);
 - a DMA pays `DMA_SETUP_CYCLES`, then moves its bytes at the channel's port rate while
   DDR, shared by all channels and cores, serves one transfer at a time at
-  `ddr_bytes_per_s * ddr_efficiency` (the calibrated parameter). DDR moves whole
+  `ddr_bytes_per_s * ddr_efficiency` (fitted). DDR moves whole
   `ddr_alignment`-byte bursts, so a strided box of short rows costs more than its bytes;
 - a matmul takes its MACs, padded to the matrix tile (`matmul_tile`), at the engine's
   16-bit rate (weights are decoded to the activations' type: w8a16, w4a16); that rate,
-  `half_rate` of INT8, is fitted; a float matmul on the convolution units (`c<k>.cv`,
+  `half_rate` of INT8, is stated per chip (not fitted); a float matmul on the convolution units (`c<k>.cv`,
   FLOAT_MATMUL_USE_CONV_EU) runs at their rate (`conv_matmul_rate` x the matrix engine's);
 - a vector op takes `OPS_PER_ELEMENT[op] * elements` at the engine's rate for its widest
   float type (fp32 at half rate);

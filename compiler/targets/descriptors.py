@@ -89,7 +89,7 @@ CHIPS: dict[str, ChipSpec] = {
         int8_tops=18.0,
         int4_tops=72.0,
         half_rate=Assumed(
-            0.4242, "fitted (bench/calibrate_cost_model.py): least squares on the 12 published AX650 TTFT rows"
+            0.5000, "prior, not fitted: AX650's public INT4 rate is 4x its INT8 rate (72 vs 18 TOPS), MAC cost scaling with the product of operand widths, so a 16-bit activation times an 8-bit weight costs two INT8 MACs"
         ),
         clock_hz=_CLOCK,
         vector_lanes=Assumed(256, "not public; keeps norm/softmax/rope well below matmul time in prefill"),
@@ -102,10 +102,10 @@ CHIPS: dict[str, ChipSpec] = {
         ),
         ddr_bytes_per_s=Assumed(34.128e9, "not public; LPDDR4x 64-bit at 4266 MT/s = 34.1 GB/s peak"),
         ddr_efficiency=Assumed(
-            0.5053, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 32 tok/s on AX650N"
+            0.5162, "fitted (bench/calibrate_cost_model.py): least squares on the 12 TTFT and 15 decode rows published for AX650, jointly with token_s"
         ),
         token_s=Assumed(
-            2.634e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 12 published AX650 TTFT rows"
+            2.989e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 12 TTFT and 15 decode rows published for AX650, jointly with ddr_efficiency"
         ),
         conv_units=6,  # vendor NPU docs: 6 convolution units and 3 tensor units, 2 and 1 per core
         conv_matmul_rate=Assumed(
@@ -131,7 +131,7 @@ CHIPS: dict[str, ChipSpec] = {
         int8_tops=3.2,
         int4_tops=Assumed(12.8, "not public; 4x INT8, the ratio published for AX650 (18 -> 72 TOPS)"),
         half_rate=Assumed(
-            0.2251, "fitted (bench/calibrate_cost_model.py): least squares on the 7 published AX620E TTFT rows"
+            0.2500, "prior, not fitted: AX620E's INT4 rate is not public, so no evidence of width scaling: a 16-bit multiply costs four 8-bit ones"
         ),
         clock_hz=_CLOCK,
         vector_lanes=Assumed(128, "not public; half of AX650's assumed 256, tracking the smaller NPU"),
@@ -142,10 +142,10 @@ CHIPS: dict[str, ChipSpec] = {
         dma_bytes_per_cycle=Assumed(32, "not public; a 256-bit port (32 GB/s per core) beats DDR: DDR-bound streaming"),
         ddr_bytes_per_s=Assumed(12.8e9, "not public; LPDDR4 32-bit at 3200 MT/s = 12.8 GB/s peak"),
         ddr_efficiency=Assumed(
-            0.4283, "calibrated (bench/calibrate_cost_model.py): Qwen2.5-0.5B w8a16 decode 10.3 tok/s on AX630C"
+            0.4435, "fitted (bench/calibrate_cost_model.py): least squares on the 7 TTFT and 9 decode rows published for AX620E, jointly with token_s"
         ),
         token_s=Assumed(
-            1.005e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 7 published AX620E TTFT rows"
+            2.21e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 7 TTFT and 9 decode rows published for AX620E, jointly with ddr_efficiency"
         ),
         conv_units=Assumed(0, "not public; the vendor says FLOAT_MATMUL_USE_CONV_EU has no effect on AX620E"),
         conv_matmul_rate=Assumed(0.0, "no convolution units take matrix work (conv_units)"),
