@@ -9,7 +9,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from axc.dialects.axc import module_scopes, set_module_scopes
 from axc.errors import AxcError
-from axc.checkpoints import open_checkpoint
+from axc.frontend.views import open_model_checkpoint
 from axc.params import ParamStore
 
 CREATED_SCOPE = "axc"
@@ -27,7 +27,7 @@ def store_for(module: ModuleOp) -> ParamStore:
     if store is None:
         store = ParamStore()
         for scope, path in module_scopes(module).items():
-            store.bind(scope, open_checkpoint(path))
+            store.bind(scope, open_model_checkpoint(path))
         _stores[module] = store
     return store
 

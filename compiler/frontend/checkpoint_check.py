@@ -53,6 +53,7 @@ def global_tensors(config: ModelConfig) -> dict[str, Tensor]:
         Tensor(EMBED, lambda c: (c.vocab_size, c.hidden_size), ("vocab_size", "hidden_size")),
         Tensor(FINAL_NORM, lambda c: (c.hidden_size,), ("hidden_size",)),
         Tensor(LM_HEAD, lambda c: (c.vocab_size, c.hidden_size), ("vocab_size", "hidden_size"), when=lambda c: not c.tie_word_embeddings),
+        *get_family(config.model_type).post_tensors,
     )
     return {t.name: t for t in table if t.when(config)}
 
@@ -79,9 +80,9 @@ def _expected(config: ModelConfig) -> Iterator[ExpectedTensor]:
     for i in range(config.num_hidden_layers):
         for key, entry in expected_layer_tensors(config, i).items():
             yield from _tensors(config, key, entry)
-    for key in (FINAL_NORM, LM_HEAD):
-        if key in globals_:
-            yield from _tensors(config, key, globals_[key])
+    for key, entry in globals_.items():
+        if key != EMBED:
+            yield from _tensors(config, key, entry)
 
 
 def expected_tensors(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -120,6 +121,11 @@ def layer_index(config: ModelConfig, key: str) -> int | None:
     pattern = re.escape(get_family(config.model_type).layer_prefix).replace(r"\{\}", r"(\d+)")
     match = re.match(pattern, key)
     return int(match.group(1)) if match else None
+
+
+def stored_layers(config: ModelConfig, checkpoint: Checkpoint) -> int:
+    """How many decoder layers the checkpoint holds (one past the highest index found)."""
+    return 1 + max((i for key in checkpoint.keys() if (i := layer_index(config, key)) is not None), default=-1)
 
 
 def check_layer_count(config: ModelConfig, checkpoint: Checkpoint) -> None:

@@ -7,6 +7,7 @@ the transformers 5.x spelling (`rope_parameters`, `dtype`) and the vendor's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,10 @@ from axc.frontend.families import FAMILIES, get_family
 from axc.frontend.model_config import ModelConfig, QuantConfig, RopeScaling
 from axc.jsonio import read_json
 
-__all__ = ["ModelConfig", "QuantConfig", "RopeScaling", "SUPPORTED_MODEL_TYPES", "load_config"]
+__all__ = ["ModelConfig", "QuantConfig", "RopeScaling", "SUPPORTED_MODEL_TYPES", "choose_longrope", "load_config"]
 
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
 ROPE_KINDS = ("default", "linear", "llama3", "dynamic", "yarn", "longrope")
-NORM_TYPES = ("rms_norm",)
-"""The `norm_type`s the supported families build (a vendor `--model_config` may name another)."""
 
 # Vendor --model_config key -> canonical key.
 VENDOR_KEYS = {
@@ -70,12 +69,14 @@ def _rope_scaling(raw: dict[str, Any], where: Path) -> RopeScaling:
     if not isinstance(params, dict):
         raise AxcError(f"rope_scaling in {where} must be an object or null; fix the config")
     kind = params.get("rope_type", params.get("type", "default")) or "default"
+    if kind in ("su", "yarn") and "short_factor" in params:
+        kind = "longrope"  # Phi-3's older spellings, as transformers reads them
     if kind not in ROPE_KINDS:
         raise AxcError(
             f"unsupported rope scaling type {kind!r} in {where}; supported: {', '.join(ROPE_KINDS)}"
         )
     try:
-        return RopeScaling(
+        fields: dict[str, Any] = dict(
             kind=kind,
             factor=float(params.get("factor", 1.0)),
             low_freq_factor=float(params.get("low_freq_factor", 1.0)),
@@ -83,8 +84,41 @@ def _rope_scaling(raw: dict[str, Any], where: Path) -> RopeScaling:
             original_max_position_embeddings=int(params.get("original_max_position_embeddings", 0) or 0),
             alpha=None if params.get("alpha") is None else float(params["alpha"]),
         )
+        if kind == "longrope":
+            fields.update(_longrope(raw, params, where))
+        return RopeScaling(**fields)
     except (TypeError, ValueError):
         raise AxcError(f"rope scaling parameters in {where} must be numbers: {params}; fix the config") from None
+
+
+def _longrope(raw: dict[str, Any], params: dict[str, Any], where: Path) -> dict[str, Any]:
+    """A longrope's tables, original context (the top-level key first, as transformers
+    reads Phi-3) and `attention_factor`: given, else √(1 + ln s / ln L) for the context
+    ratio `s` (`factor`, else max / original positions) over the original length L."""
+    original = int(raw.get("original_max_position_embeddings") or params.get("original_max_position_embeddings") or 0)
+    original = original or int(raw.get("max_position_embeddings") or 0)
+    short, long = (tuple(float(f) for f in params.get(key) or ()) for key in ("short_factor", "long_factor"))
+    if not short or len(short) != len(long):
+        raise AxcError(
+            f"longrope in {where} needs short_factor and long_factor lists of one length "
+            f"(got {len(short)} and {len(long)}); fix the config"
+        )
+    mscale = params.get("attention_factor")
+    if mscale is None:
+        factor = params.get("factor")
+        ratio = float(factor) if factor is not None else float(raw.get("max_position_embeddings") or original) / max(original, 1)
+        mscale = 1.0 if ratio <= 1.0 or original <= 1 else math.sqrt(1 + math.log(ratio) / math.log(original))
+    return dict(original_max_position_embeddings=original, short_factor=short, long_factor=long, mscale=float(mscale))
+
+
+def choose_longrope(config: ModelConfig, context_len: int) -> ModelConfig:
+    """The config with the longrope table for a context of `context_len` positions: long
+    when it exceeds the original context (transformers' rule, decided once per build)."""
+    scaling = config.rope_scaling
+    if scaling.kind != "longrope":
+        return config
+    original = scaling.original_max_position_embeddings or config.max_position_embeddings
+    return dataclasses.replace(config, rope_scaling=dataclasses.replace(scaling, long=context_len > original))
 
 
 def _hf_values(raw: dict[str, Any]) -> dict[str, Any]:
@@ -124,8 +158,12 @@ def _hf_values(raw: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def load_config(model_dir: str | Path, model_config: str | Path | None = None) -> ModelConfig:
-    """Read `model_dir/config.json`, completed/overridden by a vendor `--model_config` JSON."""
+def load_config(
+    model_dir: str | Path, model_config: str | Path | None = None, context_len: int | None = None
+) -> ModelConfig:
+    """Read `model_dir/config.json`, completed/overridden by a vendor `--model_config` JSON;
+    a longrope takes its table for `context_len` positions (the build's kv_cache_len;
+    without one, the short table, as transformers initialises it)."""
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"
     raw: dict[str, Any] = {}
@@ -163,11 +201,11 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     family = get_family(model_type)
-    norm_type = values.get("norm_type", "rms_norm")
-    if norm_type not in NORM_TYPES:
+    norm_type = values.get("norm_type", family.norm_type)
+    if norm_type != family.norm_type:
         raise AxcError(
             f"norm_type={norm_type!r} in {origin['norm_type']} is not supported for model_type {model_type!r} "
-            f"(it builds {', '.join(NORM_TYPES)}); remove norm_type or set it to rms_norm"
+            f"(it builds {family.norm_type}); remove norm_type or set it to {family.norm_type}"
         )
     values.setdefault("num_key_value_heads", values["num_attention_heads"])
     for key in POSITIVE_INT_KEYS:
@@ -203,7 +241,7 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
     if family.configure is not None:
         family.configure(raw, values)
 
-    return ModelConfig(
+    config = ModelConfig(
         model_name=values["model_name"],
         model_type=model_type,
         num_hidden_layers=values["num_hidden_layers"],
@@ -229,4 +267,17 @@ def load_config(model_dir: str | Path, model_config: str | Path | None = None) -
         eos_token_id=values.get("eos_token_id"),
         use_qk_norm=bool(values["use_qk_norm"]),
         qk_norm_after_rope=family.qk_norm == "after_rope",
+        sliding_windows=tuple(values.get("sliding_windows", ())),
+        attention_scale=values.get("attention_scale"),
+        attention_softcap=float(values.get("attention_softcap", 0.0)),
+        final_softcap=float(values.get("final_softcap", 0.0)),
+        embedding_scale=float(values.get("embedding_scale", 1.0)),
+        lm_head_from_embedding=bool(values.get("lm_head_from_embedding", False)),
     )
+    scaling = config.rope_scaling
+    if scaling.kind == "longrope" and len(scaling.short_factor) != config.rotary_dim // 2:
+        raise AxcError(
+            f"longrope short_factor/long_factor in {config_path} have {len(scaling.short_factor)} entries but "
+            f"rotary_dim {config.rotary_dim} needs {config.rotary_dim // 2} (one per frequency); fix the config"
+        )
+    return choose_longrope(config, context_len or 0)

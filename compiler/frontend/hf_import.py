@@ -48,7 +48,7 @@ from axc.frontend.config import ModelConfig, load_config
 from axc.frontend.families import get_family
 from axc.frontend.families.tensors import EMBED, LM_HEAD
 from axc.frontend.families.blocks import MODEL_SCOPE, Builder, tensor
-from axc.checkpoints import open_checkpoint
+from axc.frontend.views import open_model_checkpoint
 from axc.checkpoints.gptq import GptqCheckpoint
 from axc.params import Checkpoint
 from axc.runtime_contract import INPUT, LAYER_INPUTS, LAYER_OUTPUTS, OUTPUT
@@ -77,6 +77,7 @@ def build_layer(config: ModelConfig, checkpoint: Checkpoint, index: int) -> func
         expected_layer_tensors(config, index),
         dict(zip(LAYER_INPUTS, block.args, strict=True)),
         prefix=family.layer_key(index, ""),
+        layer=index,
     )
     family.layer(b)
     block.add_op(func.ReturnOp(*b.outputs))
@@ -164,11 +165,14 @@ def build_post(config: ModelConfig, checkpoint: Checkpoint) -> func.FuncOp:
     return make_function(POST, block, (INPUT,), (OUTPUT,))
 
 
-def import_hf(model_dir: str | Path, model_config: str | Path | None = None) -> ModuleOp:
-    """Build the `tfm` module of a Hugging Face checkpoint directory (headers only)."""
+def import_hf(
+    model_dir: str | Path, model_config: str | Path | None = None, context_len: int | None = None
+) -> ModuleOp:
+    """Build the `tfm` module of a Hugging Face checkpoint directory (headers only);
+    `context_len` (the build's kv_cache_len) picks a longrope's factor table."""
     model_dir = Path(model_dir).resolve()
-    config = load_config(model_dir, model_config)
-    checkpoint = open_checkpoint(model_dir)
+    config = load_config(model_dir, model_config, context_len)
+    checkpoint = open_model_checkpoint(model_dir)
     check_checkpoint(config, checkpoint)
     if isinstance(checkpoint, GptqCheckpoint):
         checkpoint.check()

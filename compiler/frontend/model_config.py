@@ -20,6 +20,13 @@ class RopeScaling:
     original_max_position_embeddings: int = 0
     alpha: float | None = None
     """HunYuan's NTK alpha (`type: dynamic`), which its family folds into `rope_theta`."""
+    short_factor: tuple[float, ...] = ()
+    long_factor: tuple[float, ...] = ()
+    """`longrope`: the per-frequency divisor tables (`su`/`yarn` in older Phi-3 configs)."""
+    mscale: float = 1.0
+    """`longrope`: the factor on cos and sin (`attention_factor`, else from the context ratio)."""
+    long: bool = False
+    """`longrope`: the build uses the long table (its context exceeds the original one)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,18 @@ class ModelConfig:
     """An RMSNorm over each head of q and k (Qwen3, HunYuan)."""
     qk_norm_after_rope: bool = False
     """That norm follows RoPE (HunYuan) instead of preceding it (Qwen3)."""
+    sliding_windows: tuple[int, ...] = ()
+    """Per layer, the sliding window enforced inside the layer (0: full attention)."""
+    attention_scale: float | None = None
+    """The score scale when it is not 1/√head_dim (Gemma2's `query_pre_attn_scalar`)."""
+    attention_softcap: float = 0.0
+    final_softcap: float = 0.0
+    """tanh soft-caps of the attention scores and of the logits (Gemma2; 0: none)."""
+    embedding_scale: float = 1.0
+    """The factor on the embedding rows the runtime looks up (Gemma2's √hidden)."""
+    lm_head_from_embedding: bool = False
+    """The lm_head is the stored (unscaled) embedding table of a tied model whose family
+    serves it untied, because its embedding rows are scaled (Gemma2)."""
 
     @property
     def kv_dim(self) -> int:

@@ -44,7 +44,7 @@ from axc.llm_build.runtime_files import write_json
 from axc.llm_build.validate import worker_count
 from axc.dialects.axc import POST, set_module_scopes
 from axc.errors import AxcError
-from axc.checkpoints import open_checkpoint
+from axc.frontend.views import open_model_checkpoint
 from axc.frontend.hf_import import MODEL_SCOPE, build_layer, build_post
 from axc.hostloop import GroupLayout, HostLoop
 from axc.interpreters.runner import ModuleRunner
@@ -61,7 +61,7 @@ LOW_COSINE = 0.99
 def reference_runner(result: BuildResult, layer: int | None) -> ModuleRunner:
     """The fp32 `tfm` interpreter over decoder layer `layer`'s shape groups (None: `@post`)."""
     plan = result.plan
-    checkpoint = open_checkpoint(plan.model_dir)
+    checkpoint = open_model_checkpoint(plan.model_dir)
     function = build_post(plan.config, checkpoint) if layer is None else build_layer(plan.config, checkpoint, layer)
     checkpoint.close()
     module = ModuleOp([function])
@@ -345,7 +345,7 @@ def reference_generate(result: BuildResult, prompt: list[int], max_new: int, eos
         from axc.frontend.hf_import import import_hf
         from axc.interpreters.executor import ModuleExecutor
 
-        module = import_hf(plan.model_dir, plan.options.model_config)
+        module = import_hf(plan.model_dir, plan.options.model_config, plan.options.kv_cache_len)
         run_passes(module, reference_specs(plan))
         executor = ModuleExecutor(module)
         tokens = HostLoop(executor, executor.layout).generate(np.array(prompt), max_new, eos)

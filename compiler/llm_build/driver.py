@@ -22,7 +22,7 @@ from axc.llm_build.options import CONV_EU_ENV, BuildOptions
 from axc.llm_build.runtime_files import layer_filename, post_filename, write_json, write_runtime_files
 from axc.llm_build.staging import MARKER, staged_directory
 from axc.llm_build.validate import BuildPlan, describe_needs, validate, worker_count
-from axc.checkpoints import open_checkpoint
+from axc.frontend.views import open_model_checkpoint
 
 REPORT = MARKER
 
@@ -94,6 +94,13 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
         + "".join(f", prefill {g.tokens} over {g.history}" for g in plan.groups[1:])
     )
     log.info(describe_needs(plan))
+    scaling = plan.config.rope_scaling
+    if scaling.kind == "longrope":
+        log.info(
+            f"longrope: the {'long' if scaling.long else 'short'} factor table (kv_cache_len {options.kv_cache_len} "
+            f"{'>' if scaling.long else '<='} original context {scaling.original_max_position_embeddings}), "
+            f"cos/sin x {scaling.mscale:.6g}"
+        )
     if options.float_matmul_use_conv_eu:
         log.info(
             f"{CONV_EU_ENV}=1: float matmuls (attention's QK^T and PV) run on the convolution units"
@@ -126,7 +133,7 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
             files[name] = target.emit_file(staging / name, units[POST], store_for(structure.module), metadata(plan))
             bar.advance(TaskID(0))
         with log.stage("runtime files"):
-            checkpoint = open_checkpoint(plan.model_dir)
+            checkpoint = open_model_checkpoint(plan.model_dir)
             try:
                 for name in write_runtime_files(
                     config, checkpoint, plan.model_dir, staging, options.prefill_len, plan.target.chip, options.embed_npy

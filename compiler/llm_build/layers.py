@@ -35,7 +35,7 @@ from axc.llm_build.validate import BuildPlan, worker_count
 from axc.dialects import make_context
 from axc.dialects.axc import EMBED, ParamAttr, layer_index, set_module_scopes
 from axc.frontend.config import ModelConfig, load_config
-from axc.checkpoints import open_checkpoint
+from axc.frontend.views import open_model_checkpoint
 from axc.frontend.hf_import import MODEL_SCOPE, build_layer, import_hf
 from axc.passes import PASSES
 from axc.passes.quantize_weights import QuantizeWeights
@@ -118,6 +118,8 @@ class LayerJob:
     prefill_len: int
     out_dir: str
     metadata: dict[str, str]
+    context_len: int | None = None
+    """The kv_cache_len (a longrope's factor table follows it)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ class Structure:
 def quantized_layer(job: LayerJob, config: ModelConfig, layer: int) -> tuple[ModuleOp, func.FuncOp]:
     """Layer `layer`'s `tfm` function after `quantize-weights`, alone in a module (its store
     holds the layer's quantized weights)."""
-    checkpoint = open_checkpoint(job.model_dir)
+    checkpoint = open_model_checkpoint(job.model_dir)
     function = build_layer(config, checkpoint, layer)
     checkpoint.close()
     module = ModuleOp([function])
@@ -156,7 +158,7 @@ def layer_functions(module: ModuleOp) -> dict[func.FuncOp, int]:
 
 def prepare(plan: BuildPlan, out_dir: Path, metadata: dict[str, str]) -> Structure:
     """Lower the representative layers and `@post` once."""
-    module = import_hf(plan.model_dir, plan.options.model_config)
+    module = import_hf(plan.model_dir, plan.options.model_config, plan.options.kv_cache_len)
     layers = layer_functions(module)
     representative: dict[int, int] = {}
     for members in shared_structures(list(layers)):
@@ -182,6 +184,7 @@ def prepare(plan: BuildPlan, out_dir: Path, metadata: dict[str, str]) -> Structu
         prefill_len=plan.options.prefill_len,
         out_dir=str(out_dir),
         metadata=metadata,
+        context_len=plan.options.kv_cache_len,
     )
     return Structure(module, job, timings)
 
@@ -198,7 +201,7 @@ class LayerBuilder:
     def of(job: LayerJob, module: ModuleOp | None = None) -> LayerBuilder:
         """From the lowered module itself, or (in a spawned worker) from `job.structure`."""
         module = module if module is not None else parse_module(job.structure, "<structure>")
-        return LayerBuilder(job, target.file_units(module), load_config(job.model_dir, job.model_config))
+        return LayerBuilder(job, target.file_units(module), load_config(job.model_dir, job.model_config, job.context_len))
 
     def __call__(self, layer: int) -> LayerResult:
         start = time.perf_counter()

@@ -23,7 +23,7 @@ from axc.llm_build.staging import check_replaceable, check_writable, existing_an
 from axc.errors import AxcError
 from axc.frontend.checkpoint_check import check_checkpoint, expected_layer_tensors
 from axc.frontend.config import ModelConfig, load_config
-from axc.checkpoints import open_checkpoint
+from axc.frontend.views import open_model_checkpoint
 from axc.checkpoints.gptq import GptqCheckpoint
 from axc.params import Checkpoint
 from axc.passes.quantize_weights import QuantizeWeights, WeightChoice
@@ -196,8 +196,8 @@ def validate(options: BuildOptions) -> BuildPlan:
     check_options(options)
     groups = check_lengths(options)
     model_dir = options.input_path.resolve()
-    config = load_config(model_dir, options.model_config)
-    checkpoint = open_checkpoint(model_dir)
+    config = load_config(model_dir, options.model_config, options.kv_cache_len)
+    checkpoint = open_model_checkpoint(model_dir)
     try:
         check_checkpoint(config, checkpoint)
         gptq = checkpoint if isinstance(checkpoint, GptqCheckpoint) else None

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from axc.frontend.families.blocks import Builder
-from axc.frontend.families.tensors import Tensor
+from axc.frontend.families.tensors import Tensor, View
+from axc.frontend.model_config import ModelConfig
 
 QK_NORM_PLACES = ("none", "before_rope", "after_rope")
 
@@ -39,7 +40,15 @@ class Family:
     qk_norm: str = "none"
     """Where the per-head q/k RMSNorm sits: none, before_rope or after_rope."""
     configure: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+    norm_type: str = "rms_norm"
+    """The norm its layers build (`rms_norm`, `layer_norm`); a vendor `--model_config` naming
+    another is refused."""
     layer_prefix: str = "model.layers.{}."
+    views: Callable[[ModelConfig], dict[str, View]] | None = None
+    """Virtual tensors computed from the stored ones (splits, folds, renames; served by
+    `axc.frontend.views`); the stored tensors they replace are hidden from the checkpoint."""
+    post_tensors: tuple[Tensor, ...] = ()
+    """Tensors outside the layers beyond the embedding, final norm and lm_head (biases)."""
     tokenizer_types: dict[str, str] = field(default_factory=dict)
     """The runtime's `tokenizer_type` per model_type (default: the model_type)."""
 

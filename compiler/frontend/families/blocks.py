@@ -65,6 +65,8 @@ class Builder:
     args: dict[str, SSAValue]
     """The function's arguments by runtime name (`K_cache`, ..., `input`, `mask`)."""
     prefix: str = ""
+    layer: int = -1
+    """The decoder layer being built (-1 outside the layers)."""
     head: str | None = None
     """The lm_head's weight key (`@post` only)."""
     params: dict[str, SSAValue] = field(default_factory=dict)
@@ -124,6 +126,12 @@ class Builder:
     def rms_norm(self, x: SSAValue, name: str) -> SSAValue:
         return self.add(tfm.RMSNormOp(x, self.weight(name), self.config.rms_norm_eps))
 
+    def layer_norm(self, x: SSAValue, name: str) -> SSAValue:
+        """LayerNorm with the table's `name.weight` and `name.bias`."""
+        operands = [x, self.weight(f"{name}.weight"), self.weight(f"{name}.bias")]
+        eps = {"eps": tfm.float_prop(self.config.rms_norm_eps)}
+        return self.add(tfm.LayerNormOp.create(operands=operands, result_types=[x.type], properties=eps))
+
     def residual(self, x: SSAValue, branch: SSAValue) -> SSAValue:
         return self.add(tfm.AddOp(x, branch))
 
@@ -148,6 +156,7 @@ def rope_properties(config: ModelConfig, num_heads: int) -> dict[str, Attribute]
         low_freq_factor=scaling.low_freq_factor,
         high_freq_factor=scaling.high_freq_factor,
         original_max_positions=scaling.original_max_position_embeddings,
+        mscale=scaling.mscale,
     )
     return {"num_heads": tfm.int_prop(num_heads), "head_dim": tfm.int_prop(config.head_dim), "rope": tfm.RopeAttr.of(spec)}
 
@@ -157,10 +166,17 @@ def qkv(b: Builder, x: SSAValue) -> tuple[SSAValue, SSAValue, SSAValue]:
     return tuple(b.linear(x, f"self_attn.{p}_proj") for p in "qkv")  # type: ignore[return-value]
 
 
+ROPE_FACTORS = "self_attn.rotary_emb.{}_factor"
+"""Layer tensors of a longrope's factor tables (`short`, `long`): views of the config."""
+
+
 def rope(b: Builder, x: SSAValue, *, heads: int) -> SSAValue:
-    return b.add(
-        tfm.RopeOp.create(operands=[x, b.indices], result_types=[x.type], properties=rope_properties(b.config, heads))
-    )
+    """RoPE at the layer's positions; a longrope reads the factor table the build chose."""
+    scaling = b.config.rope_scaling
+    operands = [x, b.indices]
+    if scaling.kind == "longrope":
+        operands.append(b.weight(ROPE_FACTORS.format("long" if scaling.long else "short")))
+    return b.add(tfm.RopeOp.create(operands=operands, result_types=[x.type], properties=rope_properties(b.config, heads)))
 
 
 def head_norm(b: Builder, x: SSAValue, name: str) -> SSAValue:
@@ -169,17 +185,21 @@ def head_norm(b: Builder, x: SSAValue, name: str) -> SSAValue:
 
 
 def attention(b: Builder, q: SSAValue, k: SSAValue, v: SSAValue) -> SSAValue:
-    """Grouped-query attention of the new rows over the caches (before `o_proj`)."""
+    """Grouped-query attention of the new rows over the caches (before `o_proj`), with the
+    config's score scale and soft-cap and this layer's sliding window (from `indices`)."""
     c = b.config
+    window = c.sliding_windows[b.layer] if c.sliding_windows else 0
     return b.add(
         tfm.AttentionOp.create(
-            operands=[q, k, v, b.args["K_cache"], b.args["V_cache"], b.args["mask"]],
+            operands=[q, k, v, b.args["K_cache"], b.args["V_cache"], *([b.indices] if window else []), b.args["mask"]],
             result_types=[tensor((*shape_of(q)[:-1], c.num_attention_heads * c.head_dim))],
             properties={
                 "num_heads": tfm.int_prop(c.num_attention_heads),
                 "num_kv_heads": tfm.int_prop(c.num_key_value_heads),
                 "head_dim": tfm.int_prop(c.head_dim),
-                "scale": tfm.float_prop(1.0 / math.sqrt(c.head_dim)),
+                "scale": tfm.float_prop(c.attention_scale or 1.0 / math.sqrt(c.head_dim)),
+                **({"softcap": tfm.float_prop(c.attention_softcap)} if c.attention_softcap else {}),
+                **({"sliding_window": tfm.int_prop(window)} if window else {}),
             },
         )
     )
@@ -193,15 +213,21 @@ def activation_kind(hidden_act: str) -> Activation:
     return ACTIVATIONS[hidden_act]
 
 
+def act(b: Builder, x: SSAValue) -> SSAValue:
+    """The config's activation (`hidden_act`) of `x`."""
+    kind = {"kind": StringAttr(activation_kind(b.config.hidden_act).value)}
+    return b.add(tfm.ActOp.create(operands=[x], result_types=[x.type], properties=kind))
+
+
 def gated_mlp(b: Builder, x: SSAValue) -> SSAValue:
     """`down(act(gate(x)) * up(x))`."""
     gate = b.linear(x, "mlp.gate_proj")
     up = b.linear(x, "mlp.up_proj")
-    act = b.add(
-        tfm.ActOp.create(
-            operands=[gate],
-            result_types=[gate.type],
-            properties={"kind": StringAttr(activation_kind(b.config.hidden_act).value)},
-        )
-    )
-    return b.linear(b.add(tfm.MulOp(act, up)), "mlp.down_proj")
+    return b.linear(b.add(tfm.MulOp(act(b, gate), up)), "mlp.down_proj")
+
+
+def softcap(b: Builder, x: SSAValue, cap: float) -> SSAValue:
+    """`tanh(x / cap) * cap`, or `x` when `cap` is 0."""
+    if not cap:
+        return x
+    return b.add(tfm.SoftcapOp.create(operands=[x], result_types=[x.type], properties={"cap": tfm.float_prop(cap)}))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from axc.frontend.families.base import Family
-from axc.frontend.families.blocks import Builder, attention, gated_mlp, qkv, rope
+from axc.frontend.families.blocks import ROPE_FACTORS, Builder, attention, gated_mlp, qkv, rope
 from axc.frontend.families.tensors import FINAL_NORM, Condition, Tensor, linear, never, vector
 from axc.frontend.model_config import ModelConfig
 
@@ -49,6 +49,20 @@ def mlp_bias(c: ModelConfig) -> bool:
     return c.mlp_bias
 
 
+def longrope(c: ModelConfig) -> bool:
+    return c.rope_scaling.kind == "longrope"
+
+
+def half_rotary(c: ModelConfig) -> int:
+    return c.rotary_dim // 2
+
+
+ROPE_TABLES = tuple(
+    vector(ROPE_FACTORS.format(kind), half_rotary, ("rope_scaling", "head_dim"), when=longrope) for kind in ("short", "long")
+)
+"""A longrope's factor tables, beside every layer (views of the config, not stored)."""
+
+
 def layer_tensors(o_bias: Condition = attention_bias) -> tuple[Tensor, ...]:
     """The Llama layer's tensors; `o_bias` decides `o_proj.bias` (Qwen2 has none)."""
     return (
@@ -61,6 +75,7 @@ def layer_tensors(o_bias: Condition = attention_bias) -> tuple[Tensor, ...]:
         linear("mlp.gate_proj", intermediate, hidden, MLP, bias=mlp_bias),
         linear("mlp.up_proj", intermediate, hidden, MLP, bias=mlp_bias),
         linear("mlp.down_proj", hidden, intermediate, MLP, bias=mlp_bias),
+        *ROPE_TABLES,
     )
 
 
