@@ -56,3 +56,33 @@ def runner_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runner") / "qwen2-add"
     build(BuildOptions(input_path=DEMO, output_path=out, kv_cache_len=2047, prefill_len=128), BuildLog(Console(file=io.StringIO())))
     return out
+
+
+
+@pytest.fixture(scope="session")
+def family_build(tmp_path_factory: pytest.TempPathFactory):
+    """`family_build(name, kind)`: (build result, model dir, reference dir, build log text) of
+    a `family_models.FAMILY_MODELS` checkpoint, written and built once per session."""
+    from family_models import FAMILY_BUILDS, FAMILY_MODELS, KV, LASTS, PREFILL
+
+    models: dict[str, tuple[Path, Path]] = {}
+    builds: dict[tuple[str, str], tuple[object, Path, Path, str]] = {}
+
+    def get(name: str, kind: str) -> tuple[object, Path, Path, str]:
+        if name not in models:
+            models[name] = FAMILY_MODELS[name](tmp_path_factory.mktemp(name))
+        if (name, kind) not in builds:
+            model_dir, reference_dir = models[name]
+            chip, hidden = FAMILY_BUILDS[kind]
+            weight_type = kind.split("-")[0]
+            text = io.StringIO()
+            options = BuildOptions(
+                input_path=model_dir, output_path=tmp_path_factory.mktemp(f"{name}-{kind}") / "out",
+                kv_cache_len=KV, prefill_len=PREFILL, last_kv_cache_len=LASTS,
+                weight_type=weight_type, post_weight_type=weight_type, chip=chip, hidden_state_type=hidden,
+            )
+            result = build(options, BuildLog(Console(file=text, width=200)))
+            builds[(name, kind)] = (result, model_dir, reference_dir, text.getvalue())
+        return builds[(name, kind)]
+
+    return get

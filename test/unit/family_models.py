@@ -12,11 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
+from tiny_models import family_config
 
 LAYERS = 3
 BASE = dict(vocab_size=128, num_hidden_layers=LAYERS, max_position_embeddings=256)
+FAMILY_BUILDS = {"bf16": ("AX650", "bf16"), "s8": ("AX620E", "bf16"), "bf16-fp32": ("AX650", "fp32")}
+"""Build kind → (chip, hidden-state type); the weight type is the kind's first word."""
+KV, PREFILL, LASTS = 31, 8, (8, 16)
+"""The builds' kv_cache_len, prefill_len and last_kv_cache_len (three prefill groups)."""
 
 
 def save_random(config: transformers.PretrainedConfig, directory: Path, seed: int = 0) -> Path:
@@ -46,6 +52,13 @@ def llama3_rope(theta: float, factor: float, original: int) -> dict[str, object]
 
 
 FAMILY_MODELS: dict[str, Callable[[Path], tuple[Path, Path]]] = {
+    # Gemma2: head_dim 16 != 48 / 4, windows of 4 on layers 0 and 2, both soft-caps, tied.
+    "gemma2": native(lambda: family_config("gemma2")),
+    # Phi-2: partial rotary 0.4 (6 of 16), parallel block, LayerNorms and lm_head with bias.
+    "phi": native(lambda: family_config("phi")),
+    # Phi-3: window 5 on every layer; longrope with an original context of 16 < kv_cache_len,
+    # so the long table and its cos/sin factor are the ones in use.
+    "phi3": native(lambda: family_config("phi3", original_max_position_embeddings=16)),
     # DeepSeek-R1-Distill-Qwen-1.5B: qwen2, 12:2 heads, untied, theta 1e4.
     "item7-deepseek-r1-distill-qwen": native(lambda: transformers.Qwen2Config(
         **BASE, hidden_size=96, intermediate_size=160, num_attention_heads=6, num_key_value_heads=1,
@@ -73,9 +86,9 @@ FAMILY_MODELS: dict[str, Callable[[Path], tuple[Path, Path]]] = {
 }
 
 
-def reference_logits(model_dir: Path, token_ids: list[int]) -> "torch.Tensor":
-    """transformers' fp32 forward over the whole sequence: `[T, vocab]` as numpy."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+def reference_logits(model_dir: Path, token_ids: list[int], dtype: torch.dtype = torch.float32) -> "np.ndarray":
+    """transformers' forward over the whole sequence in `dtype`: `[T, vocab]` fp32 numpy."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     model.eval()
     with torch.no_grad():
-        return model(torch.tensor([token_ids])).logits[0].numpy()
+        return model(torch.tensor([token_ids])).logits[0].float().numpy()

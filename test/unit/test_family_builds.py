@@ -2,58 +2,45 @@
 against transformers' fp32 forward of a tiny random model (odd shapes: 3 layers, windows
 shorter than the prompt, partial rotary, head_dim != hidden / heads where the family has
 them). One bf16 build on AX650 and one s8 build on AX620E per family (one of the two for
-the already-covered names), cached per session;
+the already-covered names), cached per session (`conftest.family_build`);
 the logits are compared at every prompt position (every prefill chunk) and decode step,
-and `-c 1` gives each layer file's cosine against the fp32 reference."""
+and `-c 1` gives each layer file's cosine against the fp32 reference.
+
+A bf16 build must reach 0.9999, or where transformers' own bf16 run of the same model is
+further from its fp32 run than that, as close as that run: the tiny Gemma2's post-norms
+give every branch full weight in the residual stream, so bf16 weights alone cost it more
+(measured: fp32 compute with bf16-rounded weights reaches 0.99993, and with bf16 linear
+inputs, hidden states and embedding rows too 0.99989). The rest of the gap is the bf16
+activations between ops, which transformers' bf16 run has too: Gemma2 built with fp32
+hidden states (`-t fp32`, the `bf16-fp32` build) reaches 0.9999."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
+import torch
 from rich.console import Console
 
 from axc.accuracy import Agreement
 from axc.hostloop import HostLoop
 from axc.llm_build import target
 from axc.llm_build.check import check_layers
-from axc.llm_build.driver import build
 from axc.llm_build.log import BuildLog
-from axc.llm_build.options import BuildOptions
-from family_models import FAMILY_MODELS, reference_logits
+from axc.params import Checkpoint
+from axc.runtime_contract import EMBED_FILENAME
+from family_models import FAMILY_BUILDS, FAMILY_MODELS, reference_logits
 
-BUILDS = {"bf16": ("AX650", 0.9999), "s8": ("AX620E", 0.999)}
-"""weight type → (chip, least logits cosine against transformers)."""
-KV, PREFILL, LASTS = 31, 8, (8, 16)
+LEAST = {"bf16": 0.9999, "s8": 0.999, "bf16-fp32": 0.9999}
+"""Build kind (`conftest.FAMILY_BUILDS`) → least logits cosine against transformers."""
 PROMPT, DECODE = 19, 6
 
 
 def quiet() -> BuildLog:
     return BuildLog(Console(file=io.StringIO(), width=120))
-
-
-@pytest.fixture(scope="session")
-def family_build(tmp_path_factory: pytest.TempPathFactory):
-    """`family_build(name, weight_type)`: (build result, model dirs), built once per session."""
-    cache: dict[tuple[str, str], tuple[object, Path, Path]] = {}
-
-    def get(name: str, weight_type: str):
-        if (name, weight_type) not in cache:
-            if (name, None) not in cache:
-                cache[(name, None)] = FAMILY_MODELS[name](tmp_path_factory.mktemp(name))  # type: ignore[assignment]
-            model_dir, reference_dir = cache[(name, None)]  # type: ignore[misc]
-            chip = BUILDS[weight_type][0]
-            out = tmp_path_factory.mktemp(f"{name}-{weight_type}") / "out"
-            options = BuildOptions(
-                input_path=model_dir, output_path=out, kv_cache_len=KV, prefill_len=PREFILL,
-                last_kv_cache_len=LASTS, weight_type=weight_type, post_weight_type=weight_type, chip=chip,
-            )
-            cache[(name, weight_type)] = (build(options, quiet()), model_dir, reference_dir)
-        return cache[(name, weight_type)]
-
-    return get
 
 
 def run_binary(directory: Path, prompt: np.ndarray, decode: int) -> tuple[list[int], list[np.ndarray]]:
@@ -69,29 +56,50 @@ def run_binary(directory: Path, prompt: np.ndarray, decode: int) -> tuple[list[i
 
 
 def cases() -> list[tuple[str, str]]:
-    """Both builds of every family; one of each already-covered name, alternating."""
+    """Both builds of every family (and Gemma2 with fp32 hidden states); one of each
+    already-covered name, alternating."""
     item7 = [name for name in FAMILY_MODELS if name.startswith("item7-")]
     return [
-        (name, weight_type)
+        (name, kind)
         for name in FAMILY_MODELS
-        for weight_type in ([list(BUILDS)[item7.index(name) % 2]] if name in item7 else list(BUILDS))
+        for kind in ([["bf16", "s8"][item7.index(name) % 2]] if name in item7 else ["bf16", "s8", *(["bf16-fp32"] if name == "gemma2" else [])])
     ]
 
 
-@pytest.mark.parametrize("name, weight_type", cases())
-def test_family_binary_matches_transformers(family_build, name: str, weight_type: str) -> None:
-    result, _, reference_dir = family_build(name, weight_type)
-    least = BUILDS[weight_type][1]
+@pytest.mark.parametrize("name, kind", cases())
+def test_family_binary_matches_transformers(family_build, name: str, kind: str) -> None:
+    result, _, reference_dir, _ = family_build(name, kind)
     prompt = np.random.default_rng(7).integers(3, 100, size=PROMPT)
     tokens, ours = run_binary(result.directory, prompt, DECODE)
     reference = reference_logits(reference_dir, tokens)
     cosines = [Agreement.of(logits, reference[step]).cosine for step, logits in enumerate(ours)]
+    least = LEAST[kind]
+    bound = ""
+    if kind == "bf16":
+        own = reference_logits(reference_dir, tokens, torch.bfloat16)
+        own_worst = min(Agreement.of(own[step], reference[step]).cosine for step in range(len(tokens)))
+        if own_worst < least:  # the model itself is that sensitive to bf16 (tiny Gemma2: its post-norms)
+            least, bound = own_worst, f" (transformers' own bf16 run: {own_worst:.6f})"
     layers = check_layers(result, quiet())
     worst_layer = layers.worst_layer()
     print(
-        f"{name} {weight_type} {BUILDS[weight_type][0]}: worst layer cosine {worst_layer.output.cosine:.6f} "
+        f"{name} {kind} {FAMILY_BUILDS[kind][0]}: worst layer cosine {worst_layer.output.cosine:.6f} "
         f"(layer {worst_layer.layer}, {worst_layer.kind}), worst logits cosine vs transformers {min(cosines):.6f} "
-        f"over {len(cosines)} steps"
+        f"over {len(cosines)} steps{bound}"
     )
-    assert min(cosines) >= least, f"{name} {weight_type}: step {int(np.argmin(cosines))} cosine {min(cosines):.6f}"
-    assert worst_layer.output.cosine >= least
+    assert min(cosines) >= least, f"{name} {kind}: step {int(np.argmin(cosines))} cosine {min(cosines):.6f}{bound}"
+    assert worst_layer.output.cosine >= LEAST[kind]
+
+
+def test_phi3_build_says_its_longrope_table(family_build) -> None:
+    log = family_build("phi3", "bf16")[3]
+    assert "longrope: the long factor table (kv_cache_len 31 > original context 16), cos/sin x 1.41421" in log
+
+
+def test_gemma2_embedding_rows_are_scaled_and_the_lm_head_is_not(family_build) -> None:
+    """The runtime looks embeddings up on the host: the file holds the rows times √hidden
+    (the logits matching transformers show the lm_head reads the unscaled table)."""
+    result, model_dir, _, _ = family_build("gemma2", "bf16")
+    stored = Checkpoint.open(model_dir).get("model.embed_tokens.weight")
+    rows = np.fromfile(result.directory / EMBED_FILENAME, ml_dtypes.bfloat16).reshape(stored.shape)
+    assert np.array_equal(rows, (stored * np.float32(np.sqrt(stored.shape[1]))).astype(ml_dtypes.bfloat16))

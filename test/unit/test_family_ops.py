@@ -18,7 +18,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from axc import kernels
 from axc.binding import store_for
 from axc.codegen.emit import find_model, to_axmodel
-from axc.dialects import make_context, tfm
+from axc.dialects import make_context, quant, tfm
 from axc.dialects.axc import ParamAttr, ParamOp
 from axc.frontend.hf_import import import_hf
 from axc.interpreters.runner import ModuleRunner
@@ -204,6 +204,12 @@ def test_npu_level_and_binary_match_quant_level(quant_module, tmp_path, weight_t
     names = {op.name for op in tiled.walk()}
     assert {"npu.softcap", "npu.window_mask", "npu.iota"} <= names
     assert all(op.ext_factors is not None for op in tiled.walk() if op.name == "npu.rope")
+    assert_levels_agree(module, tiled)
+
+
+def assert_levels_agree(module: ModuleOp, tiled: ModuleOp) -> None:
+    """The npu level `tiled` of the quant module `module` and its emitted binary compute
+    what `module` does, on every group of layer 0 and on `@post`."""
     reference, npu_runner = ModuleRunner(module, store_for(module)), ModuleRunner(tiled, store_for(tiled))
     target_module = lowered(tiled)
     store = store_for(target_module)
@@ -236,3 +242,68 @@ def test_window_and_softcap_change_the_result(quant_module) -> None:
             op.properties["sliding_window"] = tfm.int_prop(1000)
     wide = runner.call("layer_0_g1", list(inputs.values()))[-1]
     assert relative(np.asarray(wide, np.float32), np.asarray(out, np.float32)) > 1e-3
+
+
+PHI = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-phi"
+"""Phi-2's parallel block under one LayerNorm with bias, and `@post`'s LayerNorm with bias
+and lm_head bias (random biases: `test/fixtures/make_family_fixtures.py`)."""
+
+
+def phi_module(weight_type: str) -> ModuleOp:
+    module = import_hf(PHI)
+    ctx = make_context()
+    SpecializeGroups(kv_cache_len=KV, prefill_len=PREFILL, last_kv_cache_len=LASTS).apply(ctx, module)
+    QuantizeWeights(weight_type=weight_type).apply(ctx, module)
+    SetActivationType(hidden="fp32").apply(ctx, module)
+    return module
+
+
+@pytest.mark.parametrize("weight_type, target, ocm", [("s8", "AX650", 0), ("bf16", "AX620E", 4 * 1024)])
+def test_parallel_block_and_biases_match_on_every_level(tmp_path, weight_type: str, target: str, ocm: int) -> None:
+    tiled = npu_level(phi_module(weight_type), target, ocm, tmp_path / "p.safetensors")
+    post = next(op for op in tiled.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "post")
+    norms = [op for op in post.walk() if op.name == "npu.layer_norm"]
+    heads = [op for op in post.walk() if op.name == "npu.matmul"]
+    assert norms and all(op.bias is not None for op in norms) and heads and all(op.bias is not None for op in heads)
+    assert_levels_agree(phi_module(weight_type), tiled)
+
+
+def test_biases_and_the_parallel_sum_change_the_result() -> None:
+    """Each of the three is live on these weights (so the test above can fail)."""
+    module = phi_module("s8")
+    runner = ModuleRunner(module, store_for(module))
+    inputs = group_inputs(runner.function("layer_0_g1"), 1)
+    hidden = np.random.default_rng(3).standard_normal((1, 1, 16)).astype(np.float32)
+    layer, logits = runner.call("layer_0_g1", list(inputs.values()))[-1], runner.call("post", [hidden])[0]
+    for function in ("post", "layer_0_g1"):
+        for op in runner.function(function).body.walk():
+            if isinstance(op, tfm.LayerNormOp) and function == "post":
+                op.operands = [op.input, op.weight]  # the final norm's bias dropped
+            if isinstance(op, tfm.AddOp) and isinstance(op.rhs.owner, tfm.LinearOp | quant.LinearOp):
+                op.operands = [op.lhs, op.lhs]  # attn + attn instead of attn + ffn
+    changed_layer = runner.call("layer_0_g1", list(inputs.values()))[-1]
+    changed_logits = runner.call("post", [hidden])[0]
+    assert relative(np.asarray(layer, np.float32), np.asarray(changed_layer, np.float32)) > 1e-2
+    assert relative(np.asarray(logits, np.float32), np.asarray(changed_logits, np.float32)) > 1e-2
+
+
+def test_cost_model_counts_the_biases_and_the_layernorm(tmp_path) -> None:
+    """`@post`'s predicted time and DDR traffic include the LayerNorm's and the lm_head's
+    biases: dropping them removes their loads (exactly their bytes) and shortens it."""
+    from axc.codegen.payload import load_payload
+    from axc.sim.cost import estimate
+
+    def post_cost(drop_biases: bool) -> tuple[float, int]:
+        module = phi_module("bf16")
+        if drop_biases:
+            for op in module.walk():
+                if isinstance(op, tfm.LayerNormOp | quant.LinearOp | tfm.LinearOp) and op.parent_op().sym_name.data == "post":  # type: ignore[union-attr]
+                    op.operands = list(op.operands)[:2]
+        target_module = lowered(npu_level(module, "AX650", 0, tmp_path / f"p{int(drop_biases)}.safetensors"))
+        payload = load_payload(to_axmodel(find_model(target_module, "post"), store_for(target_module)))
+        cost = estimate(payload.programs[0], payload.target)
+        return cost.latency_s, cost.ddr_read
+
+    (with_s, with_bytes), (without_s, without_bytes) = post_cost(False), post_cost(True)
+    assert with_s > without_s
+    assert with_bytes - without_bytes >= (16 + 32) * 4  # the norm's and the lm_head's fp32 biases

@@ -26,6 +26,9 @@ FAMILIES: dict[str, Callable[[], Family]] = {
     "llama": _family("llama", "LLAMA"),
     "qwen3": _family("qwen3", "QWEN3"),
     "hunyuan_v1_dense": _family("hunyuan", "HUNYUAN"),
+    "gemma2": _family("gemma2", "GEMMA2"),
+    "phi": _family("phi", "PHI"),
+    "phi3": _family("phi3", "PHI3"),
 }
 
 
