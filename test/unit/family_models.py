@@ -19,8 +19,12 @@ from tiny_models import family_config
 
 LAYERS = 3
 BASE = dict(vocab_size=128, num_hidden_layers=LAYERS, max_position_embeddings=256)
-FAMILY_BUILDS = {"bf16": ("AX650", "bf16"), "s8": ("AX620E", "bf16"), "bf16-fp32": ("AX650", "fp32")}
-"""Build kind → (chip, hidden-state type); the weight type is the kind's first word."""
+FAMILY_BUILDS = {
+    "bf16": ("AX650", "bf16"), "s8": ("AX620E", "bf16"), "bf16-fp32": ("AX650", "fp32"),
+    "bf16-ax620e": ("AX620E", "bf16"), "s8-ax650": ("AX650", "bf16"),
+}
+"""Build kind → (chip, hidden-state type); the weight type is the kind's first word. The
+last two are the other chip of each weight type (`AXC_FAMILY_BOTH_CHIPS=1`)."""
 KV, PREFILL, LASTS = 31, 8, (8, 16)
 """The builds' kv_cache_len, prefill_len and last_kv_cache_len (three prefill groups)."""
 

@@ -17,6 +17,7 @@ hidden states (`-t fp32`, the `bf16-fp32` build) reaches 0.9999."""
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import ml_dtypes
@@ -34,7 +35,7 @@ from axc.params import Checkpoint
 from axc.runtime_contract import EMBED_FILENAME
 from family_models import FAMILY_BUILDS, FAMILY_MODELS, reference_logits
 
-LEAST = {"bf16": 0.9999, "s8": 0.999, "bf16-fp32": 0.9999}
+LEAST = {"bf16": 0.9999, "s8": 0.999, "bf16-fp32": 0.9999, "bf16-ax620e": 0.9999, "s8-ax650": 0.999}
 """Build kind (`conftest.FAMILY_BUILDS`) → least logits cosine against transformers."""
 PROMPT, DECODE = 19, 6
 
@@ -56,13 +57,17 @@ def run_binary(directory: Path, prompt: np.ndarray, decode: int) -> tuple[list[i
 
 
 def cases() -> list[tuple[str, str]]:
-    """Both builds of every family (and Gemma2 with fp32 hidden states); one of each
+    """Both builds of every family (and Gemma2 with fp32 hidden states; with
+    `AXC_FAMILY_BOTH_CHIPS=1` each weight type on the other chip too); one of each
     already-covered name, alternating."""
     item7 = [name for name in FAMILY_MODELS if name.startswith("item7-")]
+    both = ["bf16-ax620e", "s8-ax650"] if os.environ.get("AXC_FAMILY_BOTH_CHIPS") == "1" else []
     return [
         (name, kind)
         for name in FAMILY_MODELS
-        for kind in ([["bf16", "s8"][item7.index(name) % 2]] if name in item7 else ["bf16", "s8", *(["bf16-fp32"] if name == "gemma2" else [])])
+        for kind in (
+            [["bf16", "s8"][item7.index(name) % 2]] if name in item7 else ["bf16", "s8", *both, *(["bf16-fp32"] if name == "gemma2" else [])]
+        )
     ]
 
 
@@ -75,7 +80,7 @@ def test_family_binary_matches_transformers(family_build, name: str, kind: str) 
     cosines = [Agreement.of(logits, reference[step]).cosine for step, logits in enumerate(ours)]
     least = LEAST[kind]
     bound = ""
-    if kind == "bf16":
+    if kind.startswith("bf16") and FAMILY_BUILDS[kind][1] == "bf16":
         own = reference_logits(reference_dir, tokens, torch.bfloat16)
         own_worst = min(Agreement.of(own[step], reference[step]).cosine for step in range(len(tokens)))
         if own_worst < least:  # the model itself is that sensitive to bf16 (tiny Gemma2: its post-norms)
