@@ -13,7 +13,7 @@ import transformers
 from axc.frontend.checkpoint_check import expected_tensors
 from axc.frontend.config import load_config
 from axc.frontend.families import FAMILIES, get_family
-from axc.frontend.gptq import open_checkpoint
+from axc.frontend.views import open_model_checkpoint as open_checkpoint
 from axc.frontend.views import ViewCheckpoint
 
 

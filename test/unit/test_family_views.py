@@ -16,7 +16,7 @@ import transformers
 
 from axc.errors import AxcError
 from axc.frontend.config import load_config
-from axc.frontend.gptq import open_checkpoint
+from axc.frontend.views import open_model_checkpoint as open_checkpoint
 from axc.frontend.hf_import import import_hf
 from axc.params import Checkpoint
 from tiny_models import family_config
