@@ -97,6 +97,17 @@ class ViewCheckpoint(Checkpoint):
         out.flags.writeable = False
         return out
 
+    def rows(self, key: str, start: int, stop: int) -> np.ndarray:
+        view = self.views.get(key)
+        if view is None:
+            return self.inner.rows(key, start, stop)
+        if not view.rowwise:
+            return self.get(key)[start:stop]
+        source = np.asarray(self.inner.rows(view.sources[0], start, stop), np.float32)
+        out = np.ascontiguousarray(np.asarray(view.compute(source), np.float32).astype(self.dtype(key)))
+        out.flags.writeable = False
+        return out
+
 
 def checkpoint_views(config: ModelConfig, layers: int) -> dict[str, View]:
     """The views a model of `config` is read through, for its first `layers` layers (those

@@ -42,6 +42,7 @@ def test_gemma2_views_fold_the_norms_and_scale_the_embedding_rows(tiny_model_dir
         assert np.array_equal(viewed.get(key), stored.get(key) + np.float32(1))
     embed = stored.get("model.embed_tokens.weight")
     assert np.array_equal(viewed.get("model.embed_tokens.weight"), embed * np.float32(math.sqrt(config.hidden_size)))
+    assert np.array_equal(viewed.rows("model.embed_tokens.weight", 3, 9), viewed.get("model.embed_tokens.weight")[3:9])
     assert np.array_equal(viewed.get("lm_head.weight"), embed)  # tied: the lm_head reads the unscaled table
     assert config.sliding_windows == (4, 0, 4) and config.attention_scale == 24**-0.5
     assert (config.attention_softcap, config.final_softcap, config.hidden_act) == (5.0, 3.0, "gelu_pytorch_tanh")

@@ -74,10 +74,13 @@ class View:
     dtype: np.dtype | None = None
     source_shape: tuple[int, ...] | None = None
     """The shape every source must have (default: `shape`)."""
+    rowwise: bool = False
+    """Row `i` of the view is computed from row `i` of its one source alone (so a chunk of
+    rows, such as the embedding writer's, reads only those rows)."""
 
 
 def rename(source: str, shape: tuple[int, ...]) -> View:
-    return View((source,), shape, lambda x: x)
+    return View((source,), shape, lambda x: x, rowwise=True)
 
 
 def rows(source: str, start: int, stop: int, total: int, width: int | None = None) -> View:
@@ -89,12 +92,12 @@ def rows(source: str, start: int, stop: int, total: int, width: int | None = Non
 
 def scaled(source: str, shape: tuple[int, ...], factor: float) -> View:
     """`source × factor`, computed in fp32."""
-    return View((source,), shape, lambda x: x * np.float32(factor))
+    return View((source,), shape, lambda x: x * np.float32(factor), rowwise=True)
 
 
 def plus_one(source: str, shape: tuple[int, ...]) -> View:
     """`1 + source` (a `(1 + w)` RMSNorm weight folded), in fp32: exact whatever the stored dtype."""
-    return View((source,), shape, lambda x: x + np.float32(1), np.dtype(np.float32))
+    return View((source,), shape, lambda x: x + np.float32(1), np.dtype(np.float32), rowwise=True)
 
 
 def table(values: Iterable[float]) -> View:
