@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import struct
 import tempfile
 from collections.abc import Mapping
@@ -168,6 +169,10 @@ def _corrupt_bin(path: Path, detail: str) -> AxcError:
     return AxcError(f"corrupt or unreadable PyTorch checkpoint: {path} ({detail}); re-download or re-export it")
 
 
+UNSUPPORTED_GLOBAL = re.compile(r"(?:Unsupported global: |unsupported )GLOBAL (.*?) (?:was not an allowed|whose module)", re.DOTALL)
+"""torch's refusal of a pickled global outside its weights-only allowlist (or blocked), naming it."""
+
+
 class _TorchFile:
     """One `pytorch_model.bin` state dict, loaded with `weights_only=True` and memory-mapped."""
 
@@ -207,17 +212,19 @@ class _TorchFile:
                 return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
             text = str(error)
-            start = text.find("WeightsUnpickler error:")
-            lines = text[start:].removeprefix("WeightsUnpickler error:").split("\n") if start >= 0 else [text]
-            detail = next((line.strip() for line in lines if line.strip()), "unpickling failed").split(". ")[0]
-            if "Unsupported global" in detail:
+            unsupported = UNSUPPORTED_GLOBAL.search(text)
+            if unsupported:  # the name comes from the file: quoted, so a line break in it stays escaped
                 raise AxcError(
-                    f"{path} holds non-tensor Python objects ({detail}); refusing to unpickle it, "
-                    "re-export the checkpoint as safetensors"
+                    f"{path} holds non-tensor Python objects (unsupported global {unsupported.group(1)!r}); "
+                    "refusing to unpickle it, re-export the checkpoint as safetensors"
                 ) from None
+            start = text.find("WeightsUnpickler error:")
+            lines = text[start:].removeprefix("WeightsUnpickler error:").splitlines() if start >= 0 else [text]
+            detail = next((line.strip() for line in lines if line.strip()), "unpickling failed").split(". ")[0]
             raise _corrupt_bin(path, detail) from None
         except Exception as error:  # noqa: BLE001 - any failure to parse user input is reported as one line
-            raise _corrupt_bin(path, f"{type(error).__name__}: {str(error).strip().split(chr(10))[0]}") from None
+            first = next(iter(str(error).strip().splitlines()), "")
+            raise _corrupt_bin(path, f"{type(error).__name__}: {first}") from None
 
     def keys(self) -> list[str]:
         return list(self._tensors)

@@ -40,7 +40,16 @@ def parse_ir(ctx: Context, source: str | bytes, name: str, implicit_module: bool
         except UnicodeDecodeError as error:
             raise AxcError(f"{name}: not UTF-8 text (byte {error.start}); pass an MLIR text file") from None
     _check_string_literals(source, name)
-    return Parser(ctx, source, name).parse_module(implicit_module)
+    parser = Parser(ctx, source, name)
+    try:
+        return parser.parse_module(implicit_module)
+    except RecursionError:  # xDSL parses nested attributes, types and regions recursively
+        parser.raise_error("nested too deeply to parse; flatten the attributes, types or regions")
+    except (OverflowError, ValueError) as error:  # xDSL lets Python's int() and `1 << width` fail
+        if isinstance(error, OverflowError) or "integer string conversion" in str(error):
+            parser.raise_error("number or integer type width too large; use a smaller one")
+        first = next(iter(str(error).strip().splitlines()), type(error).__name__)
+        parser.raise_error(f"cannot parse this ({first}); fix the IR text")
 
 
 def parse_module(text: str | bytes, name: str = "<stdin>") -> ModuleOp:

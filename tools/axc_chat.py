@@ -35,6 +35,8 @@ def main() -> None:
     args = p.parse_args()
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise AxcError(f"--max_new_tokens {args.max_new_tokens}: expected 1 or more")
+    if args.seed is not None and args.seed < 0:
+        raise AxcError(f"--seed {args.seed}: expected 0 or more")
 
     from axc.runtime.chat import Conversation
     from axc.runtime.engine import ContextFull, Engine, describe

@@ -157,6 +157,8 @@ def _check(model: AxModel, where: str, params_size: int | None = None) -> None:
             options = json.loads(model.metadata["build_options"])
         except ValueError:
             options = None
+        except RecursionError:
+            raise AxcError(f"{where}: metadata 'build_options' nests arrays or objects too deeply; write it with json.dumps") from None
         if not isinstance(options, dict):
             raise AxcError(f"{where}: metadata 'build_options' is not a JSON object; write it with json.dumps")
     total = (len(model.params) if params_size is None else params_size) + sum(len(g.commands) for g in model.groups)

@@ -145,7 +145,7 @@ def parse_request(data: Any, model: Model) -> ChatRequest:
         temperature=number(data, "temperature", 0.0, 2.0),
         top_p=number(data, "top_p", 0.0, 1.0),
         stop=stops,
-        seed=integer(data, "seed", -MAX_SEED, MAX_SEED),
+        seed=integer(data, "seed", 0, MAX_SEED),  # numpy seeds are non-negative
         include_usage=bool(options and options.get("include_usage")),
     )
 

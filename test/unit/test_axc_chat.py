@@ -103,6 +103,7 @@ def test_the_tool_refuses_bad_input(
 ) -> None:
     for args, message in (([str(tmp_path / "none")], "is not a directory"), ([str(tmp_path)], "no layer files"),
                           ([str(runtime_demo_dir), "--max_new_tokens", "0"], "--max_new_tokens 0"),
+                          ([str(runtime_demo_dir), "--seed", "-1"], "--seed -1: expected 0 or more"),
                           ([str(runtime_demo_dir), "--prompt", "9" * 40], "at most")):
         code, _, err = chat_in_process(monkeypatch, capsys, *args)
         assert code == 1 and message in err and "Traceback" not in err, err

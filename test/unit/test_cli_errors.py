@@ -307,6 +307,37 @@ def test_unterminated_string_cases(text: str, message: str) -> None:
     assert f"{lines[0]}: {lines[-1].strip()}" == f"x.mlir:{int(message[0]) + 2}{message[1:]}"
 
 
+DEEP = 1000
+ESCAPES = {  # fuzz findings: xDSL let these Python errors out of its parser (issue 14)
+    "type-width": ("{x = 8 : i99999999999999999999}", "1:57: number or integer type width too large"),
+    "5000-digits": ("{x = 1" + "0" * 5000 + " : i64}", "1:5034: number or integer type width too large"),
+    "nested-dicts": ("{x = " + "{a = " * DEEP + "1" + "}" * DEEP + "}", r"1:\d+: nested too deeply to parse"),  # where depends on the stack
+    "nested-types": ("{x = " + "tensor<" * DEEP + "f32" + ">" * DEEP + "}", r"1:\d+: nested too deeply to parse"),
+}
+
+
+@pytest.mark.parametrize("case", list(ESCAPES))
+def test_parser_overflow_and_recursion_are_parse_errors(case: str) -> None:
+    from xdsl.utils.exceptions import ParseError
+
+    from axc.textio import parse_module
+
+    attributes, message = ESCAPES[case]
+    with pytest.raises(ParseError) as caught:
+        parse_module(f"builtin.module attributes {attributes} {{\n}}\n", "x.mlir")
+    lines = str(caught.value).splitlines()
+    assert re.match(f"x.mlir:{message}", f"{lines[0]}: {lines[-1].strip()}"), str(caught.value)
+
+
+def test_axc_opt_refuses_deep_nesting_in_one_line(tmp_path: Path) -> None:
+    attributes, _ = ESCAPES["nested-dicts"]
+    (tmp_path / "deep.mlir").write_text(f"builtin.module attributes {attributes} {{\n}}\n")
+    proc = run_tool("axc-opt", "deep.mlir", "-o", "out.mlir", cwd=tmp_path)
+    line = assert_one_line_error(proc, "axc-opt", "nested too deeply to parse; flatten")
+    assert re.match(r"axc-opt: error: deep\.mlir:1:\d+: nested", line), line
+    assert_no_output(tmp_path)
+
+
 def test_proposed_xdsl_lexer_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     """The possessive pattern proposed upstream (docs/upstream.md) matches what xDSL's does,
     and with it xDSL alone refuses both hangs of the test above."""

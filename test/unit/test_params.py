@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def one_line_error(call: Any, *fragments: str) -> str:
     with pytest.raises(AxcError) as info:
         call()
     message = str(info.value)
-    assert "\n" not in message
+    assert len(message.splitlines()) == 1, message  # also no \r, \v, \x1c, \u2028...
     for fragment in fragments:
         assert fragment in message, message
     return message
@@ -171,6 +172,24 @@ def test_error_index_names_missing_shard(tiny: dict[str, Tiny], tmp_path: Path) 
 def test_error_bin_with_python_object(tmp_path: Path) -> None:
     torch.save({"w": torch.zeros(2), "note": {"a": object()}}, tmp_path / "pytorch_model.bin")
     one_line_error(lambda: Checkpoint.open(tmp_path), "non-tensor Python objects", str(tmp_path / "pytorch_model.bin"))
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("name", ["_rebuild\rx", "_rebuild\x0bx", "_rebuild\u2028x"])
+def test_error_bin_global_with_line_break_is_one_line(tmp_path: Path, legacy: bool, name: str) -> None:
+    """A fuzz finding: a pickled global named with a line break made the refusal two lines."""
+    pickled = b"\x80\x02ctorch._utils\n" + name.encode() + b"\n."
+    path = tmp_path / "pytorch_model.bin"
+    if legacy:
+        path.write_bytes(pickled)
+    else:
+        torch.save({"w": torch.zeros(2)}, path)
+        with zipfile.ZipFile(path) as source:
+            members = [(info, source.read(info)) for info in source.infolist()]
+        with zipfile.ZipFile(path, "w") as target:
+            for info, raw in members:
+                target.writestr(info, pickled if info.filename.endswith("data.pkl") else raw)
+    one_line_error(lambda: Checkpoint.open(tmp_path), f"unsupported global {'torch._utils.' + name!r}", "safetensors")
 
 
 def test_error_bin_with_non_tensor_value(tmp_path: Path) -> None:
