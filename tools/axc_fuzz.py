@@ -8,10 +8,12 @@ A trial mutates a valid seed input (the tiny checkpoint's `config.json`, its saf
 file, its IR, a `.axmodel` built from it, a request to the HTTP servers over the built
 demo model, ...), runs the tool's entry point (or the server's ASGI app) in-process on it
 and sorts the outcome: `ok` (exit 0, a 2xx), `refused` (exit 1 with the one stderr line
-`tool: error: ...`, a 4xx with a one-line message) or a finding: `traceback` (also a
-5xx), `bad-error` (another exit code or more lines), `hang` (over --limit seconds; the
-worker process running the trials is killed and restarted) or `crash` (the worker died). Each finding's input is saved under --findings
-with its outcome and replay command. Trial `i` of reader `r` with seed `s` is the same
+`tool: error: ...` and no output left, a 4xx with a one-line message) or a finding:
+`traceback` (printed anywhere, whatever the exit code; also a 5xx), `bad-error` (another
+exit code, an empty message, more lines - any line break `str.splitlines` knows - or
+output left behind), `hang` (over --limit seconds; the worker process running the trials
+is killed and restarted) or `crash` (the worker died). Each finding's input is saved
+under --findings with its outcome and replay command. Trial `i` of reader `r` with seed `s` is the same
 input whatever else ran, so `--seed S --reader R --trials N` reproduces a run.
 """
 
@@ -522,7 +524,7 @@ def _request_main(server: str) -> None:
     if status < 400 and server != "serve":
         return  # the tokenizer server's {"error": "Invalid uid"} comes with 200, as the vendor's
     message = errors[0] if errors else None
-    if not isinstance(message, str) or not message or "\n" in message:
+    if not isinstance(message, str) or len(message.splitlines()) != 1 or not message.strip():
         print(f"{tool}: HTTP {status} without a one-line error message:\n{payload[:500]!r}", file=sys.stderr)
         sys.exit(2)
     print(f"{tool}: error: HTTP {status}: {message}", file=sys.stderr)
@@ -656,7 +658,7 @@ def _params_module(module: ModuleOp) -> ModuleOp:
 def _build_layer(directory: Path) -> None:
     """Layer 0 of the tiny model built for AX650 (decode group only): the `.axmodel` seed."""
     argv = ("--input_path", "model", "--output_path", "built", "--kv_cache_len", "15", "--chip", "AX650")
-    code, stderr = _run_tool("axc-llm-build", argv, directory)
+    code, stderr, _ = _run_tool("axc-llm-build", argv, directory)
     if code:
         raise RuntimeError(f"building the .axmodel seed failed: {stderr}")
     (layer,) = (directory / "built").glob("*_l0_together.axmodel")
@@ -667,23 +669,23 @@ def _build_layer(directory: Path) -> None:
 def _build_demo(directory: Path) -> None:
     """The demo model (it adds) built for AX650: what the HTTP servers serve."""
     argv = ("--input_path", str(DEMO), "--output_path", "built-demo", "--kv_cache_len", "15", "--prefill_len", "8")
-    code, stderr = _run_tool("axc-llm-build", argv, directory)
+    code, stderr, _ = _run_tool("axc-llm-build", argv, directory)
     if code:
         raise RuntimeError(f"building the demo model failed: {stderr}")
     for server, requests in REQUESTS.items():
         (directory / f"{server}.http").write_bytes(request_text(*requests[0]))
 
 
-def _run_tool(tool: str, argv: tuple[str, ...], cwd: Path, main: Callable[[], object] | None = None) -> tuple[int, str]:
-    """Run a tool's entry point in-process in `cwd`: its exit code and captured stderr."""
+def _run_tool(tool: str, argv: tuple[str, ...], cwd: Path, main: Callable[[], object] | None = None) -> tuple[int, str, str]:
+    """Run a tool's entry point in-process in `cwd`: its exit code, captured stderr and stdout."""
     main = main or Reader("", tool, "", (), edit_bytes).main()
-    stderr = io.StringIO()
+    stderr, stdout = io.StringIO(), io.StringIO()
     here = Path.cwd()
     saved_argv = sys.argv
     sys.argv = [tool, *argv]
     os.chdir(cwd)
     try:
-        with redirect_stdout(io.StringIO()), redirect_stderr(stderr), warnings.catch_warnings():
+        with redirect_stdout(stdout), redirect_stderr(stderr), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 main()
@@ -693,14 +695,23 @@ def _run_tool(tool: str, argv: tuple[str, ...], cwd: Path, main: Callable[[], ob
     finally:
         os.chdir(here)
         sys.argv = saved_argv
-    return code, stderr.getvalue()
+    return code, stderr.getvalue(), stdout.getvalue()
 
 
-def classify(tool: str, code: int, stderr: str) -> str:
-    lines = stderr.splitlines()
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def classify(tool: str, code: int, stderr: str, stdout: str = "", left: tuple[str, ...] = ()) -> str:
+    """`ok` (exit 0), `refused` (exit 1, the one stderr line `tool: error: <message>` and no
+    output `left`) or a finding: `traceback` (printed anywhere, whatever the exit code) or
+    `bad-error` (another exit code, no message, more lines - `\r`, `\v`, `\x1c`, `\u2028`...
+    break lines too - or output left behind)."""
+    if TRACEBACK in stderr or TRACEBACK in stdout:
+        return "traceback"
     if code == 0:
         return "ok"
-    if code == 1 and len(lines) == 1 and lines[0].startswith(f"{tool}: error: "):
+    lines, prefix = stderr.splitlines(), f"{tool}: error: "
+    if code == 1 and len(lines) == 1 and lines[0].startswith(prefix) and lines[0][len(prefix) :].strip() and not left:
         return "refused"
     return "bad-error"
 
@@ -719,20 +730,28 @@ def trial_input(reader: Reader, corpus: Path, seed: int, trial: int) -> bytes:
 def restore(reader: Reader, corpus: Path) -> None:
     """Put the reader's seed file back and remove what the tool wrote."""
     shutil.copyfile(corpus / SEEDS / reader.target, corpus / reader.target)
-    for name in reader.outputs:
-        path = corpus / name
+    for path in written(reader, corpus):
         if path.is_dir():
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
 
 
+def written(reader: Reader, corpus: Path) -> list[Path]:
+    """The reader's outputs in the corpus, and temporaries beside them (`.out.mlir.*`)."""
+    found = [corpus / name for name in reader.outputs if (corpus / name).exists()]
+    return found + [path for name in reader.outputs for path in corpus.glob(f".{name}.*")]
+
+
 def run_trial(reader: Reader, data: bytes, corpus: Path) -> tuple[str, str]:
     """Run the tool with `data` as the reader's file in the corpus: (outcome, detail)."""
     (corpus / reader.target).write_bytes(data)
     try:
-        code, stderr = _run_tool(reader.tool, reader.argv, corpus, reader.main())
-        outcome, detail = classify(reader.tool, code, stderr), stderr.strip()
+        code, stderr, stdout = _run_tool(reader.tool, reader.argv, corpus, reader.main())
+        left = tuple(path.name for path in written(reader, corpus)) if code else ()
+        outcome = classify(reader.tool, code, stderr, stdout, left)
+        detail = stderr.strip() + (f"\n(stdout:)\n{stdout.strip()}" if TRACEBACK in stdout else "")
+        detail += f"\n(refused, but left {', '.join(left)})" if left else ""
     except Exception:  # noqa: BLE001 - any escape from the entry point is the finding
         outcome, detail = "traceback", traceback.format_exc()
     finally:

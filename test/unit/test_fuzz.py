@@ -65,6 +65,33 @@ def fake_main() -> None:
         time.sleep(600)
     if what == b"die":
         os._exit(9)
+    if what in CLASSIFIED:
+        raise_or_print(what)
+
+
+CLASSIFIED = {  # how the harness sorts the subtler outcomes (no hang or crash: run in-process)
+    b"traceback-exit-0": "traceback", b"traceback-on-stdout": "traceback", b"carriage-return": "bad-error",
+    b"form-feed": "bad-error", b"empty-message": "bad-error", b"output-left": "bad-error", b"exit-2": "bad-error",
+    b"refuse": "refused", b"ok": "ok",
+}
+
+
+def raise_or_print(what: bytes) -> None:
+    if what == b"traceback-exit-0":
+        print("Traceback (most recent call last):\n  ...", file=sys.stderr)
+    elif what == b"traceback-on-stdout":
+        print("Traceback (most recent call last):\n  ...")
+        raise AxcError("refused")
+    elif what in (b"carriage-return", b"form-feed"):
+        raise AxcError("one\rline" if what == b"carriage-return" else "one\x0cline")
+    elif what == b"empty-message":
+        raise AxcError(" ")
+    elif what == b"output-left":
+        Path("out.mlir").write_text("half")
+        raise AxcError("refused")
+    elif what == b"exit-2":
+        print("fake: error: one line", file=sys.stderr)
+        sys.exit(2)
 
 
 def fake_mutate(data: bytes, rng: random.Random) -> bytes:
@@ -91,6 +118,19 @@ def test_harness_outcomes(tmp_path: Path) -> None:
     replayed = (tmp_path / "findings" / "fake" / f"3-{traceback_case[1]}.txt").read_text()
     assert "ValueError: a bug" in replayed and "axc-fuzz --replay" in replayed
     assert (corpus / "input.txt").read_bytes() == b"ok"  # the seed is back after every trial
+
+
+@pytest.mark.parametrize("what", list(CLASSIFIED))
+def test_harness_classification(tmp_path: Path, what: bytes) -> None:
+    """A traceback anywhere, a line break of any kind, an empty message, an exit code other
+    than 1 or a refusal that leaves output behind is a finding; the output is cleaned up."""
+    (tmp_path / SEEDS).mkdir()
+    (tmp_path / SEEDS / "input.txt").write_bytes(b"ok")
+    outcome, detail = run_trial(FAKE, what, tmp_path)
+    assert outcome == CLASSIFIED[what], detail
+    assert not (tmp_path / "out.mlir").exists()
+    if what == b"output-left":
+        assert "left out.mlir" in detail
 
 
 def test_trials_are_reproducible(corpus: Path) -> None:
