@@ -521,12 +521,12 @@ def _request_main(server: str) -> None:
     errors = [m for m in map(_error_message, events if status < 400 else [payload]) if m is not None]
     if status < 400 and not errors:
         return
-    if status < 400 and server != "serve":
-        return  # the tokenizer server's {"error": "Invalid uid"} comes with 200, as the vendor's
     message = errors[0] if errors else None
     if not isinstance(message, str) or len(message.splitlines()) != 1 or not message.strip():
         print(f"{tool}: HTTP {status} without a one-line error message:\n{payload[:500]!r}", file=sys.stderr)
         sys.exit(2)
+    if status < 400 and server != "serve":
+        return  # the tokenizer server's {"error": "Invalid uid"} comes with 200, as the vendor's
     print(f"{tool}: error: HTTP {status}: {message}", file=sys.stderr)
     sys.exit(1)
 
