@@ -717,9 +717,9 @@ def classify(tool: str, code: int, stderr: str, stdout: str = "", left: tuple[st
 
 
 SEEDS = ".seeds"
-CORPUS_VERSION = "4"
-"""Bumped when the corpus changes, so a kept --work corpus is rebuilt."""
 """The corpus keeps a pristine copy of every reader's file here; trials run in the corpus."""
+CORPUS_VERSION = "5"
+"""Bumped when the corpus changes (or the IR it holds), so a kept --work corpus is rebuilt."""
 
 
 def trial_input(reader: Reader, corpus: Path, seed: int, trial: int) -> bytes:
@@ -822,6 +822,10 @@ def prepare(work: Path) -> Path:
     return corpus
 
 
+PROGRESS_EVERY = 1000
+"""Trials between progress lines, so a stopped run still tells its counts so far."""
+
+
 def fuzz(
     readers: list[Reader], trials: int, corpus: Path, seed: int = 0, limit: float = 10.0,
     findings_dir: Path | None = None, progress: Callable[[str], None] | None = None,
@@ -876,8 +880,8 @@ def fuzz(
             clock = time.perf_counter()
             _record(report, by_name[name], trial, kind, detail, seed, corpus, findings_dir)
             done[name], current = trial + 1, None
-            if done[name] == trials and progress is not None:
-                progress(f"{name}: {dict(report.counts[name])} in {report.seconds[name]:.1f} s")
+            if progress is not None and (done[name] == trials or done[name] % PROGRESS_EVERY == 0):
+                progress(f"{name}: {done[name]}/{trials} trials {dict(report.counts[name])} in {report.seconds[name]:.1f} s")
             if message is None:
                 break
         receive.close()
@@ -926,9 +930,10 @@ def main() -> None:
         shares = [readers[k :: args.jobs] for k in range(min(max(args.jobs, 1), len(readers)))]
         copies = [corpus] + [Path(shutil.copytree(corpus, corpus.with_name(f"corpus-{k}"), dirs_exist_ok=True))
                              for k in range(1, len(shares))]  # readers of one file must not share it
+        show = partial(print, flush=True)  # progress lines survive a run that is stopped
         with ThreadPoolExecutor(len(shares)) as pool:  # each thread only waits on its worker
             reports = list(pool.map(
-                lambda share, copy: fuzz(share, args.trials, copy, args.seed, args.limit, args.findings, progress=print),
+                lambda share, copy: fuzz(share, args.trials, copy, args.seed, args.limit, args.findings, progress=show),
                 shares, copies,
             ))
         report = Report(findings=sum((part.findings for part in reports), []))
