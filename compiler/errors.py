@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -18,7 +18,7 @@ class AxcError(Exception):
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line and exit code 1, like every other error."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(1)
 

@@ -71,7 +71,7 @@ def rows(value: SSAValue, width: int, start: Affine | int, count: int, col: Affi
 
 def iv_terms(op: npu.AccessOp) -> list[tuple[SSAValue, Affine]]:
     """Each view of `op` as (value, affine offset over SSA ivs)."""
-    ivs = tuple(op.ivs)  # type: ignore[attr-defined]
+    ivs = tuple(op.ivs)  # type: ignore[attr-defined]  # every AccessOp has ivs; AccessOp itself does not declare them
     result = []
     for _, value, view in op.accesses():
         offset = Affine(view.coeffs[0], tuple((iv, c) for iv, c in zip(ivs, view.coeffs[1:]) if c))
@@ -114,7 +114,7 @@ def clone_into(ops: list[Operation], emitter: Emitter, mapping: Mapping[SSAValue
 
 def access_of(op: npu.AccessOp, name: str) -> Access:
     """The named operand of `op` as an `Access`."""
-    ivs = tuple(op.ivs)  # type: ignore[attr-defined]
+    ivs = tuple(op.ivs)  # type: ignore[attr-defined]  # every AccessOp has ivs; AccessOp itself does not declare them
     for n, value, view in op.accesses():
         if n == name:
             offset = Affine(view.coeffs[0], tuple((iv, c) for iv, c in zip(ivs, view.coeffs[1:]) if c))

@@ -385,7 +385,7 @@ class SegmentOpBase(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> SegmentOpBase:
-        param = ParamAttr(*ParamAttr.parse_parameters(parser))  # type: ignore[arg-type]
+        param = ParamAttr(*ParamAttr.parse_parameters(parser))  # type: ignore[arg-type]  # parse_parameters returns the two StringAttrs ParamAttr takes
         parser.parse_keyword("at")
         offset = parser.parse_integer(allow_negative=False)
         parser.parse_punctuation(":")
@@ -645,7 +645,7 @@ def target_dialect(prefix: str, family: str) -> Dialect:
                 fields[imm.name] = opt_prop_def(UnitAttr)
             else:
                 kind = {"int": IntegerAttr, "float": FloatAttr, "enum": StringAttr}[imm.kind]
-                fields[imm.name] = opt_prop_def(kind)  # type: ignore[arg-type]
+                fields[imm.name] = opt_prop_def(kind)  # type: ignore[arg-type]  # opt_prop_def accepts an attribute class; the union of three confuses its overloads
         class_name = title + "".join(part.capitalize() for part in info.mnemonic.split("_")) + "Op"
         ops.append(irdl_op_definition(type(class_name, (Instruction,), fields)))
     for base, suffix in ((LoopOpBase, "loop"), (SegmentOpBase, "segment"), (GroupOpBase, "group"), (ModelOpBase, "model")):

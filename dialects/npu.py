@@ -394,7 +394,7 @@ class AccessOp(IRDLOperation):
         names = self.operand_names()
         if len(names) != len(self.views.data):
             raise self.fail(f"has {len(names)} buffer operands but {len(self.views.data)} views")
-        ivs = tuple(self.ivs)  # type: ignore[attr-defined]
+        ivs = tuple(self.ivs)  # type: ignore[attr-defined]  # the concrete op classes declare ivs
         for name, value, view in self.accesses():
             if len(view.coeffs) != 1 + len(ivs):
                 raise self.fail(f"view of {name} has {len(view.coeffs) - 1} iv coefficients for {len(ivs)} ivs")
@@ -426,7 +426,7 @@ class AccessOp(IRDLOperation):
 
     def print(self, printer: Printer) -> None:
         views = dict((n, v) for n, _, v in self.accesses())
-        ivs = tuple(self.ivs)  # type: ignore[attr-defined]
+        ivs = tuple(self.ivs)  # type: ignore[attr-defined]  # the concrete op classes declare ivs
 
         def access(name: str) -> None:
             value = getattr(self, name)

@@ -113,7 +113,7 @@ class RopeAttr(ParametrizedAttribute):
         attr = self.fields.data[name]
         if isinstance(attr, IntegerAttr) and attr.type == i1:
             return bool(attr.value.data)
-        return attr.data if isinstance(attr, StringAttr) else attr.value.data  # type: ignore[attr-defined]
+        return attr.data if isinstance(attr, StringAttr) else attr.value.data  # type: ignore[attr-defined]  # IntegerAttr or FloatAttr here (verify checks the kinds)
 
     def spec(self, head_dim: int) -> RopeSpec:
         return RopeSpec.from_values({"head_dim": head_dim, **{name: self.value(name) for name in self.fields.data}})

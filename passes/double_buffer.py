@@ -108,7 +108,7 @@ class PipelineLoop(RewritePattern):
         assert isinstance(function, func.FuncOp)
         top = loop
         while top.parent_op() is not function:
-            top = top.parent_op()  # type: ignore[assignment]
+            top = top.parent_op()  # type: ignore[assignment]  # inside a function, every ancestor of the loop is an op
         position = list(function.body.block.ops).index(top)
         lives = lifetimes(function)
         twins = [
@@ -129,7 +129,7 @@ class PipelineLoop(RewritePattern):
             buffers[1][load.dst] = twin.result
         rest = [op for op in loop.body.block.ops if op not in loads]
         lb, step = loop.lb.value.data, loop.step.value.data
-        emitter = Emitter(loop.parent_block())  # type: ignore[arg-type]
+        emitter = Emitter(loop.parent_block())  # type: ignore[arg-type]  # a loop always sits in a block
         outer = emitter.block
         staged: list[Operation] = []
 

@@ -63,7 +63,7 @@ def retyped(type_: Attribute, hidden: Attribute) -> TensorType | None:
 def is_kept_input(value: SSAValue) -> bool:
     if not isinstance(value, BlockArgument):
         return False
-    names = value.block.parent_op().attributes.get(INPUT_NAMES_ATTR)  # type: ignore[union-attr]
+    names = value.block.parent_op().attributes.get(INPUT_NAMES_ATTR)  # type: ignore[union-attr]  # a function's block argument always has a parent op
     return (
         isinstance(names, ArrayAttr)
         and value.index < len(names.data)

@@ -508,7 +508,7 @@ class FunctionLowering:
         w = self.ocm_copy(self.ddr[weight], (x.cols,))
         b = self.ocm_copy(self.ddr[bias], (x.cols,)) if bias is not None else None
         y = self.result(op.results[0])
-        eps = op.eps  # type: ignore[attr-defined]
+        eps = op.eps  # type: ignore[attr-defined]  # every norm op of NORMS has eps
         names = {"input": None, "weight": w, "bias": b}
 
         def emit(a: list[Access], start: Affine, n: int) -> None:

@@ -28,7 +28,26 @@ def source_path(staged: str) -> str:
     return staged
 
 
+IGNORE = re.compile(r"#\s*type:\s*ignore(\[[^\]]*\])?(.*)$")
+
+
+def unexplained_ignores(root: Path = ROOT) -> list[str]:
+    """`path:line` of each `# type: ignore[code]` not followed by `  # why`."""
+    found = []
+    for folder in FOLDERS:
+        for path in sorted((root / folder).rglob("*.py")):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                match = IGNORE.search(line)
+                if match and not match.group(2).strip().startswith("#"):
+                    found.append(f"{path.relative_to(root)}:{number}: a `# type: ignore` needs its reason after it (`  # why`)")
+    return found
+
+
 def main() -> int:
+    missing = unexplained_ignores()
+    if missing:
+        print("\n".join(missing))
+        return 1
     shutil.rmtree(STAGE / "axc", ignore_errors=True)
     stage(ROOT, STAGE)
     result = subprocess.run(

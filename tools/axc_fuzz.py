@@ -149,7 +149,7 @@ def _delete(value: object, path: tuple[object, ...]) -> object:
 
 def _get(value: object, path: tuple[object, ...]) -> object:
     for part in path:
-        value = value[part]  # type: ignore[index]
+        value = value[part]  # type: ignore[index]  # the path was recorded from this same JSON value
     return value
 
 
@@ -214,7 +214,7 @@ def _edit_tensor_entry(header: dict[str, object], rng: random.Random) -> bytes:
     judge: a dtype of the same width, a reshaped, renamed, swapped or extra tensor."""
     keys = [k for k in header if k != "__metadata__"]
     key = rng.choice(keys)
-    info: dict[str, Any] = dict(header[key])  # type: ignore[call-overload]
+    info: dict[str, Any] = dict(header[key])  # type: ignore[call-overload]  # a header entry is a dict (safetensors' format)
     kind = rng.randrange(5)
     if kind == 0:
         family = next((f for f in SAME_SIZE_DTYPES if info["dtype"] in f), SAME_SIZE_DTYPES[0])

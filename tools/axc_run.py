@@ -87,7 +87,7 @@ def compare(args: argparse.Namespace) -> None:
             f"({reference.layout.kv_cache_len}), and a prompt the prefill groups can take (at most {longest})"
         )
     logits_type = reference.runner.function(POST).function_type.outputs.data[0]
-    vocab = logits_type.get_shape()[-1]  # type: ignore[attr-defined]
+    vocab = logits_type.get_shape()[-1]  # type: ignore[attr-defined]  # the logits type is a tensor (the verifier made it so)
     tokens = np.random.default_rng(args.seed).integers(0, vocab, size=args.tokens)
     recording = record(reference, reference.layout, tokens, prompt_len)
     report = compare_to(recording, candidate, tokens, prompt_len, label=args.file)

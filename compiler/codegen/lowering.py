@@ -177,7 +177,7 @@ class GroupLowering:
             raise self.fail(f"{op.name} has a rank-{len(view.sizes)} view; the instruction set addresses at most {isa.MAX_RANK} dims")
         address = base + view.coeffs[0] * item
         loops = [0] * isa.MAX_DEPTH
-        for coeff, iv in zip(view.coeffs[1:], op.ivs):  # type: ignore[attr-defined]
+        for coeff, iv in zip(view.coeffs[1:], op.ivs):  # type: ignore[attr-defined]  # every AccessOp has ivs; AccessOp itself does not declare them
             depth, lb, step = self.ivs[iv]
             address += coeff * lb * item
             loops[depth] += coeff * step * item

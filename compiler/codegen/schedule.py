@@ -230,7 +230,7 @@ def split_instr(instr: Instr, cores: int, target: TargetDescriptor) -> list[Inst
                 operand is not None
                 and (name in names if names is not None else len(operand.sizes) == len(out.sizes) and operand.sizes[0] == rows)
             )
-            operands.append(sliced(operand, 0, start, count) if split else operand)  # type: ignore[arg-type]
+            operands.append(sliced(operand, 0, start, count) if split else operand)  # type: ignore[arg-type]  # split is only true when operand is not None
         pieces.append(dataclasses.replace(instr, core=core, operands=tuple(operands)))
     return pieces
 

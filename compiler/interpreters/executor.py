@@ -31,14 +31,14 @@ def group_layout(module: ModuleOp) -> GroupLayout:
         if isinstance(op, func.FuncOp) and op.sym_name.data == "layer_0_g0"
     )
     inputs = layer0.function_type.inputs.data
-    kv_dim = inputs[0].get_shape()[-1]  # type: ignore[attr-defined]
+    kv_dim = inputs[0].get_shape()[-1]  # type: ignore[attr-defined]  # function input types are Attribute; layer inputs are tensors
     return GroupLayout(
         num_layers=int_attr(module, NUM_LAYERS_ATTR),
         kv_dim=kv_dim,
         kv_cache_len=int_attr(module, KV_CACHE_LEN_ATTR),
         prefill_len=int_attr(module, PREFILL_LEN_ATTR),
         histories=tuple(h.value.data for h in histories.data),
-        hidden_size=inputs[3].get_shape()[-1],  # type: ignore[attr-defined]
+        hidden_size=inputs[3].get_shape()[-1],  # type: ignore[attr-defined]  # function input types are Attribute; layer inputs are tensors
     )
 
 

@@ -77,7 +77,7 @@ class ModuleRunner:
         function = self.function(name)
         args = ordered_inputs(f"@{name}", self.input_names(name), inputs)
         for value, arg_type, index in zip(args, function.function_type.inputs.data, range(len(args))):
-            expected = tuple(arg_type.get_shape())  # type: ignore[attr-defined]
+            expected = tuple(arg_type.get_shape())  # type: ignore[attr-defined]  # function input types are Attribute; the verifier made them tensors
             if len(expected) != np.ndim(value) or any(
                 e != DYNAMIC_INDEX and e != a for e, a in zip(expected, np.shape(value))
             ):

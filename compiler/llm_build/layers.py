@@ -90,7 +90,7 @@ def run_passes(module: ModuleOp, specs: list[str], timings: dict[str, float] | N
     def tick(previous: object, _module: ModuleOp, _next: object) -> None:
         now = time.perf_counter()
         if previous is not None and timings is not None:
-            name = previous.name  # type: ignore[attr-defined]
+            name = previous.name  # type: ignore[attr-defined]  # xDSL's callback passes the ModulePass it ran as object
             timings[name] = timings.get(name, 0.0) + now - clock[0]
         clock[0] = now
 

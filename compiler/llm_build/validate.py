@@ -142,7 +142,7 @@ def stored_bytes(spec: WeightSpec) -> int:
 
 def layer_linears(config: ModelConfig) -> list[tuple[int, int]]:
     """`(out, in)` of a decoder layer's linears (its family's table)."""
-    return [t.shape(config) for t in expected_layer_tensors(config, 0).values() if t.linear]  # type: ignore[misc]
+    return [t.shape(config) for t in expected_layer_tensors(config, 0).values() if t.linear]  # type: ignore[misc]  # Tensor.shape is a per-family callable field, which mypy reads as a method
 
 
 def layer_vector_elements(config: ModelConfig) -> int:

@@ -146,7 +146,7 @@ def check_messages(messages: Any) -> list[Message]:
             texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
             if len(texts) != len(content) or not all(isinstance(t, str) for t in texts):
                 raise AxcError(f"messages[{index}].content: only text parts are supported")
-            content = "".join(texts)  # type: ignore[arg-type]
+            content = "".join(texts)  # type: ignore[arg-type]  # the check above made every part a str
         if not isinstance(content, str):
             raise AxcError(f"messages[{index}].content must be a string")
         checked.append({"role": role, "content": content})

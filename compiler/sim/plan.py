@@ -492,7 +492,7 @@ class _Analyser:
         fast = fast_matmul(instr, rhs_shape, folded)
         blob: dict[str, int] = {}
         if fast and folded:
-            blob = {name: a for name, (_, a) in weights.items()}  # type: ignore[misc]
+            blob = {name: a for name, (_, a) in weights.items()}  # type: ignore[misc]  # folded means every address is an int, not None
         else:
             for name, (operand, _) in weights.items():
                 self.read(operand, addresses[name])

@@ -365,7 +365,7 @@ def with_fitted(
         changes["ddr_efficiency"] = ddr_efficiency
     if token_s is not None:
         changes["token_s"] = token_s
-    return replace(target, **changes)  # type: ignore[arg-type]
+    return replace(target, **changes)  # type: ignore[arg-type]  # changes holds only fields of the descriptor, each of its type
 
 
 def _check_type(

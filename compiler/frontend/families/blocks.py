@@ -50,7 +50,7 @@ def tensor(shape: tuple[int, ...], element: Attribute = f32) -> TensorType:
 
 
 def shape_of(value: SSAValue) -> tuple[int, ...]:
-    return tuple(value.type.get_shape())  # type: ignore[attr-defined]
+    return tuple(value.type.get_shape())  # type: ignore[attr-defined]  # SSA types are Attribute; the builder only makes tensors
 
 
 @dataclass
@@ -163,7 +163,7 @@ def rope_properties(config: ModelConfig, num_heads: int) -> dict[str, Attribute]
 
 def qkv(b: Builder, x: SSAValue) -> tuple[SSAValue, SSAValue, SSAValue]:
     """The query, key and value projections of `self_attn`."""
-    return tuple(b.linear(x, f"self_attn.{p}_proj") for p in "qkv")  # type: ignore[return-value]
+    return tuple(b.linear(x, f"self_attn.{p}_proj") for p in "qkv")  # type: ignore[return-value]  # a generator of three is a 3-tuple, which mypy cannot count
 
 
 ROPE_FACTORS = "self_attn.rotary_emb.{}_factor"
