@@ -3,6 +3,7 @@ tensor table (headers only)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,10 +118,14 @@ def _allowed_dtypes(key: str) -> tuple[str, ...]:
 
 
 def layer_index(config: ModelConfig, key: str) -> int | None:
-    """The decoder layer a checkpoint key belongs to, if any."""
-    pattern = re.escape(get_family(config.model_type).layer_prefix).replace(r"\{\}", r"(\d+)")
-    match = re.match(pattern, key)
-    return int(match.group(1)) if match else None
+    """The decoder layer a checkpoint key belongs to, if any (under the canonical prefix or,
+    for a family whose views rename the layers, the stored one)."""
+    family = get_family(config.model_type)
+    for prefix in (family.layer_prefix, family.stored_layer_prefix):
+        match = re.match(re.escape(prefix).replace(r"\{\}", r"(\d+)"), key) if prefix else None
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def stored_layers(config: ModelConfig, checkpoint: Checkpoint) -> int:
@@ -140,13 +145,24 @@ def check_layer_count(config: ModelConfig, checkpoint: Checkpoint) -> None:
         )
 
 
+def _stored_name(config: ModelConfig, checkpoint: Checkpoint, key: str) -> str:
+    """`key`, or the stored tensors missing for it when the family serves it as a view."""
+    family = get_family(config.model_type)
+    if family.views is None:
+        return key
+    layers = min(config.num_hidden_layers, (layer_index(config, key) or 0) + 1)
+    view = family.views(dataclasses.replace(config, num_hidden_layers=layers)).get(key)
+    missing = [source for source in view.sources if source not in checkpoint] if view is not None else []
+    return f"{', '.join(missing)} (read as {key})" if missing else key
+
+
 def check_checkpoint(config: ModelConfig, checkpoint: Checkpoint) -> None:
     """Raise `AxcError` naming the first expected tensor that is missing or has the wrong
     shape or dtype, or the first decoder layer the config does not count."""
     for tensor in _expected(config):
         if tensor.key not in checkpoint:
             raise AxcError(
-                f"tensor {tensor.key} missing from {checkpoint.path}; "
+                f"tensor {_stored_name(config, checkpoint, tensor.key)} missing from {checkpoint.path}; "
                 f"the checkpoint does not match config.json ({_missing_reason(config, checkpoint, tensor.key)})"
             )
         shape = checkpoint.shape(tensor.key)

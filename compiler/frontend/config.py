@@ -111,6 +111,24 @@ def _longrope(raw: dict[str, Any], params: dict[str, Any], where: Path) -> dict[
     return dict(original_max_position_embeddings=original, short_factor=short, long_factor=long, mscale=float(mscale))
 
 
+VISION_LANGUAGE = {"internvl_chat": "llm_config", "internvl": "text_config"}
+"""Vision-language `model_type`s whose language model axc builds → the key of its config."""
+
+
+def _language_model(raw: dict[str, Any], where: Path) -> tuple[str, dict[str, Any]]:
+    """(the vision-language wrapper's `model_type` or "", the language model's config): the
+    nested config, completed by the wrapper's dtype and token ids it does not set."""
+    wrapper = raw.get("model_type")
+    if not isinstance(wrapper, str) or wrapper not in VISION_LANGUAGE:
+        return "", raw
+    key = VISION_LANGUAGE[wrapper]
+    inner = raw.get(key)
+    if not isinstance(inner, dict) or not isinstance(inner.get("model_type"), str):
+        raise AxcError(f"{where}: a {wrapper} config needs a {key} object with the language model's model_type; fix the config")
+    shared = {k: raw[k] for k in ("torch_dtype", "dtype", "bos_token_id", "eos_token_id", "tie_word_embeddings") if k in raw}
+    return wrapper, {**shared, **inner}
+
+
 def choose_longrope(config: ModelConfig, context_len: int) -> ModelConfig:
     """The config with the longrope table for a context of `context_len` positions: long
     when it exceeds the original context (transformers' rule, decided once per build)."""
@@ -167,12 +185,17 @@ def load_config(
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"
     raw: dict[str, Any] = {}
+    wrapper = ""
     values: dict[str, Any] = {}
     origin: dict[str, Path] = {}
     files: list[Path] = []
     if config_path.is_file():
         raw = read_json(config_path, "model config")
+        wrapper, raw = _language_model(raw, config_path)
         values = _hf_values(raw)
+        own = FAMILIES.get(raw["model_type"]) if isinstance(raw.get("model_type"), str) else None
+        if own is not None and (read_own := own().config_keys) is not None:
+            values.update(read_own(raw))
         origin = dict.fromkeys(values, config_path)
         files.append(config_path)
     elif model_config is None:
@@ -272,7 +295,10 @@ def load_config(
         attention_softcap=float(values.get("attention_softcap", 0.0)),
         final_softcap=float(values.get("final_softcap", 0.0)),
         embedding_scale=float(values.get("embedding_scale", 1.0)),
+        residual_scale=float(values.get("residual_scale", 1.0)),
+        logit_scale=float(values.get("logit_scale", 1.0)),
         lm_head_from_embedding=bool(values.get("lm_head_from_embedding", False)),
+        wrapper=wrapper,
     )
     scaling = config.rope_scaling
     if scaling.kind == "longrope" and len(scaling.short_factor) != config.rotary_dim // 2:
@@ -280,4 +306,4 @@ def load_config(
             f"longrope short_factor/long_factor in {config_path} have {len(scaling.short_factor)} entries but "
             f"rotary_dim {config.rotary_dim} needs {config.rotary_dim // 2} (one per frequency); fix the config"
         )
-    return choose_longrope(config, context_len or 0)
+    return choose_longrope(config, (context_len or 0) if family.longrope_from_context else config.max_position_embeddings)

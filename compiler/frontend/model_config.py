@@ -69,9 +69,16 @@ class ModelConfig:
     """tanh soft-caps of the attention scores and of the logits (Gemma2; 0: none)."""
     embedding_scale: float = 1.0
     """The factor on the embedding rows the runtime looks up (Gemma2's √hidden)."""
+    residual_scale: float = 1.0
+    """The factor on each residual branch (MiniCPM's `scale_depth / √num_layers`)."""
+    logit_scale: float = 1.0
+    """The factor on the final hidden state before the lm_head (MiniCPM's `dim_model_base / hidden`)."""
     lm_head_from_embedding: bool = False
     """The lm_head is the stored (unscaled) embedding table of a tied model whose family
     serves it untied, because its embedding rows are scaled (Gemma2)."""
+    wrapper: str = ""
+    """The vision-language `model_type` whose language model this is (`internvl_chat`,
+    `internvl`: weights under `language_model.`; the vision tower is built separately)."""
 
     @property
     def kv_dim(self) -> int:

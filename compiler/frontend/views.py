@@ -28,7 +28,7 @@ from axc.frontend.checkpoint_check import stored_layers
 from axc.frontend.config import load_config
 from axc.frontend.families import get_family
 from axc.frontend.families.blocks import ROPE_FACTORS
-from axc.frontend.families.tensors import View, table
+from axc.frontend.families.tensors import View, rename, table
 from axc.frontend.model_config import ModelConfig
 from axc.params import Checkpoint
 
@@ -134,9 +134,39 @@ def open_model_checkpoint(path: str | Path) -> Checkpoint:
         config = load_config(path)
     except AxcError:
         return checkpoint  # the import reports the config's own problem
+    if config.wrapper:
+        checkpoint = language_model(checkpoint)
     views = checkpoint_views(config, stored_layers(config, checkpoint))
     if not views:
         return checkpoint
     if isinstance(checkpoint, GptqCheckpoint):
         raise AxcError(f"{path}: GPTQ checkpoints of model_type {config.model_type!r} are not supported yet; use its float checkpoint")
     return ViewCheckpoint.wrap(checkpoint, views)
+
+
+LANGUAGE_MODEL = "language_model."
+"""Where vision-language checkpoints keep their language model (InternVL's remote code, and
+what transformers' `internvl` class saves)."""
+
+
+def language_model(checkpoint: Checkpoint) -> ViewCheckpoint:
+    """A vision-language checkpoint as its language model alone: its `language_model.*`
+    tensors under their own names, everything else (vision tower, projector) hidden."""
+    views = {
+        key.removeprefix(LANGUAGE_MODEL): rename(key, tuple(checkpoint.shape(key)))
+        for key in checkpoint.keys()
+        if key.startswith(LANGUAGE_MODEL)
+    }
+    return ViewCheckpoint.wrap(checkpoint, views, hide=lambda key: not key.startswith(LANGUAGE_MODEL))
+
+
+def language_model_line(config: ModelConfig, checkpoint: Checkpoint) -> str:
+    """The build log's line on what of a vision-language checkpoint is built."""
+    while isinstance(checkpoint, ViewCheckpoint):
+        checkpoint = checkpoint.inner  # the stored tensors
+    ignored = sum(1 for key in checkpoint.keys() if not key.startswith(LANGUAGE_MODEL))
+    return (
+        f"{config.wrapper}: building its language model ({config.model_type}, {config.num_hidden_layers} layers, "
+        f"tensors under {LANGUAGE_MODEL}); {ignored} tensors of the vision tower and projector are ignored "
+        "(build the vision encoder separately)"
+    )

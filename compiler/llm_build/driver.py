@@ -22,7 +22,8 @@ from axc.llm_build.options import CONV_EU_ENV, BuildOptions
 from axc.llm_build.runtime_files import layer_filename, post_filename, write_json, write_runtime_files
 from axc.llm_build.staging import MARKER, staged_directory
 from axc.llm_build.validate import BuildPlan, describe_needs, validate, worker_count
-from axc.frontend.views import open_model_checkpoint
+from axc.frontend.families import get_family
+from axc.frontend.views import language_model_line, open_model_checkpoint
 
 REPORT = MARKER
 
@@ -94,10 +95,18 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
         + "".join(f", prefill {g.tokens} over {g.history}" for g in plan.groups[1:])
     )
     log.info(describe_needs(plan))
+    if plan.config.wrapper:
+        log.info(language_model_line(plan.config, open_model_checkpoint(plan.model_dir)))
     scaling = plan.config.rope_scaling
     if scaling.kind == "longrope":
+        static = not get_family(plan.config.model_type).longrope_from_context
+        context = (
+            f"max_position_embeddings {plan.config.max_position_embeddings}, {plan.config.model_type}'s static choice"
+            if static
+            else f"kv_cache_len {options.kv_cache_len}"
+        )
         log.info(
-            f"longrope: the {'long' if scaling.long else 'short'} factor table (kv_cache_len {options.kv_cache_len} "
+            f"longrope: the {'long' if scaling.long else 'short'} factor table ({context} "
             f"{'>' if scaling.long else '<='} original context {scaling.original_max_position_embeddings}), "
             f"cos/sin x {scaling.mscale:.6g}"
         )

@@ -58,15 +58,18 @@ def run_binary(directory: Path, prompt: np.ndarray, decode: int) -> tuple[list[i
 
 def cases() -> list[tuple[str, str]]:
     """Both builds of every family (and Gemma2 with fp32 hidden states; with
-    `AXC_FAMILY_BOTH_CHIPS=1` each weight type on the other chip too); one of each
-    already-covered name, alternating."""
-    item7 = [name for name in FAMILY_MODELS if name.startswith("item7-")]
+    `AXC_FAMILY_BOTH_CHIPS=1` each weight type on the other chip too); of a family's two
+    variants (MiniCPM tied and untied, InternVL's two layouts; each also on the other chip
+    with that flag) and of each already-covered name, one build each, alternating."""
+    single = [name for name in FAMILY_MODELS if name.startswith(("item7-", "minicpm-", "internvl-"))]
     both = ["bf16-ax620e", "s8-ax650"] if os.environ.get("AXC_FAMILY_BOTH_CHIPS") == "1" else []
     return [
         (name, kind)
         for name in FAMILY_MODELS
         for kind in (
-            [["bf16", "s8"][item7.index(name) % 2]] if name in item7 else ["bf16", "s8", *both, *(["bf16-fp32"] if name == "gemma2" else [])]
+            [kind := ["bf16", "s8"][single.index(name) % 2], *([both[kind == "s8"]] if both and not name.startswith("item7-") else [])]
+            if name in single
+            else ["bf16", "s8", *both, *(["bf16-fp32"] if name == "gemma2" else [])]
         )
     ]
 

@@ -36,7 +36,13 @@ CONFIGS = {
 
 def build_tiny_model(family: str, out_dir: Path, seed: int = 0, bf16_exact: bool = False) -> Path:
     """Save a randomly initialised `family` model (fp32) to `out_dir`; with `bf16_exact`
-    every weight is a bf16 value (stored as fp32)."""
+    every weight is a bf16 value (stored as fp32). A family whose modelling code is not in
+    transformers gets its own layout, with the native equivalent in `out_dir/reference`."""
+    from family_models import CONVERTED
+
+    if family in CONVERTED:
+        assert not bf16_exact, family
+        return CONVERTED[family](out_dir)[0]
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(CONFIGS[family]())
     with torch.no_grad():  # larger weights than the default init, so layers do real work
@@ -56,7 +62,10 @@ def build_tiny_model(family: str, out_dir: Path, seed: int = 0, bf16_exact: bool
 
 
 def reference_logits(model_dir: Path, token_ids: list[int]) -> torch.Tensor:
-    """transformers' own fp32 forward over the whole sequence: `[T, vocab]`."""
+    """transformers' own fp32 forward over the whole sequence: `[T, vocab]` (of the native
+    equivalent in `model_dir/reference` when there is one)."""
+    if (model_dir / "reference").is_dir():
+        model_dir = model_dir / "reference"
     model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     model.eval()
     with torch.no_grad():

@@ -29,6 +29,8 @@ FAMILIES: dict[str, Callable[[], Family]] = {
     "gemma2": _family("gemma2", "GEMMA2"),
     "phi": _family("phi", "PHI"),
     "phi3": _family("phi3", "PHI3"),
+    "chatglm": _family("chatglm", "CHATGLM"),
+    "minicpm": _family("minicpm", "MINICPM"),
 }
 
 

@@ -43,10 +43,19 @@ class Family:
     norm_type: str = "rms_norm"
     """The norm its layers build (`rms_norm`, `layer_norm`); a vendor `--model_config` naming
     another is refused."""
+    config_keys: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """The canonical keys a family spells its own way in `config.json` (ChatGLM's
+    `num_layers`, ...), read before the checks; they override the Hugging Face spelling."""
     layer_prefix: str = "model.layers.{}."
+    stored_layer_prefix: str | None = None
+    """Where the checkpoint keeps layer N when views serve it under `layer_prefix` (ChatGLM's
+    `transformer.encoder.layers.{}.`)."""
     views: Callable[[ModelConfig], dict[str, View]] | None = None
     """Virtual tensors computed from the stored ones (splits, folds, renames; served by
     `axc.frontend.views`); the stored tensors they replace are hidden from the checkpoint."""
+    longrope_from_context: bool = True
+    """A longrope's table follows the build's context (Phi-3, as transformers picks it per
+    call), or `max_position_embeddings` once (MiniCPM's static choice)."""
     post_tensors: tuple[Tensor, ...] = ()
     """Tensors outside the layers beyond the embedding, final norm and lm_head (biases)."""
     tokenizer_types: dict[str, str] = field(default_factory=dict)
