@@ -111,3 +111,27 @@ def test_gemma2_embedding_rows_are_scaled_and_the_lm_head_is_not(family_build) -
     stored = Checkpoint.open(model_dir).get("model.embed_tokens.weight")
     rows = np.fromfile(result.directory / EMBED_FILENAME, ml_dtypes.bfloat16).reshape(stored.shape)
     assert np.array_equal(rows, (stored * np.float32(np.sqrt(stored.shape[1]))).astype(ml_dtypes.bfloat16))
+
+
+def test_minicpm_build_says_its_static_longrope_table(family_build) -> None:
+    log = family_build("minicpm-tied", "bf16")[3]
+    assert (
+        "longrope: the long factor table (max_position_embeddings 256, minicpm's static choice > original context 16), "
+        "cos/sin x 1.41421"
+    ) in log
+
+
+def test_minicpm_embedding_rows_are_scaled(family_build) -> None:
+    """The rows the runtime looks up are times `scale_emb`; the tied lm_head reads the
+    unscaled table (÷ hidden/dim_model_base), as the logits matching the folded model show."""
+    result, model_dir, _, _ = family_build("minicpm-tied", "bf16")
+    stored = Checkpoint.open(model_dir).get("model.embed_tokens.weight")
+    rows = np.fromfile(result.directory / EMBED_FILENAME, ml_dtypes.bfloat16).reshape(stored.shape)
+    assert np.array_equal(rows, (stored * np.float32(4.0)).astype(ml_dtypes.bfloat16))
+
+
+def test_internvl_build_says_the_vision_tower_is_ignored(family_build) -> None:
+    lines = [line for line in family_build("internvl-chat", "bf16")[3].splitlines() if "vision tower" in line]
+    assert len(lines) == 1, lines
+    assert "internvl_chat: building its language model (qwen2, 3 layers, tensors under language_model.); " in lines[0]
+    assert "3 tensors of the vision tower and projector are ignored" in lines[0]

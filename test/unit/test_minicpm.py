@@ -4,7 +4,6 @@ The whole model against the folded `LlamaForCausalLM` is in test_against_transfo
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import shutil
@@ -14,15 +13,11 @@ import numpy as np
 import pytest
 import safetensors.numpy
 from family_models import write_minicpm
-from rich.console import Console
 
 from axc.errors import AxcError
 from axc.frontend.config import load_config
 from axc.frontend.views import open_model_checkpoint
 from axc.frontend.hf_import import import_hf
-from axc.llm_build.driver import build
-from axc.llm_build.log import BuildLog
-from axc.llm_build.options import BuildOptions
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +66,3 @@ def test_bad_scalars_are_refused(minicpm_dirs: dict[bool, Path], tmp_path: Path,
     with pytest.raises(AxcError, match=f"{key}=.* must be a positive number"):
         load_config(changed(minicpm_dirs[False], tmp_path / "m", **{key: value}))
 
-
-def test_the_build_log_says_which_table(minicpm_dirs: dict[bool, Path], tmp_path: Path) -> None:
-    out = io.StringIO()
-    options = BuildOptions(input_path=minicpm_dirs[True], output_path=tmp_path / "out", kv_cache_len=15, prefill_len=0)
-    build(options, BuildLog(Console(file=out, width=400)))
-    assert (
-        "longrope: the long factor table (max_position_embeddings 256, minicpm's static choice > original context 16), "
-        "cos/sin x 1.41421"
-    ) in out.getvalue()
