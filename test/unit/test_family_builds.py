@@ -63,15 +63,15 @@ def cases() -> list[tuple[str, str]]:
     with that flag) and of each already-covered name, one build each, alternating."""
     single = [name for name in FAMILY_MODELS if name.startswith(("item7-", "minicpm-", "internvl-"))]
     both = ["bf16-ax620e", "s8-ax650"] if os.environ.get("AXC_FAMILY_BOTH_CHIPS") == "1" else []
-    return [
-        (name, kind)
-        for name in FAMILY_MODELS
-        for kind in (
-            [kind := ["bf16", "s8"][single.index(name) % 2], *([both[kind == "s8"]] if both and not name.startswith("item7-") else [])]
-            if name in single
-            else ["bf16", "s8", *both, *(["bf16-fp32"] if name == "gemma2" else [])]
-        )
-    ]
+    result: list[tuple[str, str]] = []
+    for name in FAMILY_MODELS:
+        if name in single:
+            index = single.index(name) % 2
+            kinds = [["bf16", "s8"][index], *([both[index]] if both and not name.startswith("item7-") else [])]
+        else:
+            kinds = ["bf16", "s8", *both, *(["bf16-fp32"] if name == "gemma2" else [])]
+        result += [(name, kind) for kind in kinds]
+    return result
 
 
 @pytest.mark.parametrize("name, kind", cases())
