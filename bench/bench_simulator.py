@@ -127,7 +127,7 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     simulator = Simulator(directory, args.sim_threads)
     print(f"simulator: plans of {len(simulator.executor.layer_files)} layer files + post ready in {simulator.plans_s:.2f} s "
-          f"(goal <= 2; {simulator.executor.workspace.threads} simulator threads, "
+          f"(goal <= 2; {getattr(simulator.executor.workspace, 'threads', 1)} simulator threads, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')})")
     reference = Transformers(args.model)
     ratios, tokens_seen = [], []
