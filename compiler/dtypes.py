@@ -46,6 +46,20 @@ def tensor_dtype(type_: Attribute) -> np.dtype:
     return numpy_dtype(type_.get_element_type())
 
 
+def float32(array: np.ndarray) -> np.ndarray:
+    """A float array as fp32. bf16 is widened through its bits, the same values as
+    ml_dtypes' cast (a bf16 is the upper half of its fp32) at a fraction of the time:
+
+    >>> float32(np.array([1.5, -2.0], ml_dtypes.bfloat16))
+    array([ 1.5, -2. ], dtype=float32)
+    """
+    if array.dtype != ml_dtypes.bfloat16:
+        return array.astype(np.float32)
+    bits = np.empty(array.shape, np.uint32)
+    np.left_shift(array.view(np.uint16), 16, out=bits, dtype=np.uint32)
+    return bits.view(np.float32)
+
+
 def round_to(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Round `array` to `dtype` (nearest even for floats) and return it as fp32 when float."""
     if np.issubdtype(dtype, np.integer):

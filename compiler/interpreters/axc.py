@@ -8,6 +8,7 @@ import numpy as np
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
 from axc.dialects.axc import ParamOp
+from axc.dtypes import float32
 from axc.errors import AxcError
 from axc.params import ParamStore
 
@@ -35,5 +36,5 @@ class AxcFunctions(InterpreterFunctions):
                 )
             value = np.asarray(self.store.get(*key))
             is_float = value.dtype.kind in "fV"  # ml_dtypes' bf16/fp8 are kind "V"
-            self.cache[key] = value.astype(np.float32) if is_float else value
+            self.cache[key] = float32(value) if is_float else value
         return (self.cache[key],)

@@ -7,13 +7,17 @@ group is run chunk by chunk through the runtime's host loop (so each group sees 
 partially filled cache), then a few decode steps. Each layer is driven as a one-layer model
 whose "embedding" replays the previous layer's reference outputs, so only one layer's
 weights are in memory at a time. The post model is checked on the last layer's outputs.
+As in the build, layers that differ only in their weights share one reference module,
+specialized to the shape groups once and run on each layer's own parameters.
 The reference runs layer after layer in this process; with `--parallel N` up to N worker
 processes (no more than the cores) run each layer's recorded calls in the simulator while
 the reference moves on, and the results are gathered in layer order, so the report is the
-serial check's, number for number. Every process of the check multiplies with one BLAS
-thread, serial or not: the processes are the parallelism (BLAS threads on top would
-oversubscribe the cores), and the products are the same calls with the same threading
-either way.
+serial check's, number for number. The post model's reference runs while the workers
+finish; its file is simulated here once they have exited (the lm_head's fp32 reference and
+the simulated file are the check's largest arrays). Every process of the check multiplies
+with one BLAS thread, serial or not: the processes are the parallelism (BLAS threads on top
+would oversubscribe the cores), and the products are the same calls with the same
+threading either way.
 
 `-c 2` tokenizes `--prompt`, runs the whole built directory in the simulator with the host
 loop, prints the first token's top-10 candidates and the greedy text, and compares it with
@@ -23,32 +27,37 @@ which transformers cannot load without extra packages).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from axc.accuracy import AccuracyReport, Agreement, LayerAccuracy, LogitsAccuracy, RecordingExecutor
 from axc.llm_build import target
 from axc.llm_build.driver import BuildResult
-from axc.llm_build.layers import leave_signals_to_parent, pool_start_method, reference_specs, run_passes
+from axc.binding import store_for
+from axc.llm_build.layers import ParamKey, leave_signals_to_parent, pool_start_method, reference_specs, run_passes
 from axc.llm_build.log import BuildLog
 from axc.llm_build.runtime_files import write_json
 from axc.llm_build.validate import worker_count
-from axc.dialects.axc import POST, set_module_scopes
+from axc.dialects.axc import POST, ParamAttr, set_module_scopes
 from axc.errors import AxcError
 from axc.frontend.views import open_model_checkpoint
 from axc.frontend.hf_import import MODEL_SCOPE, build_layer, build_post
 from axc.hostloop import GroupLayout, HostLoop
 from axc.interpreters.runner import ModuleRunner
 from axc.kernels import softmax
+from axc.params import Checkpoint, ParamStore
+from axc.structure import params_in_order, structure_key
 
 CHECK_REPORT = "check_report.json"
 DECODE_STEPS = 2
@@ -58,16 +67,81 @@ LOW_COSINE = 0.99
 """Below this worst-row cosine a layer is reported as a warning (vendor builds show ~0.998)."""
 
 
-def reference_runner(result: BuildResult, layer: int | None) -> ModuleRunner:
-    """The fp32 `tfm` interpreter over decoder layer `layer`'s shape groups (None: `@post`)."""
-    plan = result.plan
-    checkpoint = open_model_checkpoint(plan.model_dir)
-    function = build_post(plan.config, checkpoint) if layer is None else build_layer(plan.config, checkpoint, layer)
-    checkpoint.close()
+def reference_module(result: BuildResult, function: func.FuncOp) -> ModuleOp:
+    """`function` (a `tfm` layer or `@post`) alone in a module, specialized to the shape groups."""
     module = ModuleOp([function])
-    set_module_scopes(module, {MODEL_SCOPE: str(plan.model_dir)})
-    run_passes(module, reference_specs(plan))
-    return ModuleRunner(module)
+    set_module_scopes(module, {MODEL_SCOPE: str(result.plan.model_dir)})
+    run_passes(module, reference_specs(result.plan))
+    return module
+
+
+class RenamedParams(ParamStore):
+    """`store` read through `names`: a representative layer's functions read another layer's
+    weights (the interpreters only read parameters: get, rows, shape, dtype)."""
+
+    def __init__(self, store: ParamStore, names: dict[ParamKey, ParamKey]):
+        super().__init__()
+        self.store, self.names = store, names
+
+    def name(self, scope: str, key: str) -> ParamKey:
+        return self.names.get((scope, key), (scope, key))
+
+    def get(self, scope: str, key: str) -> np.ndarray:
+        return self.store.get(*self.name(scope, key))
+
+    def rows(self, scope: str, key: str, start: int, stop: int) -> np.ndarray:
+        return self.store.rows(*self.name(scope, key), start, stop)
+
+    def shape(self, scope: str, key: str) -> tuple[int, ...]:
+        return self.store.shape(*self.name(scope, key))
+
+    def dtype(self, scope: str, key: str) -> np.dtype:
+        return self.store.dtype(*self.name(scope, key))
+
+    def has(self, scope: str, key: str) -> bool:
+        return self.store.has(*self.name(scope, key))
+
+    def scopes(self) -> list[str]:
+        return self.store.scopes()
+
+    def checkpoint(self, scope: str) -> Checkpoint | None:
+        return self.store.checkpoint(scope)
+
+
+@dataclass
+class Representative:
+    """A layer whose specialized reference module serves every layer of its structure."""
+
+    layer: int
+    module: ModuleOp
+    params: list[ParamAttr]
+
+
+@dataclass
+class LayerReferences:
+    """The fp32 reference of each decoder layer. Layers of one structure (`shared_structures`'
+    key: they differ only in parameter names, as in the build) share one specialized module,
+    run on each layer's own weights, so only the first layer of a structure is specialized."""
+
+    result: BuildResult
+    checkpoint: Checkpoint
+    representatives: dict[Hashable, Representative] = field(default_factory=dict)
+
+    def __call__(self, layer: int) -> tuple[ModuleRunner, int]:
+        """The reference of `layer` and the layer whose function names it has."""
+        function = build_layer(self.result.plan.config, self.checkpoint, layer)
+        key, mine = structure_key(function), params_in_order(function)
+        rep = self.representatives.get(key)
+        if rep is None:
+            rep = self.representatives[key] = Representative(layer, reference_module(self.result, function), mine)
+            return ModuleRunner(rep.module), layer
+        names = {(p.scope.data, p.key.data): (q.scope.data, q.key.data) for p, q in zip(rep.params, mine, strict=True)}
+        return ModuleRunner(rep.module, RenamedParams(store_for(rep.module), names)), rep.layer
+
+    def close(self) -> None:
+        self.checkpoint.close()
+        for rep in self.representatives.values():
+            store_for(rep.module).close()
 
 
 @dataclass
@@ -76,14 +150,15 @@ class LayerSlice:
     (the previous layer's reference outputs) in call order."""
 
     reference: ModuleRunner
-    layer: int
+    functions: int
+    """The layer whose functions `reference` has (a representative of the layer's structure)."""
     inputs: Callable[[np.ndarray], np.ndarray]
 
     def embed(self, token_ids: np.ndarray) -> np.ndarray:
         return self.inputs(token_ids)
 
     def run_layer(self, layer: int, group: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        name = f"layer_{self.layer}_g{group}"
+        name = f"layer_{self.functions}_g{group}"
         return dict(zip(self.reference.output_names(name), self.reference.call(name, inputs), strict=True))
 
     def post(self, hidden: np.ndarray) -> np.ndarray:
@@ -129,12 +204,12 @@ class SimulatedCall:
 
 
 def reference_calls(
-    result: BuildResult, layout: GroupLayout, layer: int, inputs: Callable[[np.ndarray], np.ndarray],
+    references: LayerReferences, layout: GroupLayout, layer: int, inputs: Callable[[np.ndarray], np.ndarray],
     prompt: np.ndarray, decode: np.ndarray,
 ) -> list[SimulatedCall]:
     """Layer `layer`'s reference calls on the reference's own inputs (their outputs are the
     next layer's inputs)."""
-    recorder = RecordingExecutor(LayerSlice(reference_runner(result, layer), layer, inputs))
+    recorder = RecordingExecutor(LayerSlice(*references(layer), inputs))
     loop = HostLoop(recorder, replace(layout, num_layers=1))
     loop.prefill(prompt)
     for token in decode:
@@ -153,11 +228,12 @@ def simulate_layer(directory: Path, layer: int, calls: list[SimulatedCall]) -> d
     global _simulator
     if _simulator is None or _simulator.directory != directory:
         _simulator = target.open_simulator(directory, _simulator_threads)
+    simulator = _simulator
     groups: dict[int, Agreement] = {}
     for call in calls:
-        agreement = Agreement.of(_simulator.run_layer(layer, call.group, call.inputs)["output"], call.expected)
+        agreement = Agreement.of(simulator.run_layer(layer, call.group, call.inputs)["output"], call.expected)
         groups[call.group] = groups[call.group].merge(agreement) if call.group in groups else agreement
-    _simulator.release(layer)
+    simulator.release(layer)
     return groups
 
 
@@ -167,43 +243,53 @@ def check_workers(parallel: int, layers: int) -> int:
     return worker_count(parallel, layers) if parallel > 1 else 0
 
 
-class Pending(Protocol):
-    """A layer's agreements, ready or on their way (`multiprocessing`'s AsyncResult)."""
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Pending(Protocol[T_co]):
+    """A simulated result, ready or on its way (`multiprocessing`'s AsyncResult)."""
 
     def ready(self) -> bool: ...
 
-    def get(self) -> dict[int, Agreement]: ...
+    def get(self) -> T_co: ...
 
 
 @dataclass(frozen=True)
-class Done:
-    groups: dict[int, Agreement]
+class Done(Generic[T]):
+    value: T
 
     def ready(self) -> bool:
         return True
 
-    def get(self) -> dict[int, Agreement]:
-        return self.groups
+    def get(self) -> T:
+        return self.value
+
+
+class Submit(Protocol):
+    def __call__(self, function: Callable[..., T], *args: Any) -> Pending[T]: ...
 
 
 @contextmanager
-def layer_simulators(directory: Path, workers: int) -> Iterator[Callable[[int, list[SimulatedCall]], Pending]]:
-    """`submit(layer, calls)` -> the layer's pending agreements: simulated by `workers`
-    processes, or in this process (at submission) when 0."""
+def simulators(workers: int) -> Iterator[Submit]:
+    """`submit(function, *args)` -> its pending result: run by one of `workers` processes,
+    or in this process (at submission) when 0."""
     if workers == 0:
-        yield lambda layer, calls: Done(simulate_layer(directory, layer, calls))
+        yield lambda function, *args: Done(function(*args))
         return
     import multiprocessing
 
     with multiprocessing.get_context(pool_start_method()).Pool(workers, start_check_worker) as pool:
-        yield lambda layer, calls: pool.apply_async(simulate_layer, (directory, layer, calls))
+        yield lambda function, *args: pool.apply_async(function, args)
 
 
 def start_check_worker() -> None:
     """A check worker: signals left to the parent, one BLAS thread (as in the parent's
-    check), a simulator without a helper thread."""
+    check), a simulator without a helper thread, and the objects inherited from the parent
+    frozen (collections then neither scan nor copy their pages)."""
     global _simulator_threads
     leave_signals_to_parent()
+    gc.freeze()
     threadpool_limits(limits=1, user_api="blas")
     _simulator_threads = 1
 
@@ -219,6 +305,7 @@ def check_layers_threaded(result: BuildResult, log: BuildLog) -> AccuracyReport:
     plan = result.plan
     layers = plan.config.num_hidden_layers
     simulator = target.open_simulator(result.directory)
+    simulator.release(0)  # here it embeds and runs the post model; the layers run in `simulate_layer`
     layout = simulator.layout
     prompt, decode = check_sequence(layout, plan.config.vocab_size)
     workers = check_workers(plan.options.parallel, layers)
@@ -229,9 +316,9 @@ def check_layers_threaded(result: BuildResult, log: BuildLog) -> AccuracyReport:
     )
     inputs: Callable[[np.ndarray], np.ndarray] = simulator.embed
     rows: list[LayerAccuracy] = []
-    # The pool starts before the stage's console output, so forked workers inherit no held lock.
-    with layer_simulators(result.directory, workers) as submit, log.stage("check layers"):
-        pending: list[Pending] = []
+    references = LayerReferences(result, open_model_checkpoint(plan.model_dir))
+    with closing(references), log.stage("check layers"):
+        pending: list[Pending[dict[int, Agreement]]] = []
 
         def report_ready(wait: bool) -> None:
             """Print the layers done so far, in order (all of them when `wait`)."""
@@ -243,13 +330,18 @@ def check_layers_threaded(result: BuildResult, log: BuildLog) -> AccuracyReport:
                     log.print(vendor_line(layer, group, layout.histories[group], agreement.cosine))
 
         rows_done: list[int] = []
-        for layer in range(layers):
-            calls = reference_calls(result, layout, layer, inputs, prompt, decode)
-            pending.append(submit(layer, calls))
-            inputs = Replay([c.expected for c in calls])
-            report_ready(wait=False)
-        report_ready(wait=True)
-        logits = check_post(result, simulator, [c.expected for c in calls])
+        with simulators(workers) as submit:
+            for layer in range(layers):
+                calls = reference_calls(references, layout, layer, inputs, prompt, decode)
+                pending.append(submit(simulate_layer, result.directory, layer, calls))
+                inputs = Replay([c.expected for c in calls])
+                report_ready(wait=False)
+            # The post model on the last layer's last row of every call: its reference
+            # while the workers finish, the simulated file once they are gone (memory).
+            hidden = [c.expected[:, -1:, :] for c in calls]
+            expected = post_reference(result, hidden)
+            report_ready(wait=True)
+        logits = post_accuracy([simulator.post_outputs(row) for row in hidden], expected)
         log.print(
             f"post layer_gt layer_got cos_sim is: {logits.values.cosine:.6f} "
             f"(top-1 agreement {logits.top1_agreement:.0%} over {logits.positions} positions)"
@@ -273,12 +365,21 @@ def check_layers_threaded(result: BuildResult, log: BuildLog) -> AccuracyReport:
     return report
 
 
-def check_post(result: BuildResult, simulator: target.BuiltModel, hidden_calls: list[np.ndarray]) -> LogitsAccuracy:
-    """The post model on the last layer's last row of every call, against the fp32 reference."""
-    reference = reference_runner(result, None)
-    rows = [h[:, -1:, :] for h in hidden_calls]
-    expected = np.stack([reference.call(POST, [row])[0].reshape(-1) for row in rows])
-    outputs = [simulator.post_outputs(row) for row in rows]
+def post_reference(result: BuildResult, rows: list[np.ndarray]) -> np.ndarray:
+    """The fp32 reference's logits `[rows, vocab]` of `@post` on each hidden row."""
+    checkpoint = open_model_checkpoint(result.plan.model_dir)
+    function = build_post(result.plan.config, checkpoint)
+    checkpoint.close()
+    module = reference_module(result, function)
+    reference = ModuleRunner(module)
+    try:
+        return np.stack([reference.call(POST, [row])[0].reshape(-1) for row in rows])
+    finally:
+        store_for(module).close()
+
+
+def post_accuracy(outputs: list[dict[str, np.ndarray]], expected: np.ndarray) -> LogitsAccuracy:
+    """The simulated post model's outputs against the reference's logits."""
     if "indices" not in outputs[0]:
         return LogitsAccuracy.of(np.stack([o["output"].reshape(-1) for o in outputs]), expected)
     # --post_topk: compare the ids' probabilities and the argmax.

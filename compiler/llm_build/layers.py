@@ -240,8 +240,11 @@ def pool_start_method() -> str:
 
 def init_worker(job: LayerJob | None) -> None:
     """Pool initializer (`leave_signals_to_parent`). A spawned worker builds its
-    `LayerBuilder` from the job's text; a forked one inherits it."""
+    `LayerBuilder` from the job's text; a forked one inherits it, frozen: the collection
+    after each layer then scans only that layer's objects, not the inherited lowered
+    models (nor copies their pages)."""
     leave_signals_to_parent()
+    gc.freeze()
     global _builder
     if job is not None:
         _builder = LayerBuilder.of(job)

@@ -93,7 +93,7 @@ class BuiltModel(AxModelExecutor):
         outputs = self.post_outputs(hidden)
         if "indices" not in outputs:
             return outputs["output"]
-        logits = np.full((1, 1, self.table.shape[0]), -np.inf, np.float32)
+        logits = np.full((1, 1, self.vocab), -np.inf, np.float32)
         with np.errstate(divide="ignore"):
             logits[0, 0, outputs["indices"].reshape(-1)] = np.log(outputs["probs"].reshape(-1))
         return logits

@@ -76,7 +76,7 @@ class AxModelExecutor:
         size = embed.stat().st_size
         if size % (hidden * 2):
             raise AxcError(f"{embed}: {size} bytes is not a whole number of {hidden}-wide bf16 rows")
-        self.table = np.memmap(embed, dtype=ml_dtypes.bfloat16, mode="r", shape=(size // (hidden * 2), hidden))
+        self.embed_file, self.vocab, self.hidden = embed, size // (hidden * 2), hidden
 
     def layer(self, index: int) -> AxModelSession:
         if index not in self.sessions:
@@ -107,10 +107,18 @@ class AxModelExecutor:
         return self.post_session
 
     def embed(self, token_ids: np.ndarray) -> np.ndarray:
+        """The tokens' rows of the table, read one by one: a memory map would keep the pages
+        around them resident (2 MiB folios: a few hundred tokens map the whole table)."""
         ids = np.asarray(token_ids, np.int64).reshape(-1)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.table.shape[0]):
-            raise AxcError(f"token id outside the vocabulary of {self.table.shape[0]}")
-        return np.asarray(self.table[ids], np.float32)[None]
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab):
+            raise AxcError(f"token id outside the vocabulary of {self.vocab}")
+        rows = np.empty((ids.size, self.hidden), ml_dtypes.bfloat16)
+        with self.embed_file.open("rb", buffering=0) as stream:
+            for row, token in zip(rows, ids):
+                stream.seek(int(token) * self.hidden * 2)
+                if stream.readinto(row.view(np.uint8)) != self.hidden * 2:
+                    raise AxcError(f"{self.embed_file}: cut short (token {token}); rebuild")
+        return rows.astype(np.float32)[None]
 
     def run_layer(self, layer: int, group: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.layer(layer).run(group, inputs)

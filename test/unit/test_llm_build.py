@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+from contextlib import closing
 from pathlib import Path
 
 import ml_dtypes
@@ -16,13 +17,17 @@ from rich.console import Console
 
 from axc.axmodel import read_axmodel
 from axc.llm_build import target
-from axc.llm_build.check import CHECK_REPORT, check_layers
-from axc.llm_build.driver import build
+from axc.llm_build.check import CHECK_REPORT, LayerReferences, check_layers, reference_module
+from axc.llm_build.driver import BuildResult, build
 from axc.llm_build.log import BuildLog
 from axc.llm_build.options import CONV_EU_ENV, BuildOptions, float_matmul_use_conv_eu, from_args, parser
 from axc.llm_build.runtime_files import EMBED_FILENAME, EMBED_NPY_FILENAME
 from axc.llm_build.validate import validate
+from axc.dtypes import tensor_dtype
 from axc.errors import AxcError
+from axc.frontend.hf_import import build_layer
+from axc.frontend.views import open_model_checkpoint
+from axc.interpreters.runner import ModuleRunner
 from axc.isa import CONV_QUEUE, MATRIX_QUEUE, walk
 from axc.runtime_contract import LAYER_INPUTS, LAYER_OUTPUTS
 from axc.sim.session import AxModelSession
@@ -324,6 +329,28 @@ def test_parallel_layer_check_reports_what_the_serial_one_does(built: Path, tmp_
     assert len(SERIAL_CHECK_LOG) == len(serial["layers"]) + 1 > 2  # one line per layer and group, and the post
     assert mine.pop("seconds") >= 0 and serial.pop("seconds") >= 0
     assert mine == serial
+
+
+def test_layers_of_one_structure_share_their_reference(tmp_path: Path) -> None:
+    """`-c 1`'s reference specializes one layer per structure: layer 1 runs layer 0's
+    functions on its own weights, bit for bit what its own functions give (not layer 0's)."""
+    result = BuildResult(validate(options(FIXTURE, tmp_path / "out")), {})
+    with open_model_checkpoint(FIXTURE) as checkpoint, closing(LayerReferences(result, open_model_checkpoint(FIXTURE))) as references:
+        (first, functions0), (shared, functions1) = references(0), references(1)
+        assert functions0 == functions1 == 0 and len(references.representatives) == 1
+        own = ModuleRunner(reference_module(result, build_layer(result.plan.config, checkpoint, 1)))
+        rng = np.random.default_rng(0)
+        for group in range(len(result.plan.groups)):
+            types = own.function(f"layer_1_g{group}").function_type.inputs.data
+            shapes = [tuple(t.get_shape()) for t in types]  # type: ignore[attr-defined]  # tensor types
+            inputs = [
+                np.arange(s[-1]).reshape(s).astype(tensor_dtype(t)) if np.issubdtype(tensor_dtype(t), np.integer)
+                else rng.standard_normal(s).astype(np.float32)
+                for t, s in zip(types, shapes)
+            ]
+            mine = shared.call(f"layer_0_g{group}", inputs)
+            assert all(np.array_equal(a, b) for a, b in zip(mine, own.call(f"layer_1_g{group}", inputs), strict=True))
+            assert not np.allclose(mine[-1], first.call(f"layer_0_g{group}", inputs)[-1])
 
 
 def test_layers_are_rebound_not_copied(built: Path) -> None:
