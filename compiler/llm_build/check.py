@@ -13,11 +13,11 @@ The reference runs layer after layer in this process; with `--parallel N` up to 
 processes (no more than the cores) run each layer's recorded calls in the simulator while
 the reference moves on, and the results are gathered in layer order, so the report is the
 serial check's, number for number. The post model's reference runs while the workers
-finish; its file is simulated here once they have exited (the lm_head's fp32 reference and
-the simulated file are the check's largest arrays). Every process of the check multiplies
-with one BLAS thread, serial or not: the processes are the parallelism (BLAS threads on top
-would oversubscribe the cores), and the products are the same calls with the same
-threading either way.
+finish their last layers, then they simulate the post file on a share of the rows each
+(the lm_head's fp32 reference and the post file are the check's largest arrays: never in
+memory at the same time). Every process of the check multiplies with one BLAS thread,
+serial or not: the processes are the parallelism (BLAS threads on top would oversubscribe
+the cores), and the products are the same calls with the same threading either way.
 
 `-c 2` tokenizes `--prompt`, runs the whole built directory in the simulator with the host
 loop, prints the first token's top-10 candidates and the greedy text, and compares it with
@@ -223,18 +223,27 @@ _simulator_threads: int | None = None
 """Its threads: one in a check worker (the processes are the parallelism), else the default."""
 
 
-def simulate_layer(directory: Path, layer: int, calls: list[SimulatedCall]) -> dict[int, Agreement]:
-    """Layer `layer`'s file on the recorded calls: the agreement per shape group."""
+def worker_simulator(directory: Path) -> target.BuiltModel:
     global _simulator
     if _simulator is None or _simulator.directory != directory:
         _simulator = target.open_simulator(directory, _simulator_threads)
-    simulator = _simulator
+    return _simulator
+
+
+def simulate_layer(directory: Path, layer: int, calls: list[SimulatedCall]) -> dict[int, Agreement]:
+    """Layer `layer`'s file on the recorded calls: the agreement per shape group."""
+    simulator = worker_simulator(directory)
     groups: dict[int, Agreement] = {}
     for call in calls:
         agreement = Agreement.of(simulator.run_layer(layer, call.group, call.inputs)["output"], call.expected)
         groups[call.group] = groups[call.group].merge(agreement) if call.group in groups else agreement
     simulator.release(layer)
     return groups
+
+
+def simulate_post(directory: Path, rows: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """The post file's outputs on each hidden row."""
+    return [worker_simulator(directory).post_outputs(row) for row in rows]
 
 
 def check_workers(parallel: int, layers: int) -> int:
@@ -305,7 +314,7 @@ def check_layers_threaded(result: BuildResult, log: BuildLog) -> AccuracyReport:
     plan = result.plan
     layers = plan.config.num_hidden_layers
     simulator = target.open_simulator(result.directory)
-    simulator.release(0)  # here it embeds and runs the post model; the layers run in `simulate_layer`
+    simulator.release(0)  # here it only embeds (`simulate_layer` and `simulate_post` run the files)
     layout = simulator.layout
     prompt, decode = check_sequence(layout, plan.config.vocab_size)
     workers = check_workers(plan.options.parallel, layers)
@@ -337,11 +346,13 @@ def check_layers_threaded(result: BuildResult, log: BuildLog) -> AccuracyReport:
                 inputs = Replay([c.expected for c in calls])
                 report_ready(wait=False)
             # The post model on the last layer's last row of every call: its reference
-            # while the workers finish, the simulated file once they are gone (memory).
+            # while the workers finish, then the file, the rows split over the workers.
             hidden = [c.expected[:, -1:, :] for c in calls]
             expected = post_reference(result, hidden)
             report_ready(wait=True)
-        logits = post_accuracy([simulator.post_outputs(row) for row in hidden], expected)
+            parts = np.array_split(np.arange(len(hidden)), max(1, workers))
+            simulated = [submit(simulate_post, result.directory, [hidden[i] for i in part]) for part in parts if part.size]
+            logits = post_accuracy([outputs for part in simulated for outputs in part.get()], expected)
         log.print(
             f"post layer_gt layer_got cos_sim is: {logits.values.cosine:.6f} "
             f"(top-1 agreement {logits.top1_agreement:.0%} over {logits.positions} positions)"
