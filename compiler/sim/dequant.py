@@ -5,6 +5,7 @@ The simulator keeps weights as the parameter blob stores them and dequantizes a 
 time a matmul reads it. Every element is `(code - zero) * scale` in fp32, one rounding per
 operation as in `axc.quantization.dequantize`, so any order of evaluation gives the same
 bits; the s8/s4 loops are compiled with numba (no fast-math, so no contraction).
+`TileGemv` multiplies one row by an s8 tile without the fp32 tile (see its docstring).
 
 ```python
 tile = TileDequantizer.of(codes, "s8", scales, None, group=0)   # None: not handled here
@@ -20,38 +21,55 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from axc.sim.blas import ROW_BLOCK, SGEMV, gemv_rows
+
+NO_ZEROS = np.zeros((0, 0), np.float32)
+BLOCK_BYTES = 32 << 10
+"""fp32 bytes of a `TileGemv` row block: what the L1 data cache holds beside the codes."""
+MIN_COLS = 16
+"""OpenBLAS's AVX-512 sgemv_t has kernels of their own for dot products of 8 or fewer
+elements that take the outputs 16 at a time: shorter rows keep the whole-tile product."""
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _rows_s8(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, group: int, start: int, stop: int, out: np.ndarray) -> None:
+    """Rows `[start, stop)` of the tile into `out[0 : stop - start]`; `zeros` of no rows:
+    symmetric (`code - 0.0` is `code`, so the subtraction goes)."""
+    cols = codes.shape[1]
+    groups = scales.shape[1]
+    for r in range(start, stop):
+        for g in range(groups):
+            first = g * group
+            end = cols if g == groups - 1 else min(first + group, cols)
+            s = scales[r, g]
+            src = codes[r, first:end]
+            dst = out[r - start, first:end]
+            if zeros.shape[0] == 0:
+                for c in range(end - first):  # slices, so the loop vectorizes
+                    dst[c] = np.float32(src[c]) * s
+            else:
+                z = zeros[r, g]
+                for c in range(end - first):
+                    dst[c] = (np.float32(src[c]) - z) * s
 
 
 @numba.njit(cache=True, nogil=True)
 def _dequant_s8(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, group: int, out: np.ndarray) -> None:
-    rows, cols = codes.shape
-    groups = scales.shape[1]
-    for r in range(rows):
-        for g in range(groups):
-            start = g * group
-            end = cols if g == groups - 1 else min(start + group, cols)
-            s = scales[r, g]
-            z = zeros[r, g]
-            src = codes[r, start:end]
-            dst = out[r, start:end]
-            for c in range(end - start):  # slices, so the loop vectorizes
-                dst[c] = (np.float32(src[c]) - z) * s
+    _rows_s8(codes, scales, zeros, group, 0, codes.shape[0], out)
 
 
 @numba.njit(cache=True, nogil=True)
-def _scale_s8(codes: np.ndarray, scales: np.ndarray, group: int, out: np.ndarray) -> None:
-    """`_dequant_s8` of a symmetric tile: `code - 0.0` is `code`, so the subtraction goes."""
-    rows, cols = codes.shape
-    groups = scales.shape[1]
-    for r in range(rows):
-        for g in range(groups):
-            start = g * group
-            end = cols if g == groups - 1 else min(start + group, cols)
-            s = scales[r, g]
-            src = codes[r, start:end]
-            dst = out[r, start:end]
-            for c in range(end - start):
-                dst[c] = np.float32(src[c]) * s
+def _gemv_s8(
+    gemv: int, codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, group: int, x: np.ndarray, y: np.ndarray, block: np.ndarray
+) -> None:
+    """`y = dequantized tile @ x`, `block` rows at a time dequantized into `block` (small
+    enough to stay in the L1 cache) and multiplied there: the bits of the whole product."""
+    rows = codes.shape[0]
+    step = block.shape[0]
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        _rows_s8(codes, scales, zeros, group, start, stop, block)
+        gemv_rows(gemv, block[: stop - start], x, y[start:stop])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -139,10 +157,7 @@ class TileDequantizer:
     def __call__(self, out: np.ndarray) -> np.ndarray:
         scales = self.scales  # `of` sets them for every integer format
         if self.fmt == "s8" and scales is not None:
-            if self.zeros is None:
-                _scale_s8(self.codes, scales, self.group, out)
-            else:
-                _dequant_s8(self.codes, scales, self.zeros, self.group, out)
+            _dequant_s8(self.codes, scales, NO_ZEROS if self.zeros is None else self.zeros, self.group, out)
         elif self.fmt == "s4" and scales is not None:
             assert self.zeros is not None and self.group_of is not None
             _dequant_s4(self.codes, self.signed, scales, self.zeros, self.group_of, out)
@@ -150,4 +165,40 @@ class TileDequantizer:
             np.copyto(out, self.codes, casting="unsafe")  # exact: every float storage type fits fp32
             if self.scales is not None:
                 np.multiply(out, self.scales, out=out)
+        return out
+
+
+@dataclass(frozen=True)
+class TileGemv:
+    """`x @ dequantize_tile(...).T` for one fp32 row `x`, without the fp32 tile: a few rows
+    at a time are dequantized into `block` and multiplied by numpy's `cblas_sgemv` right
+    away (`axc.sim.blas`), the call `np.matmul` makes for the whole tile, so the same bits.
+
+    ```python
+    gemv = TileGemv.of(TileDequantizer.of(codes, "s8", scales, None, 0), block)  # None: not handled
+    gemv(x, out)        # out[0] = (x @ dequantize_tile(codes, "s8", scales, None, 0).T)[0]
+    ```
+    """
+
+    tile: TileDequantizer
+    block: np.ndarray
+    """fp32 `[block_rows(cols), cols]` work array."""
+
+    @staticmethod
+    def block_rows(cols: int) -> int:
+        """Rows per block: a multiple of `ROW_BLOCK` (the BLAS kernel's grouping of outputs)."""
+        return ROW_BLOCK * max(1, BLOCK_BYTES // (4 * cols * ROW_BLOCK))
+
+    @staticmethod
+    def supports(tile: TileDequantizer) -> bool:
+        """s8 tiles of at least two rows (`np.matmul` makes one row a dot product) and
+        `MIN_COLS` columns, their codes' rows contiguous."""
+        rows, cols = tile.codes.shape
+        return SGEMV is not None and tile.fmt == "s8" and rows >= 2 and cols >= MIN_COLS and tile.codes.strides[1] == 1
+
+    def __call__(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """`out` `[1, rows]` = `x` `[1, cols]` @ the dequantized tile, transposed."""
+        tile = self.tile
+        assert SGEMV is not None and tile.scales is not None  # `supports`
+        _gemv_s8(SGEMV, tile.codes, tile.scales, NO_ZEROS if tile.zeros is None else tile.zeros, tile.group, x[0], out[0], self.block)
         return out

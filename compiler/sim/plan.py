@@ -11,6 +11,9 @@ weight tile, scales and zeros are such bytes reads them from the blob instead, a
 dequantizes the tile into a reused fp32 buffer each time it runs (`axc.sim.dequant`, the
 same bits as `npu_semantics.dequantize_tile`) before the same product; a parameter DMA
 whose bytes nothing else reads before they are overwritten is then dead and dropped.
+One row times an s8 tile (a decode step's matmuls) goes further: `TileGemv` dequantizes a
+few rows at a time into a block that stays in the L1 cache and multiplies it right away
+with the BLAS call `np.matmul` makes for the whole tile, so no fp32 tile is written.
 Results are unchanged; the counters still count every instruction.
 
 With two threads (`Workspace.threads`), a run of such matmuls whose inputs no step in
@@ -30,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from functools import partial
 import os
@@ -43,7 +47,7 @@ from axc import isa
 from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
-from axc.sim.dequant import TileDequantizer
+from axc.sim.dequant import TileDequantizer, TileGemv
 
 Step = Callable[[], object]
 MAX_STEPS = 1 << 22
@@ -211,22 +215,18 @@ class MatmulStep:
     transpose_b: bool
     accumulate: np.ndarray | None
     """fp32 work array for `out`'s old value (accumulate), or None."""
+    gemv: TileGemv | None = None
+    """One row times the transposed tile, dequantized a few rows at a time (`b` unused)."""
 
     def __call__(self) -> None:
         self.commit(self.product())
 
     def product(self) -> np.ndarray:
         np.copyto(self.a, self.lhs, casting="unsafe")
-        if self.dequantizer is not None:
-            b = self.dequantizer(self.b)
+        if self.gemv is not None:
+            result = self.gemv(self.a, self.result)
         else:
-            b = self.b
-            np.copyto(b, self.rhs, casting="unsafe")
-        b = b.swapaxes(-1, -2) if self.transpose_b else b
-        if self.result.ndim > 2:  # numpy's batched matmul is many times slower with `out=`
-            result = np.matmul(self.a, b)
-        else:
-            result = np.matmul(self.a, b, out=self.result)
+            result = self.tile_product()
         if self.alpha is not None:
             np.multiply(result, self.alpha, out=result)
         if self.bias32 is not None:
@@ -235,18 +235,34 @@ class MatmulStep:
             np.add(result, self.bias32, out=result)
         return result
 
+    def tile_product(self) -> np.ndarray:
+        if self.dequantizer is not None:
+            b = self.dequantizer(self.b)
+        else:
+            b = self.b
+            np.copyto(b, self.rhs, casting="unsafe")
+        b = b.swapaxes(-1, -2) if self.transpose_b else b
+        if self.result.ndim > 2:  # numpy's batched matmul is many times slower with `out=`
+            return np.matmul(self.a, b)
+        return np.matmul(self.a, b, out=self.result)
+
     def commit(self, result: np.ndarray) -> None:
         if self.accumulate is not None:
             np.copyto(self.accumulate, self.out, casting="unsafe")
             np.add(self.accumulate, result, out=result)
         np.copyto(self.out, result, casting="unsafe")
 
+    @property
+    def weight_elements(self) -> int:
+        return self.b.size if self.dequantizer is None else math.prod(self.dequantizer.shape)
+
     def in_lane(self, workspace: Workspace, lane: int) -> MatmulStep:
         """This step over lane `lane`'s work arrays and a result array of its own."""
         bias32 = self.bias32 if self.bias is None else workspace.get(f"bias@{lane}", self.bias.shape)
+        gemv = None if self.gemv is None else TileGemv(self.gemv.tile, workspace.get(f"block@{lane}", self.gemv.block.shape))
         return dataclasses.replace(
-            self, a=workspace.get(f"lhs@{lane}", self.a.shape), b=workspace.get(f"rhs@{lane}", self.b.shape),
-            result=np.zeros_like(self.result), bias32=bias32,
+            self, a=workspace.get(f"lhs@{lane}", self.a.shape), b=self.b if gemv else workspace.get(f"rhs@{lane}", self.b.shape),
+            result=np.zeros_like(self.result), bias32=bias32, gemv=gemv,
         )
 
 
@@ -327,6 +343,8 @@ class Plan:
     counters: sem.Counters
     instructions: int
     lookaheads: list[Lookahead] = field(default_factory=list)
+    one_blas: bool = False
+    """Run with one BLAS thread (lookaheads, `TileGemv` row blocks: each call single-threaded)."""
 
     def run(self, inputs: Sequence[np.ndarray], as_stored: bool = False) -> list[np.ndarray]:
         """Outputs as fp32 for floats (`as_stored`: in their stored dtypes), fresh copies."""
@@ -336,7 +354,7 @@ class Plan:
                 value = value.astype(np.float32, copy=False)
             np.copyto(staged, value.reshape(staged.shape), casting="unsafe")
         try:
-            with one_blas_thread() if self.lookaheads else nullcontext():
+            with one_blas_thread() if self.one_blas else nullcontext():
                 for step in self.steps:
                     step()
         except FAILURES as error:
@@ -552,9 +570,12 @@ def matmul_step(instr: Instr, views: dict[str, np.ndarray], entry: Planned, work
             sem.matmul, out, lhs, rhs, fmt=fmt, scales=views.get("scales"), zeros=views.get("zeros"), group=group,
             bias=bias, alpha=alpha, transpose_b=transpose_b, accumulate=accumulate,
         )
-    dequantizer = None
+    dequantizer = gemv = None
     if "rhs" in entry.blob:
         dequantizer = TileDequantizer.checked(rhs, fmt, views.get("scales"), views.get("zeros"), group)  # the analysis checked it
+        if transpose_b and lhs.ndim == 2 and lhs.shape[0] == 1 and TileGemv.supports(dequantizer):
+            cols = dequantizer.shape[1]
+            gemv = TileGemv(dequantizer, workspace.get("block", (TileGemv.block_rows(cols), cols)))
     constant = "bias" in entry.blob
     return MatmulStep(
         out=out,
@@ -562,13 +583,14 @@ def matmul_step(instr: Instr, views: dict[str, np.ndarray], entry: Planned, work
         a=workspace.get("lhs", lhs.shape),
         dequantizer=dequantizer,
         rhs=rhs,
-        b=workspace.get("rhs", rhs.shape if dequantizer is None else dequantizer.shape),
+        b=workspace.get("rhs", (0, 0) if gemv else rhs.shape if dequantizer is None else dequantizer.shape),
         result=workspace.get("result", out.shape),
         bias=None if constant else bias,
         bias32=None if bias is None else bias.astype(np.float32) if constant else workspace.get("bias", bias.shape),
         alpha=None if alpha == 1.0 else np.float32(alpha),
         transpose_b=transpose_b,
         accumulate=workspace.get("accumulate", out.shape) if accumulate else None,
+        gemv=gemv,
     )
 
 
@@ -651,7 +673,7 @@ def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspa
             continue
         matmuls = [step for step in (steps[i] for i in group) if isinstance(step, MatmulStep)]
         assert len(matmuls) == len(group), "the runs are of weight matmuls"
-        sizes = np.cumsum([m.b.size for m in matmuls])
+        sizes = np.cumsum([m.weight_elements for m in matmuls])
         half = max(1, min(len(group) - 1, int(np.searchsorted(sizes, sizes[-1] / 2))))
         lookahead = Lookahead(tuple(m.in_lane(workspace, 1) for m in matmuls[half:]))
         steps[group[0]] = StartLookahead(lookahead, steps[group[0]])
@@ -701,4 +723,5 @@ def build_plan(
     staged_in = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(inputs, memories.inputs)]
     staged_out = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(outputs, memories.outputs)]
     counters = dataclasses.replace(analysis.counters, macs=dict(analysis.counters.macs))
-    return Plan(steps, staged_in, staged_out, counters, analysis.instructions, lookaheads)
+    one_blas = bool(lookaheads) or any(isinstance(step, MatmulStep) and step.gemv is not None for step in steps)
+    return Plan(steps, staged_in, staged_out, counters, analysis.instructions, lookaheads, one_blas)

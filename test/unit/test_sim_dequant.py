@@ -1,4 +1,5 @@
-"""`axc.sim.dequant` against `npu_semantics.dequantize_tile` on random tiles of every format."""
+"""`axc.sim.dequant` against `npu_semantics.dequantize_tile` on random tiles of every format,
+and its row-blocked products against `np.matmul` of the whole dequantized tile."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 
 from axc import npu_semantics as sem
-from axc.sim.dequant import TileDequantizer
+from axc.sim.blas import ROW_BLOCK, SGEMV
+from axc.sim.dequant import MIN_COLS, TileDequantizer, TileGemv
 
 RNG = np.random.default_rng(7)
 
@@ -61,3 +63,54 @@ def test_tiles_it_does_not_handle_are_left_to_the_reference() -> None:
     assert TileDequantizer.of(codes, "s8", None, None, 0) is None
     assert TileDequantizer.of(codes[0], "s8", scales, None, 0) is None
     assert TileDequantizer.of(codes, "float", None, None, 0) is None  # integer codes as float weights
+
+
+def reference_product(x: np.ndarray, codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, group: int) -> np.ndarray:
+    """What the simulator computed before `TileGemv`: the whole fp32 tile, then `np.matmul`."""
+    return np.matmul(x, np.swapaxes(sem.dequantize_tile(codes, "s8", scales, zeros, group), -1, -2))
+
+
+@pytest.mark.parametrize(("group", "asym"), [(0, False), (0, True), (32, False), (48, True)])
+def test_row_blocked_product_has_the_bits_of_the_whole_tile(group: int, asym: bool) -> None:
+    """Row remainders of the tile and of its blocks, the model's row lengths (896, 4864),
+    short rows, odd block sizes and unaligned codes: every output bit for bit."""
+    for rows, cols in [(2, 16), (3, 17), (5, 33), (9, 100), (13, 896), (64, 4864), (250, 896), (127, 160)]:
+        if group >= cols:
+            continue
+        codes, scales, zeros = tile("s8", rows, cols, group, asym, np.float16)
+        shifted = np.zeros(codes.size + 3, np.int8)[3:].reshape(rows, cols)  # an address that is no multiple of 4
+        shifted[...] = codes
+        x = RNG.standard_normal((1, cols)).astype(np.float32)
+        x[0, :: max(1, cols // 5)] *= 1e6  # big and small terms: the order of the sums shows
+        expected = reference_product(x, codes, scales, zeros, group)
+        for source in (codes, shifted):
+            dequantizer = TileDequantizer.of(source, "s8", scales, zeros, group)
+            assert dequantizer is not None and TileGemv.supports(dequantizer)
+            for block_rows in {TileGemv.block_rows(cols), 4, 12, 4 * rows}:
+                out = np.full((1, rows), np.nan, np.float32)
+                TileGemv(dequantizer, np.zeros((block_rows, cols), np.float32))(x, out)
+                assert out.tobytes() == expected.tobytes(), (rows, cols, block_rows)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_nan_and_infinity_go_through_the_blocks_as_through_the_whole_tile() -> None:
+    codes, scales, _ = tile("s8", 24, 64, 0, False, np.float32)
+    x = RNG.standard_normal((1, 64)).astype(np.float32)
+    x[0, 3], x[0, 9] = np.nan, np.inf
+    scales[5, 0] = np.inf
+    dequantizer = TileDequantizer.of(codes, "s8", scales, None, 0)
+    assert dequantizer is not None
+    out = np.zeros((1, 24), np.float32)
+    TileGemv(dequantizer, np.zeros((8, 64), np.float32))(x, out)
+    assert out.tobytes() == reference_product(x, codes, scales, None, 0).tobytes()
+
+
+def test_row_blocks_are_left_out_where_the_bits_could_differ() -> None:
+    """One row (`np.matmul` takes a dot product), rows of fewer than `MIN_COLS` elements
+    (OpenBLAS's short-row kernels group outputs by 16), s4 and float tiles."""
+    for fmt, rows, cols in [("s8", 1, 64), ("s8", 8, MIN_COLS - 1), ("s4", 8, 64), ("float", 8, 64)]:
+        codes, scales, zeros = tile(fmt, rows, cols, 0, False, np.float16)
+        dequantizer = TileDequantizer.of(codes, fmt, scales, zeros, 0)
+        assert dequantizer is not None and not TileGemv.supports(dequantizer)
+    assert SGEMV is not None, "numpy's cblas_sgemv was not found: the simulator runs without row blocks"
+    assert TileGemv.block_rows(896) % ROW_BLOCK == 0 and TileGemv.block_rows(1 << 20) == ROW_BLOCK

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from axc.sim.plan import Workspace
+from axc.sim.plan import MatmulStep, Workspace
 from axc.sim.session import AxModelSession
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "sim-golden"
@@ -51,3 +51,16 @@ def test_the_lookahead_runs_products_on_the_helper() -> None:
         session = AxModelSession(GOLDEN / f"{name}.axmodel", Workspace(threads=2, lookahead_elements=0))
         split += sum(bool(session.plan(g).lookaheads) for g in range(session.group_count()))
     assert split >= len(FILES)
+
+
+def test_the_decode_groups_run_row_blocked_products() -> None:
+    """The decode groups of s8 weights (every file of the s8 models, every post model's
+    lm_head) take `TileGemv` for their weight matmuls, so the comparisons above cover it;
+    the other formats keep the whole-tile product."""
+    blocked = {}
+    for name in FILES:
+        session = AxModelSession(GOLDEN / f"{name}.axmodel", Workspace(threads=1))
+        blocked[name] = sum(isinstance(s, MatmulStep) and s.gemv is not None for s in session.plan(0).steps)
+    assert all(blocked[name] > 0 for name in FILES if "-s8" in name), blocked
+    assert all(blocked[name] > 0 for name in FILES if name.endswith(".post")), blocked
+    assert all(blocked[name] == 0 for name in FILES if "-s8" not in name and name.endswith(".layer_0")), blocked

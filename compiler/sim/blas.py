@@ -1,0 +1,96 @@
+"""numpy's own `cblas_sgemv`, callable from numba kernels (`axc.sim.dequant`).
+
+`np.matmul` of one fp32 row by the transpose of a C-ordered tile of two or more rows is one
+`cblas_sgemv` call of the BLAS numpy links (column-major, transposed, alpha 1, beta 0). A
+numba kernel that makes the same call on row blocks of the tile gets the bits of the whole
+product (each output is the dot product of its own row, and blocks of a multiple of
+`ROW_BLOCK` rows keep the kernel's grouping of outputs), without a round trip through
+Python per block. `SGEMV` is the function's address, or None when numpy's BLAS is not
+found or does not give `np.matmul`'s bits on a probe; callers then keep `np.matmul`.
+
+```python
+gemv_rows(SGEMV, tile, x, y)   # y[:] = (x[None] @ tile.T)[0], inside or outside numba
+```
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+from threadpoolctl import threadpool_info
+
+COL_MAJOR, TRANS = 102, 112
+"""CBLAS enum values."""
+ROW_BLOCK = 4
+"""OpenBLAS's sgemv_t takes the outputs four at a time (then two, then one): blocks of a
+multiple of four rows give every output the kernel path it has in the whole product."""
+
+
+@intrinsic
+def _sgemv(typingctx, address, m, n, a, lda, x, y):
+    """`cblas_sgemv(COL_MAJOR, TRANS, m, n, 1, a, lda, x, 1, 0, y, 1)` through `address`
+    (64-bit BLAS integers; `a`, `x`, `y` as addresses)."""
+    sig = types.void(types.intp, types.intp, types.intp, types.uintp, types.intp, types.uintp, types.uintp)
+
+    def codegen(context, builder, signature, args):
+        i32, i64, f32, ptr = ir.IntType(32), ir.IntType(64), ir.FloatType(), ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64])
+        address_, m_, n_, a_, lda_, x_, y_ = args
+        function = builder.inttoptr(address_, fnty.as_pointer())
+        one, zero, unit = ir.Constant(f32, 1.0), ir.Constant(f32, 0.0), ir.Constant(i64, 1)
+        builder.call(function, [
+            ir.Constant(i32, COL_MAJOR), ir.Constant(i32, TRANS), m_, n_, one, builder.inttoptr(a_, ptr), lda_,
+            builder.inttoptr(x_, ptr), unit, zero, builder.inttoptr(y_, ptr), unit,
+        ])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def gemv_rows(address: int, tile: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """`y[:rows] = tile @ x` for an fp32 tile with contiguous rows, as `np.matmul` computes it."""
+    rows, cols = tile.shape
+    _sgemv(address, cols, rows, tile.ctypes.data, tile.strides[0] // 4, x.ctypes.data, y.ctypes.data)  # type: ignore[call-arg]  # numba supplies the typing context
+
+
+def _numpy_blas() -> list[str]:
+    """The OpenBLAS libraries inside numpy's package (numpy's own BLAS)."""
+    root = Path(np.__file__).resolve().parent.parent
+    return [
+        info["filepath"] for info in threadpool_info()
+        if info.get("internal_api") == "openblas" and root in Path(info.get("filepath", "")).parents
+    ]
+
+
+def _probe(address: int) -> bool:
+    """Whether the call gives `np.matmul`'s bits on a tile with a row remainder."""
+    rng = np.random.default_rng(0)
+    tile = rng.standard_normal((13, 37)).astype(np.float32)
+    x = rng.standard_normal((1, 37)).astype(np.float32)
+    y = np.zeros((1, 13), np.float32)
+    gemv_rows(address, tile, x[0], y[0])
+    return y.tobytes() == np.matmul(x, tile.swapaxes(0, 1)).tobytes()
+
+
+def _find() -> int | None:
+    for path in _numpy_blas():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_cblas_sgemv64_", "cblas_sgemv64_"):  # 64-bit integers, as `_sgemv` passes them
+            function = getattr(library, name, None)
+            if function is not None:
+                address = ctypes.cast(function, ctypes.c_void_p).value
+                return address if address and _probe(address) else None
+    return None
+
+
+SGEMV: int | None = _find()
