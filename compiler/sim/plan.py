@@ -425,8 +425,9 @@ class _Analyser:
                 self.needed.add(load.index)
 
     def clobber(self, operand: Operand, address: int) -> None:
-        """A write of OCM: loads it overwrites whole are forgotten; a load it overwrites in
-        part must run (its other bytes may still be read) and is forgotten too."""
+        """A write of OCM: what it overwrites of a load is forgotten, the bytes of the load
+        it leaves stay live (a read of them makes the load run). A strided write that
+        overlaps a load makes it run (its bytes between the write's are not tracked)."""
         if operand.space != isa.OCM:
             return
         low, high = span(operand, address)
@@ -435,8 +436,13 @@ class _Analyser:
         for load in self.live:
             if load.high <= low or high <= load.low:
                 kept.append(load)
-            elif not (dense and low <= load.low and load.high <= high):
+            elif not dense:
                 self.needed.add(load.index)
+            else:
+                if load.low < low:
+                    kept.append(ParamLoad(load.index, load.low, low, load.source))
+                if high < load.high:
+                    kept.append(ParamLoad(load.index, high, load.high, load.source + high - load.low))
         self.live = kept
 
     def blob_address(self, operand: Operand | None, address: int) -> int | None:

@@ -1,0 +1,86 @@
+"""The plan's analysis of parameter DMAs on a hand-written command stream: a weight tile
+partly overwritten in OCM is still read from the parameter blob where it is intact, and
+its DMA runs only when something reads the tile's OCM bytes as such."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from axc import isa
+from axc import npu_semantics as sem
+from axc.isa import Instr, Operand, Program
+from axc.sim.plan import Memories, Workspace, analyse, build_plan
+from axc.targets import get_target
+
+BF16, S8, F16 = 10, 2, 9
+ROWS, COLS = 8, 32
+X, TILE, SCALES, OUT, OUT2 = 0, 1024, 2048, 4096, 4160
+
+
+def operand(space: int, base: int, sizes: tuple[int, ...], dtype: int, index: int = 0) -> Operand:
+    item = isa.DTYPE_OF_CODE[dtype].itemsize
+    strides, step = [], item
+    for size in reversed(sizes):
+        strides.append(step)
+        step *= size
+    return Operand(space, index, dtype, base, sizes, tuple(reversed(strides)))
+
+
+def program(read_the_tile_back: bool) -> tuple[Program, Instr]:
+    """x @ tile.T; x copied over the tile's first rows; x @ (rows 4..8).T; optionally the
+    tile's row 3 stored to an output (a read of the DMA'd bytes)."""
+    load, store, mm = isa.OP_BY_NAME["dma_load"], isa.OP_BY_NAME["dma_store"], isa.OP_BY_NAME["matmul"]
+    x = operand(isa.OCM, X, (1, COLS), BF16)
+    tile_dma = Instr(load, 0, 0, (operand(isa.PARAMS, 0, (ROWS, COLS), S8), operand(isa.OCM, TILE, (ROWS, COLS), S8)), ())
+    body = [
+        Instr(load, 0, 0, (operand(isa.INPUT, 0, (1, COLS), BF16), x), ()),
+        tile_dma,
+        Instr(load, 0, 0, (operand(isa.PARAMS, ROWS * COLS, (ROWS, 1), F16), operand(isa.OCM, SCALES, (ROWS, 1), F16)), ()),
+        Instr(mm, 0, isa.MATRIX_QUEUE, (
+            x, operand(isa.OCM, TILE, (ROWS, COLS), S8), operand(isa.OCM, SCALES, (ROWS, 1), F16), None, None,
+            operand(isa.OCM, OUT, (1, ROWS), BF16),
+        ), ("s8", 0, 1.0, True, False)),
+        Instr(load, 0, 0, (operand(isa.INPUT, 0, (1, COLS), BF16), operand(isa.OCM, TILE, (1, COLS), BF16)), ()),  # rows 0-1
+        Instr(mm, 0, isa.MATRIX_QUEUE, (
+            x, operand(isa.OCM, TILE + 4 * COLS, (4, COLS), S8), operand(isa.OCM, SCALES + 8, (4, 1), F16), None, None,
+            operand(isa.OCM, OUT2, (1, 4), BF16),
+        ), ("s8", 0, 1.0, True, False)),
+        Instr(store, 0, 0, (operand(isa.OCM, OUT, (1, ROWS), BF16), operand(isa.OUTPUT, 0, (1, ROWS), BF16)), ()),
+        Instr(store, 0, 0, (operand(isa.OCM, OUT2, (1, 4), BF16), operand(isa.OUTPUT, 0, (1, 4), BF16, 1)), ()),
+    ]
+    if read_the_tile_back:
+        body.append(Instr(store, 0, 0, (operand(isa.OCM, TILE + 3 * COLS, (1, COLS), S8), operand(isa.OUTPUT, 0, (1, COLS), S8, 2)), ()))
+    target = get_target("AX650")
+    return Program(isa.CHIPS.index(target.family), target.cores, 0, 1, 1, body), tile_dma
+
+
+@pytest.mark.parametrize("read_the_tile_back", [False, True])
+def test_a_partly_overwritten_tile_is_read_from_the_blob(read_the_tile_back: bool) -> None:
+    rng = np.random.default_rng(3)
+    codes = rng.integers(-128, 128, (ROWS, COLS)).astype(np.int8)
+    scales = (rng.random((ROWS, 1)) * 0.05).astype(np.float16)
+    x = rng.standard_normal((1, COLS)).astype(ml_dtypes.bfloat16)
+    prog, tile_dma = program(read_the_tile_back)
+    analysis = analyse(prog)
+    assert (tile_dma in [entry.instr for entry in analysis.planned]) == read_the_tile_back
+    params = np.concatenate([codes.view(np.uint8).reshape(-1), scales.view(np.uint8).reshape(-1)])
+    outputs = [((1, ROWS), np.dtype(ml_dtypes.bfloat16)), ((1, 4), np.dtype(ml_dtypes.bfloat16))]
+    if read_the_tile_back:
+        outputs.append(((1, COLS), np.dtype(np.int8)))
+    memories = Memories(
+        np.full(8192, sem.FILL_BYTE, np.uint8), params, np.zeros(0, np.uint8), [np.zeros(2 * COLS, np.uint8)],
+        [np.zeros(int(np.prod(shape)) * dtype.itemsize, np.uint8) for shape, dtype in outputs],
+    )
+    for workspace in (Workspace(threads=1), dataclasses.replace(Workspace(threads=2), lookahead_elements=0)):
+        plan = build_plan(prog, memories, [((1, COLS), np.dtype(ml_dtypes.bfloat16))], outputs, workspace, analysis)
+        result = plan.run([x], as_stored=True)
+        weights = sem.dequantize_tile(codes, "s8", scales, None, 0)
+        expected = [np.matmul(x.astype(np.float32), weights.T), np.matmul(x.astype(np.float32), weights[4:].T)]
+        for got, want in zip(result, expected):
+            assert got.tobytes() == want.astype(ml_dtypes.bfloat16).tobytes()
+        if read_the_tile_back:
+            assert result[2].tobytes() == codes[3].tobytes()
