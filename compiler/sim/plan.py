@@ -17,9 +17,10 @@ with the BLAS call `np.matmul` makes for the whole tile, so no fp32 tile is writ
 Results are unchanged; the counters still count every instruction.
 
 With two threads (`Workspace.threads`), a run of such matmuls whose inputs no step in
-between writes (a decoder layer's gate/up tiles, the lm_head's) computes the products of
-its second half on a helper thread while this one runs the first half; every product is
-committed to OCM at its place in the stream (`Lookahead`), each with one BLAS thread.
+between writes (a decoder layer's gate/up tiles, the lm_head's) is shared with a helper
+thread, which computes products from the run's end backwards while this one works
+forwards until they meet; every product is committed to OCM at its place in the stream
+(`Lookahead`), each with one BLAS thread.
 
 ```python
 plan = build_plan(program, memories, specs_in, specs_out, Workspace())
@@ -33,10 +34,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from functools import partial
 import os
+import threading
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -87,7 +88,9 @@ class Workspace:
     threads: int = field(default_factory=lambda: min(2, len(os.sched_getaffinity(0))))
     """2: matmul products run ahead on a helper thread (`Lookahead`); 1: one thread."""
     lookahead_elements: int = LOOKAHEAD_MIN_ELEMENTS
-    """Weight elements a run of matmuls must dequantize to be worth handing half to the helper."""
+    """Weight elements a run of matmuls must dequantize to be worth sharing with the helper."""
+    eager_helper: bool = False
+    """Tests: the helper computes every product of a run but the first (`Lookahead.eager`)."""
     arrays: dict[tuple[str, tuple[int, ...]], np.ndarray] = field(default_factory=dict)
     analyses: dict[bytes, Analysis] = field(default_factory=dict)
     """By command stream: the layer files of a model share theirs."""
@@ -252,10 +255,6 @@ class MatmulStep:
             np.add(self.accumulate, result, out=result)
         np.copyto(self.out, result, casting="unsafe")
 
-    @property
-    def weight_elements(self) -> int:
-        return self.b.size if self.dequantizer is None else math.prod(self.dequantizer.shape)
-
     def in_lane(self, workspace: Workspace, lane: int) -> MatmulStep:
         """This step over lane `lane`'s work arrays and a result array of its own."""
         bias32 = self.bias32 if self.bias is None else workspace.get(f"bias@{lane}", self.bias.shape)
@@ -278,24 +277,78 @@ def helper_thread() -> ThreadPoolExecutor:
     return _helpers[pid]
 
 
+MAIN, HELPER = 1, 2
+"""Who claimed a product of a `Lookahead` (0: nobody yet)."""
+
+
 @dataclass
 class Lookahead:
-    """Products computed by the helper thread while this thread runs the steps before them.
+    """A run of weight matmuls whose products this thread and the helper share.
 
-    The plan starts it at the group's first matmul; each of `steps` then commits its
-    product where it stood in the stream, so every write to the memories happens in order
-    on this thread. Valid because nothing between the group's first matmul and these
-    steps writes what their products read (`lookahead_runs`)."""
+    The plan starts it at the run's first matmul: the helper then claims and computes the
+    products from the run's end backwards, while this thread, at each matmul of the run,
+    computes the product itself unless the helper has claimed it, so the two meet where
+    their work balances. Every product is committed by this thread at its place in the
+    stream, so every write to the memories happens in order. Valid because nothing
+    between the run's first matmul and its last writes what their products read
+    (`lookahead_runs`); each product is the same single-threaded computation on either
+    thread. `eager`: the helper claims every product but the first before this thread
+    goes on (tests: the helper's path taken every time)."""
 
     steps: tuple[MatmulStep, ...]
-    future: Future[list[np.ndarray]] | None = None
+    ahead: tuple[MatmulStep, ...]
+    """The same steps over the helper's work arrays."""
+    eager: bool = False
+    owner: list[int] = field(default_factory=list)
+    results: list[np.ndarray | None] = field(default_factory=list)
+    done: list[threading.Event] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    future: Future[None] | None = None
+
+    def __post_init__(self) -> None:
+        count = len(self.steps)
+        self.owner, self.results, self.done = [0] * count, [None] * count, [threading.Event() for _ in range(count)]
 
     def start(self) -> None:
-        self.future = helper_thread().submit(lambda: [step.product() for step in self.steps])
+        for index in range(len(self.steps)):
+            self.owner[index], self.results[index] = 0, None
+            self.done[index].clear()
+        self.owner[0] = MAIN
+        self.future = helper_thread().submit(self.work)
+        if self.eager:
+            wait([self.future])
 
-    def results(self) -> list[np.ndarray]:
-        assert self.future is not None, "a lookahead's products are read after its start"
-        return self.future.result()
+    def work(self) -> None:
+        claimed = []
+        try:
+            for index in range(len(self.steps) - 1, 0, -1):
+                with self.lock:
+                    if self.owner[index]:
+                        return
+                    self.owner[index] = HELPER
+                claimed.append(index)
+                self.results[index] = self.ahead[index].product()
+                self.done[index].set()
+        finally:
+            for index in claimed:
+                self.done[index].set()  # after a failure too: this thread then reads the error
+
+    def run(self, index: int) -> None:
+        """The run's `index`-th matmul, at its place in the stream."""
+        with self.lock:
+            mine = self.owner[index] != HELPER
+            self.owner[index] = MAIN
+        step = self.steps[index]
+        if mine:
+            step()
+            return
+        self.done[index].wait()
+        result = self.results[index]
+        if result is None:
+            assert self.future is not None
+            self.future.result()  # raises the helper's error
+            raise AssertionError("the helper claimed a product it did not compute")
+        step.commit(result)
 
     def settle(self) -> None:
         """Wait for a started helper (after a failure: its work arrays are reused next run)."""
@@ -305,22 +358,16 @@ class Lookahead:
 
 
 @dataclass(frozen=True)
-class StartLookahead:
-    lookahead: Lookahead
-    step: Step
+class Shared:
+    """The `index`-th matmul of a `Lookahead` (the first starts it)."""
 
-    def __call__(self) -> None:
-        self.lookahead.start()
-        self.step()
-
-
-@dataclass(frozen=True)
-class CommitAhead:
     lookahead: Lookahead
     index: int
 
     def __call__(self) -> None:
-        self.lookahead.steps[self.index].commit(self.lookahead.results()[self.index])
+        if self.index == 0:
+            self.lookahead.start()
+        self.lookahead.run(self.index)
 
 
 def product_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -672,19 +719,16 @@ def lookahead_runs(planned: Sequence[Planned]) -> list[tuple[list[int], int]]:
 
 
 def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspace: Workspace) -> list[Lookahead]:
-    """Hand the second half (by weight elements) of every lookahead group to the helper."""
+    """Share every run of weight matmuls big enough to be worth it with the helper."""
     lookaheads = []
     for group, elements in runs:
         if elements < workspace.lookahead_elements:
             continue
         matmuls = [step for step in (steps[i] for i in group) if isinstance(step, MatmulStep)]
         assert len(matmuls) == len(group), "the runs are of weight matmuls"
-        sizes = np.cumsum([m.weight_elements for m in matmuls])
-        half = max(1, min(len(group) - 1, int(np.searchsorted(sizes, sizes[-1] / 2))))
-        lookahead = Lookahead(tuple(m.in_lane(workspace, 1) for m in matmuls[half:]))
-        steps[group[0]] = StartLookahead(lookahead, steps[group[0]])
-        for k, index in enumerate(group[half:]):
-            steps[index] = CommitAhead(lookahead, k)
+        lookahead = Lookahead(tuple(matmuls), tuple(m.in_lane(workspace, 1) for m in matmuls), workspace.eager_helper)
+        for k, index in enumerate(group):
+            steps[index] = Shared(lookahead, k)
         lookaheads.append(lookahead)
     return lookaheads
 

@@ -22,6 +22,7 @@ def test_fixtures_are_there() -> None:
 WORKSPACES = {
     "one thread": lambda: Workspace(threads=1),
     "lookahead": lambda: Workspace(threads=2, lookahead_elements=0),  # every run of weight matmuls
+    "eager helper": lambda: Workspace(threads=2, lookahead_elements=0, eager_helper=True),  # the helper computes all but one
 }
 
 
@@ -45,7 +46,7 @@ def test_outputs_are_bit_identical_to_the_frozen_ones(name: str, workspace: str)
 
 
 def test_the_lookahead_runs_products_on_the_helper() -> None:
-    """Most golden files have runs of weight matmuls that the lookahead splits."""
+    """Most golden files have runs of weight matmuls that the lookahead shares."""
     split = 0
     for name in FILES:
         session = AxModelSession(GOLDEN / f"{name}.axmodel", Workspace(threads=2, lookahead_elements=0))
