@@ -310,10 +310,11 @@ class Lookahead:
         self.owner, self.results, self.done = [0] * count, [None] * count, [threading.Event() for _ in range(count)]
 
     def start(self) -> None:
-        for index in range(len(self.steps)):
-            self.owner[index], self.results[index] = 0, None
-            self.done[index].clear()
-        self.owner[0] = MAIN
+        with self.lock:  # a helper still looking for work in the previous call sees the new state whole
+            for index in range(len(self.steps)):
+                self.owner[index], self.results[index] = 0, None
+                self.done[index].clear()
+            self.owner[0] = MAIN
         self.future = helper_thread().submit(self.work)
         if self.eager:
             wait([self.future])
