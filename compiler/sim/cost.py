@@ -16,6 +16,10 @@ target descriptor (no numerics):
   16-bit rate (weights are decoded to the activations' type: w8a16, w4a16); that rate,
   `half_rate` of INT8, is stated per chip (not fitted); a float matmul on the convolution units (`c<k>.cv`,
   FLOAT_MATMUL_USE_CONV_EU) runs at their rate (`conv_matmul_rate` x the matrix engine's);
+  on a chip without an int4 multiply, an s4 matmul expands its weight tile to 16 bits at
+  `unpack_weights_per_s` (stated per chip, not fitted) as it feeds the array: the expansion
+  takes the place of the first row block (`matmul_tile.m` rows) and the other blocks reuse
+  the expanded tile, so it adds to a prefill's MACs and bounds a decode step's (one block);
 - a vector op takes `OPS_PER_ELEMENT[op] * elements` at the engine's rate for its widest
   float type (fp32 at half rate);
 - every call of a group costs `token_s` (fitted) per token it processes on top of its
@@ -135,20 +139,25 @@ def work(instr: Instr, target: TargetDescriptor) -> Work:
         tile = target.matmul_tile
         rows = out.sizes[-2] if len(out.sizes) > 1 else 1
         batch = math.prod(out.sizes[:-2])
-        padded = (
-            batch
-            * math.ceil(rows / tile.m) * tile.m
-            * math.ceil(out.sizes[-1] / tile.n) * tile.n
-            * math.ceil(lhs.sizes[-1] / tile.k) * tile.k
-        )
+        block = batch * tile.m * math.ceil(out.sizes[-1] / tile.n) * tile.n * math.ceil(lhs.sizes[-1] / tile.k) * tile.k
         dtype = "fp16" if lhs.dtype == 9 else "bf16"
         engine = "conv" if instr.queue == isa.CONV_QUEUE else "matrix"
         rate = target.engine(engine).macs_per_cycle(dtype) * clock
-        return Work(queue, engine, ENGINE_SETUP_CYCLES / clock + padded / rate)
+        first = max(block / rate, unpack_seconds(instr, target))
+        return Work(queue, engine, ENGINE_SETUP_CYCLES / clock + first + (math.ceil(rows / tile.m) - 1) * block / rate)
     elements = max(o.numel for _, o in instr.named())
     wide = any(o.dtype in (11, 12) for _, o in instr.named())
     rate = target.vector.ops_per_cycle("fp32" if wide else "bf16") * clock
     return Work(queue, "vector", ENGINE_SETUP_CYCLES / clock + OPS_PER_ELEMENT[op.mnemonic] * elements / rate)
+
+
+def unpack_seconds(instr: Instr, target: TargetDescriptor) -> float:
+    """The pass that expands a matmul's packed s4 right-hand tile (two weights a byte) to
+    16 bits before its MACs, on chips without an int4 multiply (`unpack_weights_per_s`)."""
+    rhs = instr.operand("rhs")
+    if not target.unpack_weights_per_s or rhs is None or instr.value("format") != "s4":
+        return 0.0
+    return 2 * rhs.numel / target.unpack_weights_per_s
 
 
 def group_tokens(group: GroupSpec) -> int:

@@ -58,6 +58,7 @@ class ChipSpec:
     ddr_bytes_per_s: Figure[float]
     ddr_efficiency: Figure[float]
     token_s: Figure[float]  # fixed cost per token of one group call (beyond bytes and MACs)
+    unpack_per_cycle: Figure[float]  # per core: s4 weights expanded per cycle before the MACs (0: none, native int4)
     conv_units: Figure[int]  # convolution units of the chip that can take matrix work (0: none)
     conv_matmul_rate: Figure[float]  # a core's conv units on float matmuls, x its matrix engine's 16-bit rate
     ddr_alignment: Figure[int]
@@ -107,6 +108,9 @@ CHIPS: dict[str, ChipSpec] = {
         token_s=Assumed(
             2.989e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 12 TTFT and 15 decode rows published for AX650, jointly with ddr_efficiency"
         ),
+        unpack_per_cycle=Assumed(
+            0.0000, "stated, not fitted: AX650 publishes an INT4 rate (72 TOPS, 4x INT8), an int4 datapath, so no expansion pass before the MACs (its one s4 row, Qwen2.5-7B w4a16, decodes as fast as its bytes)"
+        ),
         conv_units=6,  # vendor NPU docs: 6 convolution units and 3 tensor units, 2 and 1 per core
         conv_matmul_rate=Assumed(
             2.0,
@@ -142,10 +146,13 @@ CHIPS: dict[str, ChipSpec] = {
         dma_bytes_per_cycle=Assumed(32, "not public; a 256-bit port (32 GB/s per core) beats DDR: DDR-bound streaming"),
         ddr_bytes_per_s=Assumed(12.8e9, "not public; LPDDR4 32-bit at 3200 MT/s = 12.8 GB/s peak"),
         ddr_efficiency=Assumed(
-            0.4435, "fitted (bench/calibrate_cost_model.py): least squares on the 7 TTFT and 9 decode rows published for AX620E, jointly with token_s"
+            0.4507, "fitted (bench/calibrate_cost_model.py): least squares on the 7 TTFT and 9 decode rows published for AX620E, jointly with token_s"
         ),
         token_s=Assumed(
-            2.21e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 7 TTFT and 9 decode rows published for AX620E, jointly with ddr_efficiency"
+            2.64e-05, "fitted (bench/calibrate_cost_model.py): least squares on the 7 TTFT and 9 decode rows published for AX620E, jointly with ddr_efficiency"
+        ),
+        unpack_per_cycle=Assumed(
+            6.8911, "derived, not fitted: no public INT4 rate, so s4 weights are expanded to 16 bits before the MACs; m5stack StackFlow benchmark/RESULTS.md (AX630C): Qwen2.5-1.5B TTFT 1029.41 ms w8a16, 1219.54 ms Int4, 190.13 ms more for 28 x 46.79M weights = 6.891e9 weights/s on one core (a pair outside the fitted rows)"
         ),
         conv_units=Assumed(0, "not public; the vendor says FLOAT_MATMUL_USE_CONV_EU has no effect on AX620E"),
         conv_matmul_rate=Assumed(0.0, "no convolution units take matrix work (conv_units)"),
@@ -217,6 +224,7 @@ class TargetDescriptor:
     ddr_bytes_per_s: float  # peak, shared by all cores
     ddr_efficiency: float  # fitted cost-model parameter (decode)
     token_s: float  # fitted cost-model parameter: seconds per token of one group call
+    unpack_weights_per_s: float  # per core: s4 weights the matrix engine expands per second before multiplying (0: none)
     ddr_alignment: int
     ocm_alignment: int
     matmul_tile: MatmulTile
@@ -325,6 +333,7 @@ def get_target(chip: str, npu_mode: str = "NPU1") -> TargetDescriptor:
         ddr_bytes_per_s=_value(spec.ddr_bytes_per_s),
         ddr_efficiency=_value(spec.ddr_efficiency),
         token_s=_value(spec.token_s),
+        unpack_weights_per_s=_value(spec.unpack_per_cycle) * clock,
         conv_units=_value(spec.conv_units),
         ddr_alignment=_value(spec.ddr_alignment),
         ocm_alignment=_value(spec.ocm_alignment),
@@ -434,6 +443,12 @@ def describe(target: TargetDescriptor, reasons: bool = False) -> str:
             ("ddr_bytes_per_s", "ddr_efficiency"),
         ),
         ("fixed cost", f"{t.token_s * 1e6:.3g} us per token of each group call", ("token_s",)),
+        (
+            "s4 weights",
+            f"expanded at {t.unpack_weights_per_s / 1e9:g} G weights/s/core before the MACs"
+            if t.unpack_weights_per_s else "multiplied natively (no expansion pass)",
+            ("unpack_per_cycle",),
+        ),
         (
             "convolution units",
             f"{t.conv_units}, float matmuls at {t.conv.peak_ops_per_s('bf16') * t.cores / 1e12:g} TOPS bf16 "

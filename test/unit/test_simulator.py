@@ -23,7 +23,7 @@ from axc.hostloop import HostLoop
 from axc.interpreters.executor import ModuleExecutor
 from axc.params import Checkpoint
 from axc.passes.lower_to_ax650 import LowerToAx650
-from axc.sim.cost import ENGINE_SETUP_CYCLES, estimate, group_tokens
+from axc.sim.cost import ENGINE_SETUP_CYCLES, estimate, group_tokens, work
 from axc.sim.executor import AxModelExecutor
 from axc.sim.session import AxModelSession
 from axc.textio import module_text
@@ -150,6 +150,33 @@ def test_cost_model_fitted_matrix_rate_and_token_cost() -> None:
         assert cost.latency_s == pytest.approx(base.latency_s + tokens * 1e-5)
         assert cost.busy_s == base.busy_s and cost.ddr_bytes == base.ddr_bytes
     assert "ms fixed per call" in estimate(program, fixed, 128).summary()
+
+
+def weight_matmul(fmt: str, rows: int, k: int = 512, n: int = 512) -> Instr:
+    """out [rows, n] = x [rows, k] times a weight tile in `fmt` (s4: two weights a byte), group 128."""
+    packed = k // 2 if fmt == "s4" else k
+    x, out = operand(isa.OCM, 0, (rows, k)), operand(isa.OCM, 1 << 20, (rows, n))
+    tile, scales = operand(isa.OCM, 2 << 20, (n, packed), 1 if fmt == "s4" else 2), operand(isa.OCM, 3 << 20, (n, k // 128), 9)
+    return Instr(isa.OP_BY_NAME["matmul"], 0, isa.MATRIX_QUEUE, (x, tile, scales, None, None, out), (fmt, 128, 1.0, True, False))
+
+
+def test_s4_weights_are_expanded_before_the_macs_where_the_chip_has_no_int4_multiply() -> None:
+    ax620e, ax650 = get_target("AX620E"), get_target("AX650")
+    assert ax620e.unpack_weights_per_s > 0 and ax650.unpack_weights_per_s == 0
+    assert ax620e.assumption("unpack_per_cycle") and "StackFlow" in ax620e.assumption("unpack_per_cycle")
+    expand = 512 * 512 / ax620e.unpack_weights_per_s
+    rate = ax620e.matrix.macs_per_cycle("bf16") * ax620e.clock_hz
+    block = ax620e.matmul_tile.m * 512 * 512 / rate  # one row block of MACs
+    assert expand > block  # a one-token step is bound by the expansion, not its MACs
+    setup = ENGINE_SETUP_CYCLES / ax620e.clock_hz
+    for rows in (1, 128):
+        s8, s4 = (work(weight_matmul(fmt, rows), ax620e).seconds for fmt in ("s8", "s4"))
+        blocks = -(-rows // ax620e.matmul_tile.m)
+        assert s8 == pytest.approx(setup + blocks * block)
+        # The expansion takes the first row block's place; the other blocks reuse the tile.
+        assert s4 == pytest.approx(setup + expand + (blocks - 1) * block)
+    # AX650 multiplies int4 weights natively: s4 costs what s8 does.
+    assert work(weight_matmul("s4", 128), ax650).seconds == work(weight_matmul("s8", 128), ax650).seconds
 
 
 def test_cost_model_agrees_with_the_simulator_on_bytes(built) -> None:
