@@ -17,9 +17,10 @@ target descriptor (no numerics):
   `half_rate` of INT8, is stated per chip (not fitted); a float matmul on the convolution units (`c<k>.cv`,
   FLOAT_MATMUL_USE_CONV_EU) runs at their rate (`conv_matmul_rate` x the matrix engine's);
   on a chip without an int4 multiply, an s4 matmul expands its weight tile to 16 bits at
-  `unpack_weights_per_s` (stated per chip, not fitted) as it feeds the array: the expansion
-  takes the place of the first row block (`matmul_tile.m` rows) and the other blocks reuse
-  the expanded tile, so it adds to a prefill's MACs and bounds a decode step's (one block);
+  `unpack_weights_per_s` (per chip, derived from published figures, not fitted) as it feeds
+  the array: the expansion takes the place of the first row block (`matmul_tile.m` rows)
+  and the other blocks reuse the expanded tile, so it adds to a prefill's MACs and bounds a
+  decode step's (one block);
 - a vector op takes `OPS_PER_ELEMENT[op] * elements` at the engine's rate for its widest
   float type (fp32 at half rate);
 - every call of a group costs `token_s` (fitted) per token it processes on top of its
