@@ -6,6 +6,8 @@ the float arguments and results of the layer groups and `@post` (the mask stays 
 -65536 does not fit fp16) and every float result between ops. Ops still accumulate in fp32
 inside; casts that became no-ops disappear; the logits of `@post` stay fp32. The module is
 marked `axc.activation_type`, so the interpreters round every stored float to its type.
+With `compute` the results between ops take that type instead (fp32 for families that
+need it: only the boundary is then `hidden`, through the casts `specialize-groups` made).
 
 ```mlir
 func.func @layer_0_g0(%K_cache: tensor<1x31x8xbf16>, ..., %input: tensor<1x1x16xbf16>, %mask: tensor<1x1x32xbf16>) -> (...) {
@@ -89,9 +91,11 @@ class RetypeArguments(RewritePattern):
 
 @dataclass
 class RetypeActivation(RewritePattern):
-    """Float results between ops become `hidden` (not the mask's cast, not returned logits)."""
+    """Float results between ops become `compute`, the returned ones `hidden` (not the
+    mask's cast, not the returned logits)."""
 
     hidden: Attribute
+    compute: Attribute
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, tfm.TfmOp) or isinstance(op, quant.DequantOp):
@@ -104,7 +108,7 @@ class RetypeActivation(RewritePattern):
             returned = any(isinstance(use.operation, func.ReturnOp) for use in result.uses)
             if returned and function.sym_name.data == POST:
                 continue
-            if (new := retyped(result.type, self.hidden)) is not None:
+            if (new := retyped(result.type, self.hidden if returned else self.compute)) is not None:
                 rewriter.replace_value_with_new_type(result, new)
 
 
@@ -138,13 +142,16 @@ class SetActivationType(ModulePass):
     name: ClassVar[str] = "set-activation-type"
 
     hidden: str = "bf16"
+    compute: str | None = None
+    """The type between ops, where it differs from `hidden` (the boundary's)."""
     chip: str | None = None
 
     def __post_init__(self) -> None:
-        if self.hidden not in HIDDEN_TYPES:
-            raise AxcError(
-                f"unknown hidden type '{self.hidden}' for set-activation-type; use one of {', '.join(HIDDEN_TYPES)}"
-            )
+        for option, value in (("hidden", self.hidden), ("compute", self.compute or self.hidden)):
+            if value not in HIDDEN_TYPES:
+                raise AxcError(
+                    f"unknown {option} type '{value}' for set-activation-type; use one of {', '.join(HIDDEN_TYPES)}"
+                )
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if HISTORIES_ATTR not in op.attributes:
@@ -152,8 +159,10 @@ class SetActivationType(ModulePass):
         if self.chip is not None:
             from axc.targets import check_activation_type, get_target
 
-            check_activation_type(get_target(self.chip), self.hidden, "hidden states", "hidden")
+            for option, value in (("hidden", self.hidden), ("compute", self.compute or self.hidden)):
+                check_activation_type(get_target(self.chip), value, "hidden states" if option == "hidden" else "activations", option)
         hidden = FLOAT_TYPES[self.hidden]
-        patterns = [RetypeArguments(hidden), RetypeActivation(hidden), FoldCast(), SyncFunctionType()]
+        compute = FLOAT_TYPES[self.compute or self.hidden]
+        patterns = [RetypeArguments(hidden), RetypeActivation(hidden, compute), FoldCast(), SyncFunctionType()]
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)
         op.attributes[ACTIVATION_TYPE_ATTR] = StringAttr(self.hidden)

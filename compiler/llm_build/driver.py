@@ -91,7 +91,9 @@ def build(options: BuildOptions, log: BuildLog) -> BuildResult:
         )
     log.info(
         f"chip {plan.target.chip} {plan.target.npu_mode}, weights {plan.weight_type}, lm_head {options.post_weight_type}, "
-        f"hidden states {options.hidden_state_type}, shape groups: decode over {options.kv_cache_len} cached rows"
+        f"hidden states {options.hidden_state_type}"
+        + (f" ({plan.compute_type} between ops inside the layers and post, as {plan.config.model_type} needs)" if plan.compute_type else "")
+        + f", shape groups: decode over {options.kv_cache_len} cached rows"
         + "".join(f", prefill {g.tokens} over {g.history}" for g in plan.groups[1:])
     )
     log.info(describe_needs(plan))

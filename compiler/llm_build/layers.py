@@ -58,6 +58,7 @@ def build_pipeline(plan: BuildPlan) -> list[ModulePass]:
         weight_type=o.weight_type,
         post_weight_type=o.post_weight_type,
         hidden=o.hidden_state_type,
+        compute=plan.compute_type,
         post_topk=o.post_topk,
         float_matmul_on_conv=o.float_matmul_use_conv_eu and plan.target.conv is not None,  # AX620E: ignored (the driver says so)
     )

@@ -43,6 +43,7 @@ def llm_pipeline(
     weight_type: str | None = None,
     post_weight_type: str = "s8",
     hidden: str = "bf16",
+    compute: str | None = None,
     post_topk: int = 0,
     float_matmul_on_conv: bool = False,
 ) -> list[ModulePass]:
@@ -52,7 +53,7 @@ def llm_pipeline(
     stages: list[ModulePass] = [
         QuantizeWeights(weight_type=weight_type, post_weight_type=post_weight_type, chip=chip),
         SpecializeGroups(kv_cache_len=kv_cache_len, prefill_len=prefill_len, last_kv_cache_len=last_kv_cache_len),
-        SetActivationType(hidden=hidden, chip=chip),
+        SetActivationType(hidden=hidden, compute=compute, chip=chip),
     ]
     if post_topk:
         stages.append(PostTopk(k=post_topk))

@@ -23,6 +23,7 @@ from axc.llm_build.staging import check_replaceable, check_writable, existing_an
 from axc.errors import AxcError
 from axc.frontend.checkpoint_check import check_checkpoint, expected_layer_tensors
 from axc.frontend.config import ModelConfig, load_config
+from axc.frontend.families import get_family
 from axc.frontend.views import open_model_checkpoint
 from axc.checkpoints.gptq import GptqCheckpoint
 from axc.params import Checkpoint
@@ -67,6 +68,10 @@ class Estimate:
         )
 
 
+FLOAT_WEIGHTS = ("bf16", "fp16")
+"""Weight types whose rounding is smaller than that of bf16 activations between ops."""
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     """A validated build: options, config, shape groups, target and effective types."""
@@ -88,6 +93,13 @@ class BuildPlan:
     @property
     def histories(self) -> tuple[int, ...]:
         return tuple(g.history for g in self.groups)
+
+    @property
+    def compute_type(self) -> str | None:
+        """The family's type between ops in a float-weight build, where it differs from
+        the hidden states' (`Family.compute_type`)."""
+        wanted = get_family(self.config.model_type).compute_type if self.weight_type in FLOAT_WEIGHTS else None
+        return None if wanted == self.options.hidden_state_type else wanted
 
 
 def check_lengths(options: BuildOptions) -> tuple[ShapeGroup, ...]:

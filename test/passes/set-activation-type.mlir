@@ -1,5 +1,6 @@
 // RUN: axc-opt %s -p 'set-activation-type{hidden=fp16}' | FileCheck %s
 // RUN: axc-opt %s -p set-activation-type | FileCheck %s --check-prefix=BF16
+// RUN: axc-opt %s -p 'set-activation-type{hidden=fp16 compute=fp32}' | FileCheck %s --check-prefix=COMPUTE
 
 // The quant level after specialize-groups: a decode group that computes in fp32 between
 // bf16 boundary casts (here a layer's attention half: kv_dim 8, hidden 16), and @post.
@@ -65,3 +66,24 @@ builtin.module attributes {axc.model_type = "qwen2", axc.num_layers = 1 : i64, a
 // BF16:         %q = quant.linear {{.*}} -> tensor<1x1x16xbf16>
 // BF16:       func.func @post(%input: tensor<1x1x16xbf16>)
 // BF16:         quant.linear {{.*}} -> tensor<1x1x32xf32>
+
+// compute=fp32 (Gemma2's builds): the boundary takes `hidden`, the values between ops
+// stay fp32, so the boundary casts stay and the returned values are narrowed to fp16.
+// COMPUTE:      builtin.module attributes {{{.*}}axc.activation_type = "fp16"}
+// COMPUTE:      func.func @layer_0_g0(%K_cache: tensor<1x15x8xf16>, %V_cache: tensor<1x15x8xf16>, %indices: tensor<1x1xui32>, %input: tensor<1x1x16xf16>, %mask: tensor<1x1x16xbf16>) -> (tensor<1x1x8xf16>, tensor<1x1x8xf16>, tensor<1x1x16xf16>)
+// COMPUTE-NEXT:   %K_cache_1 = tfm.cast %K_cache : (tensor<1x15x8xf16>) -> tensor<1x15x8xf32>
+// COMPUTE-NEXT:   %V_cache_1 = tfm.cast %V_cache : (tensor<1x15x8xf16>) -> tensor<1x15x8xf32>
+// COMPUTE-NEXT:   %input_1 = tfm.cast %input : (tensor<1x1x16xf16>) -> tensor<1x1x16xf32>
+// COMPUTE-NEXT:   %mask_1 = tfm.cast %mask : (tensor<1x1x16xbf16>) -> tensor<1x1x16xf32>
+// COMPUTE:        %h = tfm.rms_norm %input_1, %nw {{.*}} -> tensor<1x1x16xf32>
+// COMPUTE:        %q = quant.linear %h, %wq : (tensor<1x1x16xf32>, {{.*}}) -> tensor<1x1x16xf32>
+// COMPUTE:        %a = tfm.attention {{.*}} -> tensor<1x1x16xf32>
+// COMPUTE-NEXT:   %out = tfm.add %input_1, %a : (tensor<1x1x16xf32>, tensor<1x1x16xf32>) -> tensor<1x1x16xf32>
+// COMPUTE-NEXT:   %0 = tfm.cast %kr : (tensor<1x1x8xf32>) -> tensor<1x1x8xf16>
+// COMPUTE-NEXT:   %1 = tfm.cast %v : (tensor<1x1x8xf32>) -> tensor<1x1x8xf16>
+// COMPUTE-NEXT:   %2 = tfm.cast %out : (tensor<1x1x16xf32>) -> tensor<1x1x16xf16>
+// COMPUTE-NEXT:   func.return %0, %1, %2 : tensor<1x1x8xf16>, tensor<1x1x8xf16>, tensor<1x1x16xf16>
+// COMPUTE:      func.func @post(%input: tensor<1x1x16xf16>) -> tensor<1x1x32xf32>
+// COMPUTE-NEXT:   %input_1 = tfm.cast %input : (tensor<1x1x16xf16>) -> tensor<1x1x16xf32>
+// COMPUTE:        %h = tfm.rms_norm %input_1, %nw {{.*}} -> tensor<1x1x16xf32>
+// COMPUTE:        %logits = quant.linear %h, %w : (tensor<1x1x16xf32>, {{.*}}) -> tensor<1x1x32xf32>

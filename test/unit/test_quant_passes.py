@@ -13,6 +13,7 @@ from gptq_synth import FIXTURES, copy_fixture, write_gptq
 from xdsl.dialects.builtin import ModuleOp
 
 from axc.dialects import make_context, quant
+from axc.dtypes import round_result
 from axc.errors import AxcError
 from axc.checkpoints import open_checkpoint
 from axc.frontend.hf_import import import_hf
@@ -312,6 +313,23 @@ def test_set_activation_type_differential(tiny_model_dir, hidden: str, bound: fl
                 assert relative_error(actual, expected) <= bound
 
 
+@pytest.mark.parametrize("hidden", ["bf16", "fp16"])
+def test_set_activation_type_compute_fp32_rounds_only_the_boundary(tiny_model_dir, hidden: str) -> None:
+    """`compute=fp32`: the values between ops are the fp32 ones of the module before; only
+    the boundary (inputs, KV rows and hidden state out) is stored as `hidden`."""
+    directory = tiny_model_dir("qwen2-wide")
+    before = specialized(directory, QuantizeWeights(weight_type="s8"))
+    after = specialized(directory, QuantizeWeights(weight_type="s8"), SetActivationType(hidden=hidden, compute="fp32"))
+    a, b = ModuleRunner(before), ModuleRunner(after)
+    for name in ("layer_0_g0", "layer_1_g2", "post"):
+        function = b.function(name).function_type
+        names = b.input_names(name)
+        inputs = layer_inputs(a, name, seed=3) if name != "post" else {"input": np.random.default_rng(3).normal(size=(1, 1, tfm_hidden(a)))}
+        stored = {n: round_result(np.asarray(inputs[n], np.float32), t) for n, t in zip(names, function.inputs.data)}
+        for expected, actual, type_ in zip(a.call(name, stored), b.call(name, stored), function.outputs.data, strict=True):
+            assert np.array_equal(actual, round_result(expected, type_)), name
+
+
 def test_set_activation_type_retypes_boundaries_not_the_mask(tiny_model_dir) -> None:
     module = specialized(tiny_model_dir("qwen2"), SetActivationType(hidden="fp16"))
     runner = ModuleRunner(module)
@@ -329,7 +347,11 @@ def test_set_activation_type_retypes_boundaries_not_the_mask(tiny_model_dir) -> 
 
 @pytest.mark.parametrize(
     "options,fragment",
-    [({"hidden": "fp8"}, "unknown hidden type 'fp8'"), ({"chip": "AX999"}, "unknown chip 'AX999'")],
+    [
+        ({"hidden": "fp8"}, "unknown hidden type 'fp8'"),
+        ({"compute": "s8"}, "unknown compute type 's8'"),
+        ({"chip": "AX999"}, "unknown chip 'AX999'"),
+    ],
 )
 def test_set_activation_type_bad_options(tiny_model_dir, options: dict[str, str], fragment: str) -> None:
     with pytest.raises(AxcError, match=fragment):

@@ -58,6 +58,10 @@ class Family:
     call), or `max_position_embeddings` once (MiniCPM's static choice)."""
     post_tensors: tuple[Tensor, ...] = ()
     """Tensors outside the layers beyond the embedding, final norm and lm_head (biases)."""
+    compute_type: str | None = None
+    """The activation type between ops in the layers and `@post` of bf16/fp16-weight builds
+    where the family needs a wider one than the hidden states (the runtime's tensors keep
+    `--hidden_state_type`; quantized weights err more than bf16 activations do)."""
     tokenizer_types: dict[str, str] = field(default_factory=dict)
     """The runtime's `tokenizer_type` per model_type (default: the model_type)."""
 

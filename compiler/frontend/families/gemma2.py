@@ -9,6 +9,10 @@ transformers also adds in fp32); the embedding rows the runtime looks up are ser
 normaliser itself to bf16, its fp32 run does not), and the lm_head reads the unscaled table
 under `lm_head.weight`, so the model builds untied.
 
+Precision: its post-norms give every branch full weight in the residual stream, so bf16
+activations between ops cost it more than bf16 weights do; bf16/fp16-weight builds keep
+fp32 between ops (`compute_type`), and only the runtime's tensors are bf16.
+
 ```mlir
 %a = tfm.attention %qr, %kr, %v, %K_cache, %V_cache, %indices, %mask {..., scale = 0.204 : f64, softcap = 50.0 : f64, sliding_window = 4096 : i64}
 %o = tfm.rms_norm %attn_out, %w_post_attn {eps = 1.0e-06 : f64}    // on the branch, then the residual add
@@ -114,5 +118,6 @@ GEMMA2 = replace(
         bos_token_id=1,
         eos_token_id=2,
     ),
+    compute_type="fp32",
     tokenizer_types={"gemma2": "Gemma2"},
 )
