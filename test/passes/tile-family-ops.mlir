@@ -1,5 +1,6 @@
 // RUN: axc-opt %s -p 'tile{target=AX650}' | FileCheck %s
 // RUN: axc-opt %s -p 'tile{target=AX620E},fuse,double-buffer,allocate-ocm,lower-to-ax620e' | FileCheck %s --check-prefix=TARGET
+// RUN: axc-opt %s -p 'tile{target=AX650},fuse,double-buffer,allocate-ocm,lower-to-ax650' | FileCheck %s --check-prefix=AX650
 
 // A soft-capped attention with a sliding window of 4: per KV tile the scores are capped,
 // masked by the runtime's mask, then by the window (cache keys numbered by one iota, new
@@ -42,3 +43,10 @@ builtin.module {
 // TARGET:     ax620e.window_mask c0.vx {{.*}} scores = ocm[{{.*}} : 2x1x8 : 32x32x4] : f32, query_positions = ocm[{{.*}} : 1 : 4] : ui32, key_positions = ocm[{{.*}} : 8 : 4] : ui32, {{.*}} {window = 4 : i64}
 // TARGET:     ax620e.rope c0.vx {{.*}} ext_factors = ocm[{{.*}} : 8 : 4] : f32, {{.*}}mscale = 1.190000e+00 : f64
 // TARGET:     ax620e.softcap c0.vx {{.*}} {cap = 3.000000e+01 : f64}
+
+// AX650 has the same vector ops.
+// AX650:      ax650.iota c0.vx out = ocm[{{.*}} : 8 : 4] : ui32
+// AX650:      ax650.softcap c0.vx {{.*}} {cap = 5.000000e+01 : f64}
+// AX650:      ax650.window_mask c0.vx {{.*}} scores = ocm[{{.*}} : 2x1x8 : 32x32x4] : f32, query_positions = ocm[{{.*}} : 1 : 4] : ui32, key_positions = ocm[{{.*}} : 8 : 4] : ui32, {{.*}} {window = 4 : i64}
+// AX650:      ax650.rope c0.vx {{.*}} ext_factors = ocm[{{.*}} : 8 : 4] : f32, {{.*}}mscale = 1.190000e+00 : f64
+// AX650:      ax650.softcap c0.vx {{.*}} {cap = 3.000000e+01 : f64}

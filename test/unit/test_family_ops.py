@@ -170,8 +170,9 @@ def add_softcap_and_window(module: ModuleOp) -> ModuleOp:
 
 @pytest.fixture(scope="module")
 def quant_module(tiny_model_dir):
-    def make(weight_type: str, hidden: str = "fp32") -> ModuleOp:
-        module = add_longrope(add_softcap_and_window(import_hf(tiny_model_dir("qwen2"))))
+    def make(weight_type: str, hidden: str = "fp32", capped: bool = True) -> ModuleOp:
+        imported = import_hf(tiny_model_dir("qwen2"))
+        module = add_longrope(add_softcap_and_window(imported) if capped else imported)
         ctx = make_context()
         SpecializeGroups(kv_cache_len=KV, prefill_len=PREFILL, last_kv_cache_len=LASTS).apply(ctx, module)
         QuantizeWeights(weight_type=weight_type).apply(ctx, module)
@@ -242,6 +243,25 @@ def test_window_and_softcap_change_the_result(quant_module) -> None:
             op.properties["sliding_window"] = tfm.int_prop(1000)
     wide = runner.call("layer_0_g1", list(inputs.values()))[-1]
     assert relative(np.asarray(wide, np.float32), np.asarray(out, np.float32)) > 1e-3
+
+
+def test_cost_model_counts_the_softcaps_and_the_window(quant_module, tmp_path) -> None:
+    """Each prefill group's soft-capped, windowed attention and `@post`'s capped logits take
+    longer in the cost model than the same module without them."""
+    from axc.codegen.payload import load_payload
+    from axc.sim.cost import estimate
+
+    def latencies(capped: bool) -> list[float]:
+        params = tmp_path / f"p{int(capped)}.safetensors"
+        target_module = lowered(npu_level(quant_module("s8", capped=capped), "AX650", 0, params))
+        store = store_for(target_module)
+        result = []
+        for unit in GROUPS:
+            payload = load_payload(to_axmodel(find_model(target_module, unit), store))
+            result += [estimate(program, payload.target).latency_s for program in payload.programs]
+        return result
+
+    assert all(capped > plain for capped, plain in zip(latencies(True), latencies(False), strict=True))
 
 
 PHI = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-phi"
