@@ -25,7 +25,7 @@ import torch
 import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test" / "unit"))
-from family_models import FAMILY_MODELS  # noqa: E402
+from family_models import FAMILY_MODELS
 
 CONTRACT = ("embedding", "hidden", "kv")
 INSIDE = ("norm", "linear", "rope", "scores", "probs", "attention", "mlp", "residual", "logits")
