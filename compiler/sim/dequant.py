@@ -186,8 +186,9 @@ class TileGemv:
 
     @staticmethod
     def block_rows(cols: int) -> int:
-        """Rows per block: a multiple of `ROW_BLOCK` (the BLAS kernel's grouping of outputs)."""
-        return ROW_BLOCK * max(1, BLOCK_BYTES // (4 * cols * ROW_BLOCK))
+        """Rows per block: a multiple of `ROW_BLOCK` (the BLAS kernel's grouping of outputs),
+        at least two of them (long rows: fewer calls beat an L1-sized block)."""
+        return ROW_BLOCK * max(2, BLOCK_BYTES // (4 * cols * ROW_BLOCK))
 
     @staticmethod
     def supports(tile: TileDequantizer) -> bool:

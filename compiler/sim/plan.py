@@ -255,13 +255,14 @@ class MatmulStep:
             np.add(self.accumulate, result, out=result)
         np.copyto(self.out, result, casting="unsafe")
 
-    def in_lane(self, workspace: Workspace, lane: int) -> MatmulStep:
-        """This step over lane `lane`'s work arrays and a result array of its own."""
+    def in_lane(self, workspace: Workspace, lane: int, position: int) -> MatmulStep:
+        """This step over lane `lane`'s work arrays, with the result array of `position`
+        in its run (runs never overlap in time, so their products share these)."""
         bias32 = self.bias32 if self.bias is None else workspace.get(f"bias@{lane}", self.bias.shape)
         gemv = None if self.gemv is None else TileGemv(self.gemv.tile, workspace.get(f"block@{lane}", self.gemv.block.shape))
         return dataclasses.replace(
             self, a=workspace.get(f"lhs@{lane}", self.a.shape), b=self.b if gemv else workspace.get(f"rhs@{lane}", self.b.shape),
-            result=np.zeros_like(self.result), bias32=bias32, gemv=gemv,
+            result=workspace.get(f"result@{lane}.{position}", self.result.shape), bias32=bias32, gemv=gemv,
         )
 
 
@@ -727,7 +728,7 @@ def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspa
             continue
         matmuls = [step for step in (steps[i] for i in group) if isinstance(step, MatmulStep)]
         assert len(matmuls) == len(group), "the runs are of weight matmuls"
-        lookahead = Lookahead(tuple(matmuls), tuple(m.in_lane(workspace, 1) for m in matmuls), workspace.eager_helper)
+        lookahead = Lookahead(tuple(matmuls), tuple(m.in_lane(workspace, 1, k) for k, m in enumerate(matmuls)), workspace.eager_helper)
         for k, index in enumerate(group):
             steps[index] = Shared(lookahead, k)
         lookaheads.append(lookahead)
