@@ -65,7 +65,7 @@ class ChatTokenizer:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise AxcError(f"{directory}: cannot load its tokenizer ({first}); the directory needs tokenizer.json or the HF tokenizer files") from None
         hf.model_max_length = 1 << 30  # the build's KV cache bounds prompts, not the tokenizer's config
-        return cls(hf, directory, model_type_of(directory).startswith("qwen3"))
+        return cls(hf, directory, model_type_of(directory).lower().startswith("qwen3"))  # the runtime's config says "Qwen3"
 
     @property
     def has_template(self) -> bool:

@@ -177,6 +177,9 @@ def test_qwen3_sessions_append_no_think_and_strip_think_tags(chat_dir: Path, hf:
     (qwen3 / "config.json").write_text('{"model_type": "qwen3"}')
     tokenizer = ChatTokenizer.load(qwen3)
     assert tokenizer.no_think and not ChatTokenizer.load(chat_dir).no_think
+    (qwen3 / "config.json").write_text('{"tokenizer_type": "Qwen3"}')  # a built directory's runtime config
+    assert ChatTokenizer.load(qwen3).no_think
+    (qwen3 / "config.json").write_text('{"model_type": "qwen3"}')
     service = UidService(tokenizer)
     uid = service.new_uid()
     ids, _ = service.encode(uid, "hi", None)
