@@ -21,7 +21,7 @@ from pathlib import Path
 import numba
 import numpy as np
 from llvmlite import ir
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 from threadpoolctl import threadpool_info
 
@@ -30,6 +30,8 @@ COL_MAJOR, TRANS = 102, 112
 ROW_BLOCK = 4
 """OpenBLAS's sgemv_t takes the outputs four at a time (then two, then one): blocks of a
 multiple of four rows give every output the kernel path it has in the whole product."""
+NBMAX = 4096
+"""sgemv_t's row chunk: longer dot products are summed per chunk, then added to `y`."""
 
 
 @intrinsic
@@ -49,6 +51,64 @@ def _sgemv(typingctx, address, m, n, a, lda, x, y):
             builder.inttoptr(x_, ptr), unit, zero, builder.inttoptr(y_, ptr), unit,
         ])
         return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def dot4_s8(typingctx, codes, stride, s0, s1, s2, s3, x, n):
+    """Four s8 rows (`codes` their first byte, `stride` bytes apart, scaled by `s0..s3`)
+    dotted with `n` fp32 `x` (a multiple of 16): sgemv_t's `sgemv_kernel_4x4` for
+    AVX2/AVX-512 cores, operation for operation. Each row has 8 lanes; lane `l` takes
+    `fma(code * scale, x, lane)` over the elements `i % 8 == l` in order; then the high
+    four lanes are added to the low four and the four sums are added pairwise
+    (`(v0 + v1) + (v2 + v3)`). Returns the four sums."""
+    sig = types.UniTuple(types.float32, 4)(types.uintp, types.intp, types.float32, types.float32, types.float32, types.float32, types.uintp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        codes_, stride_, *scales_, x_, n_ = args
+        f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+        v8f = ir.VectorType(f32, 8)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8f, [v8f, v8f, v8f]), "llvm.fma.v8f32")
+        zero = ir.Constant(v8f, [0.0] * 8)
+        splats = [
+            builder.shuffle_vector(builder.insert_element(ir.Constant(v8f, ir.Undefined), s, ir.Constant(i32, 0)),
+                                   ir.Constant(v8f, ir.Undefined), ir.Constant(ir.VectorType(i32, 8), [0] * 8))
+            for s in scales_
+        ]
+        rows = [builder.add(codes_, builder.mul(stride_, ir.Constant(i64, k))) for k in range(4)]
+        entry, loop, done = builder.basic_block, builder.append_basic_block("dot4.loop"), builder.append_basic_block("dot4.done")
+        builder.cbranch(builder.icmp_signed(">", n_, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        i = builder.phi(i64)
+        lanes = [builder.phi(v8f) for _ in range(4)]
+        xs = builder.load(builder.inttoptr(builder.add(x_, builder.mul(i, ir.Constant(i64, 4))), v8f.as_pointer()), align=4)
+        summed = []
+        for row, splat, lane in zip(rows, splats, lanes):
+            codes8 = builder.load(builder.inttoptr(builder.add(row, i), ir.VectorType(ir.IntType(8), 8).as_pointer()), align=1)
+            summed.append(builder.call(fma, [builder.fmul(builder.sitofp(codes8, v8f), splat), xs, lane]))
+        step = builder.add(i, ir.Constant(i64, 8))
+        i.add_incoming(ir.Constant(i64, 0), entry)
+        i.add_incoming(step, loop)
+        for lane, value in zip(lanes, summed):
+            lane.add_incoming(zero, entry)
+            lane.add_incoming(value, loop)
+        builder.cbranch(builder.icmp_signed("<", step, n_), loop, done)
+        builder.position_at_end(done)
+        finals = []
+        for value in summed:
+            final = builder.phi(v8f)
+            final.add_incoming(zero, entry)
+            final.add_incoming(value, loop)
+            finals.append(final)
+        sums = []
+        for final in finals:
+            low = builder.shuffle_vector(final, final, ir.Constant(ir.VectorType(i32, 4), [0, 1, 2, 3]))
+            high = builder.shuffle_vector(final, final, ir.Constant(ir.VectorType(i32, 4), [4, 5, 6, 7]))
+            v = builder.fadd(high, low)
+            e = [builder.extract_element(v, ir.Constant(i32, k)) for k in range(4)]
+            sums.append(builder.fadd(builder.fadd(e[0], e[1]), builder.fadd(e[2], e[3])))
+        return context.make_tuple(builder, signature.return_type, sums)
 
     return sig, codegen
 

@@ -13,7 +13,8 @@ same bits as `npu_semantics.dequantize_tile`) before the same product; a paramet
 whose bytes nothing else reads before they are overwritten is then dead and dropped.
 One row times an s8 tile (a decode step's matmuls) goes further: `TileGemv` dequantizes a
 few rows at a time into a block that stays in the L1 cache and multiplies it right away
-with the BLAS call `np.matmul` makes for the whole tile, so no fp32 tile is written.
+with the BLAS call `np.matmul` makes for the whole tile (or, for tiles with one scale per
+row, sums four rows in registers in that call's own order), so no fp32 tile is written.
 Results are unchanged; the counters still count every instruction.
 
 With two threads (`Workspace.threads`), a run of such matmuls whose inputs no step in
