@@ -113,6 +113,20 @@ def dot4_s8(typingctx, codes, stride, s0, s1, s2, s3, x, n):
     return sig, codegen
 
 
+@intrinsic
+def prefetch(typingctx, address):
+    """Hint the cache line at `address` into the caches (no fault, no effect on results)."""
+    sig = types.void(types.uintp)
+
+    def codegen(context, builder, signature, args):
+        ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr, i32, i32, i32]), "llvm.prefetch.p0")
+        builder.call(function, [builder.inttoptr(args[0], ptr), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @numba.njit(cache=True, nogil=True)
 def gemv_rows(address: int, tile: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
     """`y[:rows] = tile @ x` for an fp32 tile with contiguous rows, as `np.matmul` computes it."""

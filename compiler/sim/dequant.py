@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from axc.sim.blas import NBMAX, ROW_BLOCK, SGEMV, dot4_s8, gemv_rows
+from axc.sim.blas import NBMAX, ROW_BLOCK, SGEMV, dot4_s8, gemv_rows, prefetch
 
 NO_ZEROS = np.zeros((0, 0), np.float32)
 BLOCK_BYTES = 32 << 10
@@ -85,6 +85,8 @@ def _dot_s8(
     base, stride, xs = codes.ctypes.data, codes.strides[0], x.ctypes.data
     whole = rows - rows % 4
     for r in range(0, whole, 4):
+        for line in range(base + (r + 4) * stride, base + min(rows, r + 8) * stride, 64):  # the next four rows: DRAM's latency hidden
+            prefetch(line)  # type: ignore[call-arg]  # numba supplies the typing context
         t0 = t1 = t2 = t3 = np.float32(0.0)
         for start in range(0, cols, NBMAX):
             d0, d1, d2, d3 = dot4_s8(  # type: ignore[call-arg, var-annotated]  # numba supplies the typing context and the types
