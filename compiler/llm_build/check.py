@@ -257,39 +257,52 @@ T_co = TypeVar("T_co", covariant=True)
 
 
 class Pending(Protocol[T_co]):
-    """A simulated result, ready or on its way (`multiprocessing`'s AsyncResult)."""
+    """A simulated result, ready or on its way (a `concurrent.futures.Future`)."""
 
-    def ready(self) -> bool: ...
+    def done(self) -> bool: ...
 
-    def get(self) -> T_co: ...
+    def result(self) -> T_co: ...
 
 
 @dataclass(frozen=True)
 class Done(Generic[T]):
     value: T
 
-    def ready(self) -> bool:
+    def done(self) -> bool:
         return True
 
-    def get(self) -> T:
+    def result(self) -> T:
         return self.value
 
 
 class Submit(Protocol):
-    def __call__(self, function: Callable[..., T], *args: Any) -> Pending[T]: ...
+    def __call__(self, function: Callable[..., T], /, *args: Any) -> Pending[T]: ...
 
 
 @contextmanager
 def simulators(workers: int) -> Iterator[Submit]:
     """`submit(function, *args)` -> its pending result: run by one of `workers` processes,
-    or in this process (at submission) when 0."""
+    or in this process (at submission) when 0. A worker that dies (killed for memory) is one
+    clear error, not a wait for a result that never comes."""
     if workers == 0:
         yield lambda function, *args: Done(function(*args))
         return
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with multiprocessing.get_context(pool_start_method()).Pool(workers, start_check_worker) as pool:
-        yield lambda function, *args: pool.apply_async(function, args)
+    context = multiprocessing.get_context(pool_start_method())
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start_check_worker)
+    try:
+        pool.submit(int).result()  # forked workers start now, from this process as it is before the check
+        yield pool.submit
+    except BrokenProcessPool:
+        raise AxcError(
+            "a -c 1 simulator worker process died (killed for lack of memory?); "
+            "free memory, or check with fewer workers (--parallel 1 simulates in this process)"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def start_check_worker() -> None:
@@ -331,10 +344,10 @@ def check_layers_threaded(result: BuildResult, log: BuildLog) -> AccuracyReport:
 
         def report_ready(wait: bool) -> None:
             """Print the layers done so far, in order (all of them when `wait`)."""
-            while len(rows_done) < len(pending) and (wait or pending[len(rows_done)].ready()):
+            while len(rows_done) < len(pending) and (wait or pending[len(rows_done)].done()):
                 layer = len(rows_done)
                 rows_done.append(layer)
-                for group, agreement in sorted(pending[layer].get().items()):
+                for group, agreement in sorted(pending[layer].result().items()):
                     rows.append(LayerAccuracy(layer, group, agreement))
                     log.print(vendor_line(layer, group, layout.histories[group], agreement.cosine))
 
@@ -352,7 +365,7 @@ def check_layers_threaded(result: BuildResult, log: BuildLog) -> AccuracyReport:
             report_ready(wait=True)
             parts = np.array_split(np.arange(len(hidden)), max(1, workers))
             simulated = [submit(simulate_post, result.directory, [hidden[i] for i in part]) for part in parts if part.size]
-            logits = post_accuracy([outputs for part in simulated for outputs in part.get()], expected)
+            logits = post_accuracy([outputs for part in simulated for outputs in part.result()], expected)
         log.print(
             f"post layer_gt layer_got cos_sim is: {logits.values.cosine:.6f} "
             f"(top-1 agreement {logits.top1_agreement:.0%} over {logits.positions} positions)"

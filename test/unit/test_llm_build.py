@@ -17,6 +17,7 @@ from rich.console import Console
 
 from axc.axmodel import read_axmodel
 from axc.llm_build import target
+from axc.llm_build import check
 from axc.llm_build.check import CHECK_REPORT, LayerReferences, check_layers, reference_module
 from axc.llm_build.driver import BuildResult, build
 from axc.llm_build.log import BuildLog
@@ -329,6 +330,20 @@ def test_parallel_layer_check_reports_what_the_serial_one_does(built: Path, tmp_
     assert len(SERIAL_CHECK_LOG) == len(serial["layers"]) + 1 > 2  # one line per layer and group, and the post
     assert mine.pop("seconds") >= 0 and serial.pop("seconds") >= 0
     assert mine == serial
+
+
+def die(*args: object) -> None:
+    os._exit(9)  # as a worker killed for memory goes
+
+
+def test_a_check_worker_that_dies_is_one_clear_error(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A simulator worker killed mid-check: an error naming it, not a wait that never ends."""
+    result = BuildResult(validate(options(FIXTURE, built, check_level=1, parallel=2)), {})
+    before = (built / CHECK_REPORT).read_bytes()
+    monkeypatch.setattr(check, "simulate_layer", die)  # the forked workers run it
+    with pytest.raises(AxcError, match="simulator worker process died"):
+        check_layers(result, quiet())
+    assert (built / CHECK_REPORT).read_bytes() == before
 
 
 def test_layers_of_one_structure_share_their_reference(tmp_path: Path) -> None:
