@@ -42,10 +42,12 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from axc.accuracy import AccuracyReport, Agreement, LayerAccuracy, LogitsAccuracy, RecordingExecutor
+from axc.binding import store_for
 from axc.llm_build import target
 from axc.llm_build.driver import BuildResult
-from axc.binding import store_for
-from axc.llm_build.layers import ParamKey, leave_signals_to_parent, pool_start_method, reference_specs, run_passes
+from axc.llm_build.layers import (
+    ParamKey, keys_of, leave_signals_to_parent, pool_start_method, reference_specs, run_passes,
+)
 from axc.llm_build.log import BuildLog
 from axc.llm_build.runtime_files import write_json
 from axc.llm_build.validate import worker_count
@@ -135,7 +137,7 @@ class LayerReferences:
         if rep is None:
             rep = self.representatives[key] = Representative(layer, reference_module(self.result, function), mine)
             return ModuleRunner(rep.module), layer
-        names = {(p.scope.data, p.key.data): (q.scope.data, q.key.data) for p, q in zip(rep.params, mine, strict=True)}
+        names = dict(zip(keys_of(rep.params), keys_of(mine), strict=True))
         return ModuleRunner(rep.module, RenamedParams(store_for(rep.module), names)), rep.layer
 
     def close(self) -> None:
