@@ -16,7 +16,7 @@ tile(buffer)                        # buffer[...] = dequantize_tile(codes, "s8",
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -230,12 +230,14 @@ class TileGemv:
         rows, cols = tile.codes.shape
         return SGEMV is not None and tile.fmt == "s8" and rows >= 2 and cols >= MIN_COLS and tile.codes.strides[1] == 1
 
-    @property
-    def in_registers(self) -> bool:
-        """Whether `_dot_s8` takes the tile (symmetric, one scale per row, rows of 16k)."""
+    in_registers: bool = field(init=False)
+    """Whether `_dot_s8` takes the tile (symmetric, one scale per row, rows of 16k)."""
+
+    def __post_init__(self) -> None:
         tile = self.tile
-        assert tile.scales is not None
-        return DOT_S8 and tile.zeros is None and tile.scales.shape[1] == 1 and tile.codes.shape[1] % 16 == 0
+        assert tile.scales is not None  # `supports`
+        registers = DOT_S8 and tile.zeros is None and tile.scales.shape[1] == 1 and tile.codes.shape[1] % 16 == 0
+        object.__setattr__(self, "in_registers", registers)
 
     def __call__(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """`out` `[1, rows]` = `x` `[1, cols]` @ the dequantized tile, transposed."""

@@ -221,12 +221,15 @@ class MatmulStep:
     """fp32 work array for `out`'s old value (accumulate), or None."""
     gemv: TileGemv | None = None
     """One row times the transposed tile, dequantized a few rows at a time (`b` unused)."""
+    cast: bool = True
+    """False: `a` holds `lhs` already (a `Lookahead` whose products share one `lhs` casts it once)."""
 
     def __call__(self) -> None:
         self.commit(self.product())
 
     def product(self) -> np.ndarray:
-        np.copyto(self.a, self.lhs, casting="unsafe")
+        if self.cast:
+            np.copyto(self.a, self.lhs, casting="unsafe")
         if self.gemv is not None:
             result = self.gemv(self.a, self.result)
         else:
@@ -256,14 +259,18 @@ class MatmulStep:
             np.add(self.accumulate, result, out=result)
         np.copyto(self.out, result, casting="unsafe")
 
-    def in_lane(self, workspace: Workspace, lane: int, position: int) -> MatmulStep:
-        """This step over lane `lane`'s work arrays, with the result array of `position`
-        in its run (runs never overlap in time, so their products share these)."""
+    def in_lane(self, workspace: Workspace, lane: int, position: int, cast: bool) -> MatmulStep:
+        """This step over lane `lane`'s work arrays, with the helper's result array of
+        `position` in its run (runs never overlap in time, so their products share these;
+        this thread commits its products at once, lane 0 keeps the one result array);
+        `cast` False: the run casts the shared `lhs` into `a` itself."""
         bias32 = self.bias32 if self.bias is None else workspace.get(f"bias@{lane}", self.bias.shape)
         gemv = None if self.gemv is None else TileGemv(self.gemv.tile, workspace.get(f"block@{lane}", self.gemv.block.shape))
         return dataclasses.replace(
-            self, a=workspace.get(f"lhs@{lane}", self.a.shape), b=self.b if gemv else workspace.get(f"rhs@{lane}", self.b.shape),
-            result=workspace.get(f"result@{lane}.{position}", self.result.shape), bias32=bias32, gemv=gemv,
+            self, a=workspace.get(f"lhs@{lane}" if cast else f"run lhs@{lane}", self.a.shape),
+            b=self.b if gemv else workspace.get(f"rhs@{lane}", self.b.shape),
+            result=workspace.get(f"result@{lane}.{position}", self.result.shape) if lane else self.result,
+            bias32=bias32, gemv=gemv, cast=cast,
         )
 
 
@@ -317,13 +324,21 @@ class Lookahead:
                 self.owner[index], self.results[index] = 0, None
                 self.done[index].clear()
             self.owner[0] = MAIN
+        self.cast_lhs(self.steps[0])
         self.future = helper_thread().submit(self.work)
         if self.eager:
             wait([self.future])
 
+    @staticmethod
+    def cast_lhs(step: MatmulStep) -> None:
+        """The run's shared `lhs` into the lane's `a`, once (the steps do not cast it)."""
+        if not step.cast:
+            np.copyto(step.a, step.lhs, casting="unsafe")
+
     def work(self) -> None:
         claimed = []
         try:
+            self.cast_lhs(self.ahead[0])
             for index in range(len(self.steps) - 1, 0, -1):
                 with self.lock:
                     if self.owner[index]:
@@ -721,6 +736,14 @@ def lookahead_runs(planned: Sequence[Planned]) -> list[tuple[list[int], int]]:
     return [(run, elements) for run, elements in runs if len(run) > 1]
 
 
+def same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two views read the same elements in the same order."""
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+    )
+
+
 def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspace: Workspace) -> list[Lookahead]:
     """Share every run of weight matmuls big enough to be worth it with the helper."""
     lookaheads = []
@@ -729,7 +752,10 @@ def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspa
             continue
         matmuls = [step for step in (steps[i] for i in group) if isinstance(step, MatmulStep)]
         assert len(matmuls) == len(group), "the runs are of weight matmuls"
-        lookahead = Lookahead(tuple(matmuls), tuple(m.in_lane(workspace, 1, k) for k, m in enumerate(matmuls)), workspace.eager_helper)
+        first = matmuls[0].lhs
+        cast = not all(same_view(m.lhs, first) for m in matmuls)
+        mine = tuple(m if cast else m.in_lane(workspace, 0, k, cast) for k, m in enumerate(matmuls))
+        lookahead = Lookahead(mine, tuple(m.in_lane(workspace, 1, k, cast) for k, m in enumerate(matmuls)), workspace.eager_helper)
         for k, index in enumerate(group):
             steps[index] = Shared(lookahead, k)
         lookaheads.append(lookahead)
