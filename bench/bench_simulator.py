@@ -9,10 +9,10 @@ files + post + the bf16 embedding). The simulator (`axc.sim.AxModelExecutor`, re
 the files) first builds the execution plans of every group of every file (timed: "plans
 ready"), then runs the runtime's host loop (`axc.hostloop.HostLoop`): a short prompt, then
 one token per step. transformers runs the same prompt with its KV cache, one token per
-step, with `--threads` torch threads (the simulator, on 2+ cores, runs half of each run of
-weight matmuls on a helper thread with one BLAS thread each; `--sim-threads 1`: one thread
-and BLAS's default, one per core). The decode measurements alternate `--repeat` times, so that both see the same
-machine load; the ratio of each round is printed. Goal: simulator / transformers >= 1.5
+step, with `--threads` torch threads (the simulator, on 2+ cores, shares each run of weight
+matmuls with a helper thread, one BLAS thread each; `--sim-threads 1`: one thread). The
+decode measurements alternate `--repeat` times, so that both see the same machine load; the
+ratio of each round is printed. Goal: simulator / transformers >= 1.5
 with plans ready in <= 2 s. Also printed, for context: transformers with one thread.
 """
 
