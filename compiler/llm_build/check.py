@@ -46,7 +46,7 @@ from axc.binding import store_for
 from axc.llm_build import target
 from axc.llm_build.driver import BuildResult
 from axc.llm_build.layers import (
-    ParamKey, keys_of, leave_signals_to_parent, pool_start_method, reference_specs, run_passes,
+    ParamKey, keys_of, leave_signals_to_parent, reference_specs, run_passes, worker_pool,
 )
 from axc.llm_build.log import BuildLog
 from axc.llm_build.runtime_files import write_json
@@ -283,28 +283,17 @@ class Submit(Protocol):
 
 @contextmanager
 def simulators(workers: int) -> Iterator[Submit]:
-    """`submit(function, *args)` -> its pending result: run by one of `workers` processes,
-    or in this process (at submission) when 0. A worker that dies (killed for memory) is one
-    clear error, not a wait for a result that never comes."""
+    """`submit(function, *args)` -> its pending result: run by one of `workers` processes
+    (`worker_pool`), or in this process (at submission) when 0."""
     if workers == 0:
         yield lambda function, *args: Done(function(*args))
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    context = multiprocessing.get_context(pool_start_method())
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start_check_worker)
-    try:
-        pool.submit(int).result()  # forked workers start now, from this process as it is before the check
+    died = (
+        "a -c 1 simulator worker process died (killed for lack of memory?); "
+        "free memory, or check with fewer workers (--parallel 1 simulates in this process)"
+    )
+    with worker_pool(workers, start_check_worker, (), died) as pool:
         yield pool.submit
-    except BrokenProcessPool:
-        raise AxcError(
-            "a -c 1 simulator worker process died (killed for lack of memory?); "
-            "free memory, or check with fewer workers (--parallel 1 simulates in this process)"
-        ) from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def start_check_worker() -> None:

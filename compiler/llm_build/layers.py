@@ -18,9 +18,12 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
@@ -34,6 +37,7 @@ from axc.llm_build.runtime_files import layer_filename
 from axc.llm_build.validate import BuildPlan, worker_count
 from axc.dialects import make_context
 from axc.dialects.axc import EMBED, ParamAttr, layer_index, set_module_scopes
+from axc.errors import AxcError
 from axc.frontend.config import ModelConfig, load_config
 from axc.frontend.views import open_model_checkpoint
 from axc.frontend.hf_import import MODEL_SCOPE, build_layer, import_hf
@@ -257,27 +261,43 @@ def build_in_worker(layer: int) -> LayerResult:
 
 
 @contextmanager
-def layer_pool(structure: Structure, parallel: int, count: int) -> Iterator[Callable[[list[int]], Iterator[LayerResult]]]:
-    """A function building layers with `parallel` worker processes (in this process when 1).
+def worker_pool(
+    workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...], died: str
+) -> Iterator[ProcessPoolExecutor]:
+    """`workers` processes (`pool_start_method`), forked here, before any thread starts (a
+    progress bar's: forked workers then inherit no held console lock). A worker that dies
+    (killed for lack of memory) is the one-line error `died`, not a wait for a result that
+    never comes; leaving cancels what has not started and waits for what has."""
+    import multiprocessing
 
-    The pool starts here, before any progress bar thread, so forked workers inherit no
-    held console lock; each worker holds one layer at a time.
-    """
+    context = multiprocessing.get_context(pool_start_method())
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
+    try:
+        pool.submit(int).result()  # starts the workers now
+        yield pool
+    except BrokenProcessPool:
+        raise AxcError(died) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def layer_pool(structure: Structure, parallel: int, count: int) -> Iterator[Callable[[list[int]], Iterator[LayerResult]]]:
+    """A function building layers with `parallel` worker processes (in this process when 1),
+    in the order they finish; each worker holds one layer at a time."""
     global _builder
     workers = worker_count(parallel, count)
     if workers <= 1:
         builder = LayerBuilder.of(structure.job, structure.module)
         yield lambda layers: map(builder, layers)
         return
-    import multiprocessing
-
-    method = pool_start_method()
-    if method == "fork":
+    if pool_start_method() == "fork":
         _builder, job = LayerBuilder.of(structure.job, structure.module), None
     else:
         job = replace(structure.job, structure=module_text(structure.module))
+    died = "a layer-building worker process died (killed for lack of memory?); free memory or lower --parallel"
     try:
-        with multiprocessing.get_context(method).Pool(workers, init_worker, (job,)) as pool:
-            yield lambda layers: pool.imap_unordered(build_in_worker, layers)
+        with worker_pool(workers, init_worker, (job,), died) as pool:
+            yield lambda layers: (done.result() for done in as_completed([pool.submit(build_in_worker, i) for i in layers]))
     finally:
         _builder = None

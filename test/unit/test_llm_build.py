@@ -336,6 +336,14 @@ def die(*args: object) -> None:
     os._exit(9)  # as a worker killed for memory goes
 
 
+def test_a_build_worker_that_dies_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A layer-building worker killed mid-build: an error naming it, nothing left behind."""
+    monkeypatch.setattr("axc.llm_build.layers.build_in_worker", die)  # the forked workers run it
+    with pytest.raises(AxcError, match="layer-building worker process died"):
+        build(options(FIXTURE, tmp_path / "out", parallel=2), quiet())
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
 def test_a_check_worker_that_dies_is_one_clear_error(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A simulator worker killed mid-check: an error naming it, not a wait that never ends."""
     result = BuildResult(validate(options(FIXTURE, built, check_level=1, parallel=2)), {})
