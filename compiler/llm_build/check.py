@@ -50,7 +50,7 @@ from axc.llm_build.layers import (
 )
 from axc.llm_build.log import BuildLog
 from axc.llm_build.runtime_files import write_json
-from axc.llm_build.validate import worker_count
+from axc.llm_build.validate import check_workers
 from axc.dialects.axc import POST, ParamAttr, set_module_scopes
 from axc.errors import AxcError
 from axc.frontend.views import open_model_checkpoint
@@ -246,12 +246,6 @@ def simulate_layer(directory: Path, layer: int, calls: list[SimulatedCall]) -> d
 def simulate_post(directory: Path, rows: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """The post file's outputs on each hidden row."""
     return [worker_simulator(directory).post_outputs(row) for row in rows]
-
-
-def check_workers(parallel: int, layers: int) -> int:
-    """Simulator worker processes of `-c 1` (0: simulate in this process), as many as the
-    build's (`worker_count`)."""
-    return worker_count(parallel, layers) if parallel > 1 else 0
 
 
 T = TypeVar("T")

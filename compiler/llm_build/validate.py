@@ -171,6 +171,24 @@ def worker_count(parallel: int, layers: int) -> int:
     return max(1, min(parallel, layers, len(os.sched_getaffinity(0))))
 
 
+def check_workers(parallel: int, layers: int) -> int:
+    """Simulator worker processes of `-c 1` (0: simulate in this process), as many as the
+    build's (`worker_count`)."""
+    return worker_count(parallel, layers) if parallel > 1 else 0
+
+
+def check_bytes(options: BuildOptions, config: ModelConfig, layer: int, post: int, itemsize: int) -> int:
+    """Peak bytes of `-c 1` (`axc.llm_build.check`): the main process holds the fp32
+    reference (one layer's weights, then the lm_head widened from the checkpoint's rows,
+    both copies alive while it widens) beside the workers, each simulating one layer file
+    or reading the whole post file (its share of the rows)."""
+    weights = sum(o * i for o, i in layer_linears(config)) + layer_vector_elements(config)
+    reference = PROCESS_BYTES + max(4 * weights, config.vocab_size * config.hidden_size * (4 + itemsize))
+    workers = check_workers(options.parallel, config.num_hidden_layers)
+    simulator = max(layer, post)
+    return reference + (workers * (WORKER_BYTES + simulator) if workers else simulator)
+
+
 def stream_bytes(spec: WeightSpec, source_itemsize: int) -> int:
     """Peak bytes of emitting one weight: a piece of its rows, stored and as read from the
     checkpoint, plus the quantizer's temporaries (`axc.codegen.emit.params_chunks`)."""
@@ -199,6 +217,8 @@ def estimate(
     runtime = min(vocab, ROWS_PER_CHUNK) * hidden * (2 + (4 if options.embed_npy else 0))
     # The stages do not overlap: the pool is closed before the post model and the runtime files.
     peak = PROCESS_BYTES + max(workers * per_worker, stream_bytes(post_spec, itemsize), runtime)
+    if options.check_level >= 1:  # after the build: its pool is closed
+        peak = max(peak, check_bytes(options, config, layer, post, itemsize))
     embed_npy = npy_bytes(vocab, hidden) if options.embed_npy else 0
     return Estimate(layer, post, vocab * hidden * 2, embed_npy, tokenizer, config.num_hidden_layers, peak)
 

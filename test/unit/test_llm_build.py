@@ -77,6 +77,24 @@ def test_no_embed_npy() -> None:
     assert validate(options(FIXTURE, Path("/tmp/axc-no-npy"), embed_npy=False)).estimate.embed_npy_bytes == 0
 
 
+def test_estimate_counts_the_layer_check() -> None:
+    """-c 1 keeps the fp32 reference's lm_head (widened from the checkpoint's rows) in the
+    main process beside the simulator workers: for a 0.5B-sized vocabulary that is more
+    than the -c 0 build needs."""
+    from dataclasses import replace
+
+    from axc.llm_build.validate import MiB, PROCESS_BYTES, WORKER_BYTES, check_bytes, check_workers
+
+    out = Path("/tmp/axc-estimate")
+    build, checked = (validate(options(FIXTURE, out, check_level=c)).estimate for c in (0, 1))
+    assert checked.peak_memory_bytes >= build.peak_memory_bytes and checked.disk_bytes == build.disk_bytes
+    config = replace(validate(options(FIXTURE, out)).config, vocab_size=151936, hidden_size=896)
+    serial, parallel = (check_bytes(options(FIXTURE, out, parallel=p), config, MiB, 136 * MiB, 2) for p in (1, 2))
+    assert serial >= PROCESS_BYTES + 151936 * 896 * 6 + 136 * MiB
+    workers = check_workers(2, config.num_hidden_layers)
+    assert parallel == (serial - 136 * MiB + workers * (WORKER_BYTES + 136 * MiB) if workers else serial)
+
+
 def test_float_matmul_use_conv_eu_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [float_matmul_use_conv_eu({CONV_EU_ENV: v}) for v in ("1", " 1", "0", "")] == [True, True, False, False]
     assert float_matmul_use_conv_eu({}) is False
