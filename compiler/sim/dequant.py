@@ -16,6 +16,7 @@ tile(buffer)                        # buffer[...] = dequantize_tile(codes, "s8",
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numba
@@ -100,6 +101,33 @@ def _dot_s8(
     if whole < rows:
         _gemv_s8(gemv, codes[whole:], scales[whole:], NO_ZEROS, group, x, y[whole:], block)
     return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _dot_s8_units(
+    table: np.ndarray, units: np.ndarray, scales: np.ndarray, x: np.ndarray, y: np.ndarray, flags: np.ndarray, lo: int, hi: int
+) -> None:
+    """`_dot_s8`'s four-row products `units[lo:hi]` (tile, first row) of the tiles of
+    `table` (per tile: codes address, row stride, columns, and its offsets in `scales`,
+    `x` and `y`), into `y`; a tile with a NaN output gets `flags[tile] = 1`."""
+    xs = x.ctypes.data
+    for u in range(lo, hi):
+        k, r = units[u, 0], units[u, 1]
+        base, stride, cols, scale, row, out = table[k, 0], table[k, 1], table[k, 2], table[k, 3] + r, table[k, 4], table[k, 5] + r
+        if u + 1 < hi:  # the next four rows: DRAM's latency hidden
+            following = table[units[u + 1, 0], 0] + units[u + 1, 1] * table[units[u + 1, 0], 1]
+            for line in range(following, following + 4 * table[units[u + 1, 0], 1], 64):
+                prefetch(line)  # type: ignore[call-arg]  # numba supplies the typing context
+        t0 = t1 = t2 = t3 = np.float32(0.0)
+        for start in range(0, cols, NBMAX):
+            d0, d1, d2, d3 = dot4_s8(  # type: ignore[call-arg, var-annotated]  # numba supplies the typing context and the types
+                base + r * stride + start, stride, scales[scale], scales[scale + 1], scales[scale + 2], scales[scale + 3],
+                xs + 4 * (row + start), min(cols, start + NBMAX) - start,
+            )
+            t0, t1, t2, t3 = t0 + d0, t1 + d1, t2 + d2, t3 + d3
+        if np.isnan(t0) or np.isnan(t1) or np.isnan(t2) or np.isnan(t3):
+            flags[k] = 1
+        y[out], y[out + 1], y[out + 2], y[out + 3] = t0, t1, t2, t3
 
 
 @numba.njit(cache=True, nogil=True)
@@ -270,3 +298,70 @@ def _probe_dot() -> bool:
 
 DOT_S8 = _probe_dot()
 """`_dot_s8` is used (it reproduces this machine's sgemv_t)."""
+
+
+@dataclass(frozen=True)
+class GemvBatch:
+    """The products of a run of `TileGemv`s that `_dot_s8` takes whole (symmetric, a scale
+    per row, rows a multiple of four), computed in one compiled call per thread: each
+    four-row product is `_dot_s8`'s, so the bits of every tile's own product. `cast`
+    copies each input row into `x` (one row: the run's products share it), `compute(lo,
+    hi)` the products `[lo, hi)` of `count`, `split` halves the work; then `results[k]`
+    holds tile `k`'s product unless `flags[k]` (a NaN: that tile is left to `TileGemv`).
+
+    ```python
+    batch = GemvBatch.of([gemv_q, gemv_k, gemv_v], shared=True)   # None: not all taken whole
+    batch.cast([lhs]); batch.compute(0, batch.count); batch.results[1]   # = gemv_k(x, out)
+    ```
+    """
+
+    table: np.ndarray
+    units: np.ndarray
+    scales: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    flags: np.ndarray
+    inputs: tuple[np.ndarray, ...]
+    """Views of `x`: the fp32 input row of each tile (one for all when shared)."""
+    results: tuple[np.ndarray, ...]
+    """Views of `y`: `[1, rows]` per tile."""
+    split: int
+
+    @property
+    def count(self) -> int:
+        return len(self.units)
+
+    @staticmethod
+    def of(gemvs: Sequence[TileGemv], shared: bool) -> GemvBatch | None:
+        if not gemvs or not all(g.in_registers and g.tile.codes.shape[0] % 4 == 0 for g in gemvs):
+            return None
+        rows = [g.tile.codes.shape[0] for g in gemvs]
+        cols = [g.tile.codes.shape[1] for g in gemvs]
+        if shared and len(set(cols)) != 1:
+            return None
+        row_at = np.cumsum([0, *rows]).tolist()
+        x_at = [0] * len(gemvs) if shared else np.cumsum([0, *cols]).tolist()[:-1]
+        x = np.zeros(cols[0] if shared else sum(cols), np.float32)
+        table = np.array(
+            [(g.tile.codes.ctypes.data, g.tile.codes.strides[0], c, row_at[k], x_at[k], row_at[k])
+             for k, (g, c) in enumerate(zip(gemvs, cols))], np.uint64,
+        )
+        units = np.array([(k, r) for k, n in enumerate(rows) for r in range(0, n, 4)], np.uint64).reshape(-1, 2)
+        scales = np.concatenate([g.tile.scales.reshape(-1) for g in gemvs if g.tile.scales is not None])
+        y = np.zeros(row_at[-1], np.float32)
+        work = np.cumsum(np.array(cols, np.int64)[units[:, 0].astype(np.int64)])
+        return GemvBatch(
+            table, units, scales, x, y, np.zeros(len(gemvs), np.uint8),
+            (x,) if shared else tuple(x[x_at[k]: x_at[k] + c] for k, c in enumerate(cols)),
+            tuple(y[row_at[k]: row_at[k + 1]].reshape(1, -1) for k in range(len(gemvs))),
+            int(np.searchsorted(work, work[-1] / 2)),
+        )
+
+    def cast(self, rows: Sequence[np.ndarray]) -> None:
+        """Each tile's input row (one when shared) into `x`, as fp32."""
+        for into, row in zip(self.inputs, rows, strict=True):
+            np.copyto(into, row.reshape(into.shape), casting="unsafe")
+        self.flags[:] = 0
+
+    def compute(self, lo: int, hi: int) -> None:
+        _dot_s8_units(self.table, self.units, self.scales, self.x, self.y, self.flags, lo, hi)
