@@ -326,6 +326,8 @@ class GemvBatch:
     results: tuple[np.ndarray, ...]
     """Views of `y`: `[1, rows]` per tile."""
     split: int
+    elements: int
+    """Weight elements of all the tiles."""
 
     @property
     def count(self) -> int:
@@ -354,7 +356,7 @@ class GemvBatch:
             table, units, scales, x, y, np.zeros(len(gemvs), np.uint8),
             (x,) if shared else tuple(x[x_at[k]: x_at[k] + c] for k, c in enumerate(cols)),
             tuple(y[row_at[k]: row_at[k + 1]].reshape(1, -1) for k in range(len(gemvs))),
-            int(np.searchsorted(work, work[-1] / 2)),
+            int(np.searchsorted(work, work[-1] / 2)), 4 * int(work[-1]),
         )
 
     def cast(self, rows: Sequence[np.ndarray]) -> None:

@@ -21,7 +21,9 @@ With two threads (`Workspace.threads`), a run of such matmuls whose inputs no st
 between writes (a decoder layer's gate/up tiles, the lm_head's) is shared with a helper
 thread, which computes products from the run's end backwards while this one works
 forwards until they meet; every product is committed to OCM at its place in the stream
-(`Lookahead`), each with one BLAS thread.
+(`Lookahead`), each with one BLAS thread. A run whose tiles the register kernel takes whole
+(`GemvBatch`) is computed at its first matmul in one compiled call per thread, no Python
+between its products, and committed the same way.
 
 ```python
 plan = build_plan(program, memories, specs_in, specs_out, Workspace())
@@ -49,7 +51,7 @@ from axc import isa
 from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
-from axc.sim.dequant import TileDequantizer, TileGemv
+from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv
 
 Step = Callable[[], object]
 MAX_STEPS = 1 << 22
@@ -79,6 +81,9 @@ class Memories:
 
 
 LOOKAHEAD_MIN_ELEMENTS = 1 << 16
+HELPER_MIN_ELEMENTS = 1 << 20
+"""Weight elements of a `GemvBatch` below which handing half to the helper (some 40 us of
+waking it and waiting) costs more than it saves."""
 
 
 @dataclass
@@ -234,6 +239,10 @@ class MatmulStep:
             result = self.gemv(self.a, self.result)
         else:
             result = self.tile_product()
+        return self.finish(result)
+
+    def finish(self, result: np.ndarray) -> np.ndarray:
+        """The product `result` scaled and biased (in place)."""
         if self.alpha is not None:
             np.multiply(result, self.alpha, out=result)
         if self.bias32 is not None:
@@ -308,6 +317,9 @@ class Lookahead:
     ahead: tuple[MatmulStep, ...]
     """The same steps over the helper's work arrays."""
     eager: bool = False
+    batch: GemvBatch | None = None
+    """Every product of the run at its start, in one compiled call per thread (a run of
+    `TileGemv`s `GemvBatch` takes whole); None: products claimed one by one."""
     owner: list[int] = field(default_factory=list)
     results: list[np.ndarray | None] = field(default_factory=list)
     done: list[threading.Event] = field(default_factory=list)
@@ -319,6 +331,9 @@ class Lookahead:
         self.owner, self.results, self.done = [0] * count, [None] * count, [threading.Event() for _ in range(count)]
 
     def start(self) -> None:
+        if self.batch is not None:
+            self.start_batch(self.batch)
+            return
         with self.lock:  # a helper still looking for work in the previous call sees the new state whole
             for index in range(len(self.steps)):
                 self.owner[index], self.results[index] = 0, None
@@ -328,6 +343,19 @@ class Lookahead:
         self.future = helper_thread().submit(self.work)
         if self.eager:
             wait([self.future])
+
+    def start_batch(self, batch: GemvBatch) -> None:
+        """The helper computes the second half of the products (`eager`: all; none in a run
+        too small to pay for the hand-over) while this thread computes the first; both
+        done before the run's first commit."""
+        batch.cast([self.steps[0].lhs] if len(batch.inputs) == 1 else [step.lhs for step in self.steps])
+        split = 0 if self.eager else batch.count if batch.elements < HELPER_MIN_ELEMENTS else batch.split
+        if split == batch.count:
+            batch.compute(0, split)
+            return
+        self.future = helper_thread().submit(batch.compute, split, batch.count)
+        batch.compute(0, split)
+        self.future.result()
 
     @staticmethod
     def cast_lhs(step: MatmulStep) -> None:
@@ -353,6 +381,9 @@ class Lookahead:
 
     def run(self, index: int) -> None:
         """The run's `index`-th matmul, at its place in the stream."""
+        if self.batch is not None:
+            self.commit_batched(self.batch, index)
+            return
         with self.lock:
             mine = self.owner[index] != HELPER
             self.owner[index] = MAIN
@@ -367,6 +398,15 @@ class Lookahead:
             self.future.result()  # raises the helper's error
             raise AssertionError("the helper claimed a product it did not compute")
         step.commit(result)
+
+    def commit_batched(self, batch: GemvBatch, index: int) -> None:
+        step = self.steps[index]
+        if not batch.flags[index]:
+            step.commit(step.finish(batch.results[index]))
+            return
+        if not step.cast:  # a NaN: the tile's own product, its input cast again
+            np.copyto(step.a, step.lhs, casting="unsafe")
+        step()
 
     def settle(self) -> None:
         """Wait for a started helper (after a failure: its work arrays are reused next run)."""
@@ -755,7 +795,10 @@ def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspa
         first = matmuls[0].lhs
         cast = not all(same_view(m.lhs, first) for m in matmuls)
         mine = tuple(m if cast else m.in_lane(workspace, 0, k, cast) for k, m in enumerate(matmuls))
-        lookahead = Lookahead(mine, tuple(m.in_lane(workspace, 1, k, cast) for k, m in enumerate(matmuls)), workspace.eager_helper)
+        batch = GemvBatch.of([m.gemv for m in matmuls if m.gemv is not None], shared=not cast) if all(m.gemv for m in matmuls) else None
+        lookahead = Lookahead(
+            mine, tuple(m.in_lane(workspace, 1, k, cast) for k, m in enumerate(matmuls)), workspace.eager_helper, batch
+        )
         for k, index in enumerate(group):
             steps[index] = Shared(lookahead, k)
         lookaheads.append(lookahead)

@@ -9,7 +9,7 @@ import pytest
 
 from axc import npu_semantics as sem
 from axc.sim.blas import ROW_BLOCK, SGEMV
-from axc.sim.dequant import DOT_S8, MIN_COLS, TileDequantizer, TileGemv
+from axc.sim.dequant import DOT_S8, MIN_COLS, GemvBatch, TileDequantizer, TileGemv
 
 RNG = np.random.default_rng(7)
 
@@ -121,3 +121,57 @@ def test_row_blocks_are_left_out_where_the_bits_could_differ() -> None:
     assert SGEMV is not None, "numpy's cblas_sgemv was not found: the simulator runs without row blocks"
     assert DOT_S8, "the register kernel does not reproduce this machine's sgemv_t: the simulator runs row blocks"
     assert TileGemv.block_rows(896) % ROW_BLOCK == 0 and TileGemv.block_rows(1 << 20) == 2 * ROW_BLOCK
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("shared", [True, False])
+def test_batched_products_have_the_bits_of_each_tile(shared: bool) -> None:
+    """A run of tiles (the model's shapes, an unaligned one, a two-chunk one, one whose
+    product is NaN) in one call, and in two halves as the two threads split it: every
+    product bit for bit the tile's own `np.matmul`; the NaN tile is flagged, not filled."""
+    shapes = [(448, 896), (128, 896), (64, 896), (8, 896)] if shared else [(64, 4864), (12, 896), (8, 4112), (16, 48)]
+    tiles = [tile("s8", rows, cols, 0, False, np.float16) for rows, cols in shapes]
+    codes0 = np.zeros(tiles[1][0].size + 3, np.int8)[3:].reshape(tiles[1][0].shape)
+    codes0[...] = tiles[1][0]
+    tiles[1] = (codes0, *tiles[1][1:])
+    inputs = [RNG.standard_normal((1, shapes[0 if shared else k][1])).astype(ml_dtypes.bfloat16) for k in range(len(shapes))]
+    inputs[2 if shared else 0] = inputs[2 if shared else 0].copy()
+    if not shared:
+        inputs[2][0, 5] = np.nan
+    else:
+        tiles[2][1][3, 0] = np.inf  # scale inf * code 0 is NaN: tile 2's product
+        tiles[2][0][3, :] = 0
+    gemvs = []
+    for codes, scales, _ in tiles:
+        dequantizer = TileDequantizer.of(codes, "s8", scales, None, 0)
+        assert dequantizer is not None
+        gemvs.append(TileGemv(dequantizer, np.zeros((TileGemv.block_rows(codes.shape[1]), codes.shape[1]), np.float32)))
+    batch = GemvBatch.of(gemvs, shared)
+    assert batch is not None and 0 < batch.split < batch.count
+    rows = [inputs[0]] if shared else inputs
+    for halves in ([(0, batch.count)], [(batch.split, batch.count), (0, batch.split)]):
+        batch.y[:] = -1.0
+        batch.cast(rows)
+        for lo, hi in halves:
+            batch.compute(lo, hi)
+        for k, (codes, scales, _) in enumerate(tiles):
+            x = (inputs[0] if shared else inputs[k]).astype(np.float32)
+            expected = reference_product(x, codes, scales, None, 0)
+            if k == 2:
+                assert batch.flags[k] and np.isnan(expected).any()
+            else:
+                assert not batch.flags[k] and batch.results[k].tobytes() == expected.tobytes(), k
+
+
+def test_runs_the_batch_does_not_take_whole_are_refused() -> None:
+    """Row counts that are no multiple of four, asymmetric tiles, unequal rows of a shared input."""
+    def gemv(rows: int, cols: int, asym: bool = False) -> TileGemv:
+        codes, scales, zeros = tile("s8", rows, cols, 0, asym, np.float16)
+        dequantizer = TileDequantizer.of(codes, "s8", scales, zeros, 0)
+        assert dequantizer is not None
+        return TileGemv(dequantizer, np.zeros((8, cols), np.float32))
+
+    assert GemvBatch.of([gemv(8, 64), gemv(6, 64)], True) is None
+    assert GemvBatch.of([gemv(8, 64), gemv(8, 64, asym=True)], True) is None
+    assert GemvBatch.of([gemv(8, 64), gemv(8, 96)], True) is None
+    assert GemvBatch.of([gemv(8, 64), gemv(8, 96)], False) is not None
