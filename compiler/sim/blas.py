@@ -62,31 +62,41 @@ def dot4_s8(typingctx, codes, stride, s0, s1, s2, s3, x, n):
     AVX2/AVX-512 cores, operation for operation. Each row has 8 lanes; lane `l` takes
     `fma(code * scale, x, lane)` over the elements `i % 8 == l` in order; then the high
     four lanes are added to the low four and the four sums are added pairwise
-    (`(v0 + v1) + (v2 + v3)`). Returns the four sums."""
+    (`(v0 + v1) + (v2 + v3)`). Returns the four sums. Two rows share a 16-lane vector
+    (one AVX-512 register; two AVX2 ones elsewhere): each lane's operations are the same."""
     sig = types.UniTuple(types.float32, 4)(types.uintp, types.intp, types.float32, types.float32, types.float32, types.float32, types.uintp, types.intp)
 
     def codegen(context, builder, signature, args):
         codes_, stride_, *scales_, x_, n_ = args
         f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-        v8f = ir.VectorType(f32, 8)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8f, [v8f, v8f, v8f]), "llvm.fma.v8f32")
-        zero = ir.Constant(v8f, [0.0] * 8)
-        splats = [
-            builder.shuffle_vector(builder.insert_element(ir.Constant(v8f, ir.Undefined), s, ir.Constant(i32, 0)),
-                                   ir.Constant(v8f, ir.Undefined), ir.Constant(ir.VectorType(i32, 8), [0] * 8))
-            for s in scales_
-        ]
+        v8f, v16f = ir.VectorType(f32, 8), ir.VectorType(f32, 16)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16f, [v16f, v16f, v16f]), "llvm.fma.v16f32")
+        zero = ir.Constant(v16f, [0.0] * 16)
+
+        def halves(low: ir.Value, high: ir.Value) -> ir.Value:
+            """`low` in lanes 0-7, `high` in lanes 8-15."""
+            vector = ir.Constant(v16f, ir.Undefined)
+            for lane in range(16):
+                vector = builder.insert_element(vector, low if lane < 8 else high, ir.Constant(i32, lane))
+            return vector
+
+        splats = [halves(scales_[0], scales_[1]), halves(scales_[2], scales_[3])]
         rows = [builder.add(codes_, builder.mul(stride_, ir.Constant(i64, k))) for k in range(4)]
         entry, loop, done = builder.basic_block, builder.append_basic_block("dot4.loop"), builder.append_basic_block("dot4.done")
         builder.cbranch(builder.icmp_signed(">", n_, ir.Constant(i64, 0)), loop, done)
         builder.position_at_end(loop)
         i = builder.phi(i64)
-        lanes = [builder.phi(v8f) for _ in range(4)]
-        xs = builder.load(builder.inttoptr(builder.add(x_, builder.mul(i, ir.Constant(i64, 4))), v8f.as_pointer()), align=4)
+        lanes = [builder.phi(v16f) for _ in range(2)]
+        x8 = builder.load(builder.inttoptr(builder.add(x_, builder.mul(i, ir.Constant(i64, 4))), v8f.as_pointer()), align=4)
+        xs = builder.shuffle_vector(x8, x8, ir.Constant(ir.VectorType(i32, 16), [*range(8), *range(8)]))
+        codes8 = [
+            builder.load(builder.inttoptr(builder.add(row, i), ir.VectorType(ir.IntType(8), 8).as_pointer()), align=1)
+            for row in rows
+        ]
         summed = []
-        for row, splat, lane in zip(rows, splats, lanes):
-            codes8 = builder.load(builder.inttoptr(builder.add(row, i), ir.VectorType(ir.IntType(8), 8).as_pointer()), align=1)
-            summed.append(builder.call(fma, [builder.fmul(builder.sitofp(codes8, v8f), splat), xs, lane]))
+        for pair, (splat, lane) in enumerate(zip(splats, lanes)):
+            codes16 = builder.shuffle_vector(codes8[2 * pair], codes8[2 * pair + 1], ir.Constant(ir.VectorType(i32, 16), list(range(16))))
+            summed.append(builder.call(fma, [builder.fmul(builder.sitofp(codes16, v16f), splat), xs, lane]))
         step = builder.add(i, ir.Constant(i64, 8))
         i.add_incoming(ir.Constant(i64, 0), entry)
         i.add_incoming(step, loop)
@@ -97,17 +107,18 @@ def dot4_s8(typingctx, codes, stride, s0, s1, s2, s3, x, n):
         builder.position_at_end(done)
         finals = []
         for value in summed:
-            final = builder.phi(v8f)
+            final = builder.phi(v16f)
             final.add_incoming(zero, entry)
             final.add_incoming(value, loop)
             finals.append(final)
         sums = []
         for final in finals:
-            low = builder.shuffle_vector(final, final, ir.Constant(ir.VectorType(i32, 4), [0, 1, 2, 3]))
-            high = builder.shuffle_vector(final, final, ir.Constant(ir.VectorType(i32, 4), [4, 5, 6, 7]))
-            v = builder.fadd(high, low)
-            e = [builder.extract_element(v, ir.Constant(i32, k)) for k in range(4)]
-            sums.append(builder.fadd(builder.fadd(e[0], e[1]), builder.fadd(e[2], e[3])))
+            for first in (0, 8):
+                low = builder.shuffle_vector(final, final, ir.Constant(ir.VectorType(i32, 4), [first + k for k in range(4)]))
+                high = builder.shuffle_vector(final, final, ir.Constant(ir.VectorType(i32, 4), [first + 4 + k for k in range(4)]))
+                v = builder.fadd(high, low)
+                e = [builder.extract_element(v, ir.Constant(i32, k)) for k in range(4)]
+                sums.append(builder.fadd(builder.fadd(e[0], e[1]), builder.fadd(e[2], e[3])))
         return context.make_tuple(builder, signature.return_type, sums)
 
     return sig, codegen
