@@ -307,7 +307,8 @@ class GemvBatch:
     four-row product is `_dot_s8`'s, so the bits of every tile's own product. `cast`
     copies each input row into `x` (one row: the run's products share it), `compute(lo,
     hi)` the products `[lo, hi)` of `count`, `split` halves the work; then `results[k]`
-    holds tile `k`'s product unless `flags[k]` (a NaN: that tile is left to `TileGemv`).
+    holds tile `k`'s product unless `flags[k]` (a NaN: `repair` has `TileGemv` compute
+    those).
 
     ```python
     batch = GemvBatch.of([gemv_q, gemv_k, gemv_v], shared=True)   # None: not all taken whole
@@ -327,6 +328,7 @@ class GemvBatch:
     """Views of `y`: `[1, rows]` per tile."""
     split: int
     elements: int
+    gemvs: tuple[TileGemv, ...]
     """Weight elements of all the tiles."""
 
     @property
@@ -356,7 +358,7 @@ class GemvBatch:
             table, units, scales, x, y, np.zeros(len(gemvs), np.uint8),
             (x,) if shared else tuple(x[x_at[k]: x_at[k] + c] for k, c in enumerate(cols)),
             tuple(y[row_at[k]: row_at[k + 1]].reshape(1, -1) for k in range(len(gemvs))),
-            int(np.searchsorted(work, work[-1] / 2)), 4 * int(work[-1]),
+            int(np.searchsorted(work, work[-1] / 2)), 4 * int(work[-1]), tuple(gemvs),
         )
 
     def cast(self, rows: Sequence[np.ndarray]) -> None:
@@ -367,3 +369,8 @@ class GemvBatch:
 
     def compute(self, lo: int, hi: int) -> None:
         _dot_s8_units(self.table, self.units, self.scales, self.x, self.y, self.flags, lo, hi)
+
+    def repair(self) -> None:
+        """The products of the flagged tiles by their `TileGemv` (which leaves NaN outputs to BLAS)."""
+        for k in np.flatnonzero(self.flags):
+            self.gemvs[k](self.inputs[0 if len(self.inputs) == 1 else k].reshape(1, -1), self.results[k])

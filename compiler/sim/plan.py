@@ -205,8 +205,9 @@ assert set(VECTOR) == {op.mnemonic for op in isa.OPCODES if op.engine == "vector
 class MatmulStep:
     """`npu_semantics.product` with its fp32 temporaries allocated once: the same
     operations on the same contiguous fp32 arrays, so the same BLAS calls and bits.
-    `product` reads the operands and writes only the step's own work arrays, `commit`
-    writes `out`, so a lookahead (`Lookahead`) may compute a product early."""
+    `product` reads `lhs` and the weights and writes only the step's own work arrays,
+    `complete` reads the bias (and `out` to accumulate) and writes `out`, so a lookahead
+    (`Lookahead`) may compute a product early."""
 
     out: np.ndarray
     lhs: np.ndarray
@@ -230,16 +231,20 @@ class MatmulStep:
     """False: `a` holds `lhs` already (a `Lookahead` whose products share one `lhs` casts it once)."""
 
     def __call__(self) -> None:
-        self.commit(self.product())
+        self.complete(self.product())
 
     def product(self) -> np.ndarray:
+        """The product of `lhs` and the weights, not yet scaled or biased (it reads
+        nothing else, so a `Lookahead` may compute it early)."""
         if self.cast:
             np.copyto(self.a, self.lhs, casting="unsafe")
         if self.gemv is not None:
-            result = self.gemv(self.a, self.result)
-        else:
-            result = self.tile_product()
-        return self.finish(result)
+            return self.gemv(self.a, self.result)
+        return self.tile_product()
+
+    def complete(self, product: np.ndarray) -> None:
+        """`product` scaled, biased and committed, at the matmul's place in the stream."""
+        self.commit(self.finish(product))
 
     def finish(self, result: np.ndarray) -> np.ndarray:
         """The product `result` scaled and biased (in place)."""
@@ -350,12 +355,11 @@ class Lookahead:
         done before the run's first commit."""
         batch.cast([self.steps[0].lhs] if len(batch.inputs) == 1 else [step.lhs for step in self.steps])
         split = 0 if self.eager else batch.count if batch.elements < HELPER_MIN_ELEMENTS else batch.split
-        if split == batch.count:
-            batch.compute(0, split)
-            return
-        self.future = helper_thread().submit(batch.compute, split, batch.count)
+        self.future = helper_thread().submit(batch.compute, split, batch.count) if split < batch.count else None
         batch.compute(0, split)
-        self.future.result()
+        if self.future is not None:
+            self.future.result()
+        batch.repair()
 
     @staticmethod
     def cast_lhs(step: MatmulStep) -> None:
@@ -381,9 +385,6 @@ class Lookahead:
 
     def run(self, index: int) -> None:
         """The run's `index`-th matmul, at its place in the stream."""
-        if self.batch is not None:
-            self.commit_batched(self.batch, index)
-            return
         with self.lock:
             mine = self.owner[index] != HELPER
             self.owner[index] = MAIN
@@ -397,22 +398,35 @@ class Lookahead:
             assert self.future is not None
             self.future.result()  # raises the helper's error
             raise AssertionError("the helper claimed a product it did not compute")
-        step.commit(result)
-
-    def commit_batched(self, batch: GemvBatch, index: int) -> None:
-        step = self.steps[index]
-        if not batch.flags[index]:
-            step.commit(step.finish(batch.results[index]))
-            return
-        if not step.cast:  # a NaN: the tile's own product, its input cast again
-            np.copyto(step.a, step.lhs, casting="unsafe")
-        step()
+        step.complete(result)
 
     def settle(self) -> None:
         """Wait for a started helper (after a failure: its work arrays are reused next run)."""
         future, self.future = self.future, None
         if future is not None:
             wait([future])
+
+
+@dataclass(frozen=True)
+class Batched:
+    """The first matmul of a `Lookahead` with a `GemvBatch`: every product of the run,
+    then this one's commit (the others' commits are plain steps: `batched_commit`)."""
+
+    lookahead: Lookahead
+
+    def __call__(self) -> None:
+        lookahead, batch = self.lookahead, self.lookahead.batch
+        assert batch is not None
+        lookahead.start()
+        lookahead.future = None
+        lookahead.steps[0].complete(batch.results[0])
+
+
+def batched_commit(step: MatmulStep, product: np.ndarray) -> Step:
+    """`step.complete(product)`, a bare copy when there is nothing to scale, bias or add."""
+    if step.alpha is None and step.bias32 is None and step.accumulate is None:
+        return partial(np.copyto, step.out, product, casting="unsafe")
+    return partial(step.complete, product)
 
 
 @dataclass(frozen=True)
@@ -759,14 +773,18 @@ def weight_elements(entry: Planned) -> int:
 
 def lookahead_runs(planned: Sequence[Planned]) -> list[tuple[list[int], int]]:
     """Runs of weight matmuls whose products can all be computed at the run's first one:
-    no step in between writes bytes they read (as indices, with their weight elements)."""
+    no step from the first to the last writes bytes a product reads (the input row and
+    the weights; the bias is read when the product is committed), as indices, with
+    their weight elements."""
     runs: list[tuple[list[int], int]] = []
     current: list[int] = []
     size = 0
     written = Written()
     for index, entry in enumerate(planned):
         if is_weight_matmul(entry):
-            if current and written.overlaps(_spans(entry, ["lhs", "rhs", "scales", "zeros", "bias"])):
+            if not current:
+                written = Written()  # what was written before the run is read as it is at its start
+            elif written.overlaps(_spans(entry, ["lhs", "rhs", "scales", "zeros"])):  # the bias is read at its commit
                 runs.append((current, size))
                 current, size, written = [], 0, Written()
             current.append(index)
@@ -800,7 +818,10 @@ def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspa
             mine, tuple(m.in_lane(workspace, 1, k, cast) for k, m in enumerate(matmuls)), workspace.eager_helper, batch
         )
         for k, index in enumerate(group):
-            steps[index] = Shared(lookahead, k)
+            if batch is None:
+                steps[index] = Shared(lookahead, k)
+            else:
+                steps[index] = Batched(lookahead) if k == 0 else batched_commit(mine[k], batch.results[k])
         lookaheads.append(lookahead)
     return lookaheads
 

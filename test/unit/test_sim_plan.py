@@ -82,3 +82,59 @@ def test_a_partly_overwritten_tile_is_read_from_the_blob(read_the_tile_back: boo
             assert got.tobytes() == want.astype(ml_dtypes.bfloat16).tobytes()
         if read_the_tile_back:
             assert result[2].tobytes() == codes[3].tobytes()
+
+
+def test_runs_start_at_their_first_matmul_and_read_the_bias_at_commit() -> None:
+    """x written, x @ A, a bias written, x @ B + bias, x overwritten, x @ C, x @ D: the runs
+    are [A, B] (what was written before A and the bias written between do not break it)
+    and [C, D]; batched (two threads, the helper taking all) or not, the same outputs."""
+    load, mm = isa.OP_BY_NAME["dma_load"], isa.OP_BY_NAME["matmul"]
+    x, bias = operand(isa.OCM, X, (1, COLS), BF16), operand(isa.OCM, 256, (1, ROWS), BF16)
+    tile_bytes, scale_at = ROWS * COLS, 4 * ROWS * COLS
+
+    def matmul(k: int, out: int, with_bias: bool) -> Instr:
+        return Instr(mm, 0, isa.MATRIX_QUEUE, (
+            x, operand(isa.PARAMS, k * tile_bytes, (ROWS, COLS), S8), operand(isa.PARAMS, scale_at + 2 * ROWS * k, (ROWS, 1), F16),
+            None, bias if with_bias else None, operand(isa.OCM, out, (1, ROWS), BF16),
+        ), ("s8", 0, 1.0, True, False))
+
+    outs = [OUT + 64 * k for k in range(4)]
+    body = [
+        Instr(load, 0, 0, (operand(isa.INPUT, 0, (1, COLS), BF16), x), ()),
+        matmul(0, outs[0], False),
+        Instr(load, 0, 0, (operand(isa.INPUT, 0, (1, ROWS), BF16, 1), bias), ()),
+        matmul(1, outs[1], True),
+        Instr(load, 0, 0, (operand(isa.INPUT, 0, (1, COLS), BF16, 2), x), ()),
+        matmul(2, outs[2], False),
+        matmul(3, outs[3], False),
+        *(Instr(isa.OP_BY_NAME["dma_store"], 0, 0, (operand(isa.OCM, out, (1, ROWS), BF16), operand(isa.OUTPUT, 0, (1, ROWS), BF16, k)), ())
+          for k, out in enumerate(outs)),
+    ]
+    target = get_target("AX650")
+    prog = Program(isa.CHIPS.index(target.family), target.cores, 0, 1, 1, body)
+    analysis = analyse(prog)
+    assert [[analysis.planned[i].instr for i in run] for run, _ in analysis.runs] == [[body[1], body[3]], [body[5], body[6]]]
+    rng = np.random.default_rng(5)
+    codes = rng.integers(-128, 128, (4, ROWS, COLS)).astype(np.int8)
+    scales = (rng.random((4, ROWS, 1)) * 0.05).astype(np.float16)
+    x0, b, x1 = (rng.standard_normal(shape).astype(ml_dtypes.bfloat16) for shape in ((1, COLS), (1, ROWS), (1, COLS)))
+    params = np.concatenate([codes.view(np.uint8).reshape(-1), scales.view(np.uint8).reshape(-1)])
+    weights = [sem.dequantize_tile(codes[k], "s8", scales[k], None, 0) for k in range(4)]
+    f32 = [x0.astype(np.float32), x1.astype(np.float32)]
+    expected = [
+        np.matmul(f32[0], weights[0].T), np.matmul(f32[0], weights[1].T) + b.astype(np.float32),
+        np.matmul(f32[1], weights[2].T), np.matmul(f32[1], weights[3].T),
+    ]
+    specs_in = [((1, COLS), np.dtype(ml_dtypes.bfloat16)), ((1, ROWS), np.dtype(ml_dtypes.bfloat16)), ((1, COLS), np.dtype(ml_dtypes.bfloat16))]
+    specs_out = [((1, ROWS), np.dtype(ml_dtypes.bfloat16))] * 4
+    for workspace in (Workspace(threads=1), Workspace(threads=2, lookahead_elements=0), Workspace(threads=2, lookahead_elements=0, eager_helper=True)):
+        memories = Memories(
+            np.full(8192, sem.FILL_BYTE, np.uint8), params, np.zeros(0, np.uint8),
+            [np.zeros(2 * COLS, np.uint8), np.zeros(2 * ROWS, np.uint8), np.zeros(2 * COLS, np.uint8)],
+            [np.zeros(2 * ROWS, np.uint8) for _ in range(4)],
+        )
+        plan = build_plan(prog, memories, specs_in, specs_out, workspace, analysis)
+        assert len(plan.lookaheads) == (0 if workspace.threads == 1 else 2)
+        assert all(lookahead.batch is not None for lookahead in plan.lookaheads)
+        for got, want in zip(plan.run([x0, b, x1], as_stored=True), expected):
+            assert got.tobytes() == want.astype(ml_dtypes.bfloat16).tobytes()
