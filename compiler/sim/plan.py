@@ -51,7 +51,7 @@ from axc import isa
 from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
-from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv
+from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv, widen
 
 Step = Callable[[], object]
 MAX_STEPS = 1 << 22
@@ -261,7 +261,7 @@ class MatmulStep:
             b = self.dequantizer(self.b)
         else:
             b = self.b
-            np.copyto(b, self.rhs, casting="unsafe")
+            widen(b, self.rhs)
         b = b.swapaxes(-1, -2) if self.transpose_b else b
         if self.result.ndim > 2:  # numpy's batched matmul is many times slower with `out=`
             return np.matmul(self.a, b)
