@@ -125,6 +125,19 @@ def dot4_s8(typingctx, codes, stride, s0, s1, s2, s3, x, n):
 
 
 @intrinsic
+def fetch_add(typingctx, address, value):
+    """Atomically add `value` to the int64 at `address`; the old value (relaxed order:
+    only the counter itself is shared through it)."""
+    sig = types.int64(types.uintp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        pointer = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        return builder.atomic_rmw("add", pointer, args[1], "monotonic")
+
+    return sig, codegen
+
+
+@intrinsic
 def prefetch(typingctx, address):
     """Hint the cache line at `address` into the caches (no fault, no effect on results)."""
     sig = types.void(types.uintp)

@@ -23,7 +23,7 @@ import ml_dtypes
 import numba
 import numpy as np
 
-from axc.sim.blas import NBMAX, ROW_BLOCK, SGEMV, dot4_s8, gemv_rows, prefetch
+from axc.sim.blas import NBMAX, ROW_BLOCK, SGEMV, dot4_s8, fetch_add, gemv_rows, prefetch
 
 NO_ZEROS = np.zeros((0, 0), np.float32)
 WIDEN_MIN = 256
@@ -131,6 +131,21 @@ def _dot_s8_units(
         if np.isnan(t0) or np.isnan(t1) or np.isnan(t2) or np.isnan(t3):
             flags[k] = 1
         y[out], y[out + 1], y[out + 2], y[out + 3] = t0, t1, t2, t3
+
+
+@numba.njit(cache=True, nogil=True)
+def _dot_s8_claimed(
+    table: np.ndarray, units: np.ndarray, scales: np.ndarray, x: np.ndarray, y: np.ndarray, flags: np.ndarray,
+    counter: np.ndarray, chunk: int,
+) -> None:
+    """`_dot_s8_units` over chunks of `chunk` products claimed from `counter[0]` until
+    none are left: threads that run this at once share the products as fast as each goes."""
+    count = units.shape[0]
+    while True:
+        lo = fetch_add(counter.ctypes.data, chunk)  # type: ignore[call-arg]  # numba supplies the typing context
+        if lo >= count:
+            return
+        _dot_s8_units(table, units, scales, x, y, flags, lo, min(count, lo + chunk))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -326,7 +341,8 @@ class GemvBatch:
     per row, rows a multiple of four), computed in one compiled call per thread: each
     four-row product is `_dot_s8`'s, so the bits of every tile's own product. `cast`
     copies each input row into `x` (one row: the run's products share it), `compute(lo,
-    hi)` the products `[lo, hi)` of `count`, `split` halves the work; then `results[k]`
+    hi)` the products `[lo, hi)` of `count`; threads that `share` at once (after `claim`
+    resets the counter) take chunks of them as they go; then `results[k]`
     holds tile `k`'s product unless `flags[k]` (a NaN: `repair` has `TileGemv` compute
     those).
 
@@ -346,10 +362,13 @@ class GemvBatch:
     """Views of `x`: the fp32 input row of each tile (one for all when shared)."""
     results: tuple[np.ndarray, ...]
     """Views of `y`: `[1, rows]` per tile."""
-    split: int
     elements: int
-    gemvs: tuple[TileGemv, ...]
     """Weight elements of all the tiles."""
+    gemvs: tuple[TileGemv, ...]
+    counter: np.ndarray
+    """[0]: the next product a `share` claims."""
+    chunk: int
+    """Products per claim: about 1/128 of the run, at least 4."""
 
     @property
     def count(self) -> int:
@@ -373,12 +392,12 @@ class GemvBatch:
         units = np.array([(k, r) for k, n in enumerate(rows) for r in range(0, n, 4)], np.uint64).reshape(-1, 2)
         scales = np.concatenate([g.tile.scales.reshape(-1) for g in gemvs if g.tile.scales is not None])
         y = np.zeros(row_at[-1], np.float32)
-        work = np.cumsum(np.array(cols, np.int64)[units[:, 0].astype(np.int64)])
+        work = int(np.array(cols, np.int64)[units[:, 0].astype(np.int64)].sum())
         return GemvBatch(
             table, units, scales, x, y, np.zeros(len(gemvs), np.uint8),
             (x,) if shared else tuple(x[x_at[k]: x_at[k] + c] for k, c in enumerate(cols)),
             tuple(y[row_at[k]: row_at[k + 1]].reshape(1, -1) for k in range(len(gemvs))),
-            int(np.searchsorted(work, work[-1] / 2)), 4 * int(work[-1]), tuple(gemvs),
+            4 * work, tuple(gemvs), np.zeros(16, np.int64), max(4, len(units) // 128),
         )
 
     def cast(self, rows: Sequence[np.ndarray]) -> None:
@@ -389,6 +408,13 @@ class GemvBatch:
 
     def compute(self, lo: int, hi: int) -> None:
         _dot_s8_units(self.table, self.units, self.scales, self.x, self.y, self.flags, lo, hi)
+
+    def claim(self) -> None:
+        """Every product unclaimed again (before the threads `share` them)."""
+        self.counter[0] = 0
+
+    def share(self) -> None:
+        _dot_s8_claimed(self.table, self.units, self.scales, self.x, self.y, self.flags, self.counter, self.chunk)
 
     def repair(self) -> None:
         """The products of the flagged tiles by their `TileGemv` (which leaves NaN outputs to BLAS)."""

@@ -350,14 +350,19 @@ class Lookahead:
             wait([self.future])
 
     def start_batch(self, batch: GemvBatch) -> None:
-        """The helper computes the second half of the products (`eager`: all; none in a run
-        too small to pay for the hand-over) while this thread computes the first; both
-        done before the run's first commit."""
+        """This thread and the helper share the products, each claiming chunks as it goes
+        (`eager`: the helper computes all; a run too small to pay for the hand-over: this
+        thread alone); all done before the run's first commit."""
         batch.cast([self.steps[0].lhs] if len(batch.inputs) == 1 else [step.lhs for step in self.steps])
-        split = 0 if self.eager else batch.count if batch.elements < HELPER_MIN_ELEMENTS else batch.split
-        self.future = helper_thread().submit(batch.compute, split, batch.count) if split < batch.count else None
-        batch.compute(0, split)
-        if self.future is not None:
+        if self.eager:
+            self.future = helper_thread().submit(batch.compute, 0, batch.count)
+            self.future.result()
+        elif batch.elements < HELPER_MIN_ELEMENTS:
+            batch.compute(0, batch.count)
+        else:
+            batch.claim()
+            self.future = helper_thread().submit(batch.share)
+            batch.share()
             self.future.result()
         batch.repair()
 

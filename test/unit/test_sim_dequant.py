@@ -3,6 +3,8 @@ and its row-blocked products against `np.matmul` of the whole dequantized tile."
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -127,7 +129,7 @@ def test_row_blocks_are_left_out_where_the_bits_could_differ() -> None:
 @pytest.mark.parametrize("shared", [True, False])
 def test_batched_products_have_the_bits_of_each_tile(shared: bool) -> None:
     """A run of tiles (the model's shapes, an unaligned one, a two-chunk one, one whose
-    product is NaN) in one call, and in two halves as the two threads split it: every
+    product is NaN) in one call, in two halves, and shared by two threads claiming chunks: every
     product bit for bit the tile's own `np.matmul`; the NaN tile is flagged, then repaired."""
     shapes = [(448, 896), (128, 896), (64, 896), (8, 896)] if shared else [(64, 4864), (12, 896), (8, 4112), (16, 48)]
     tiles = [tile("s8", rows, cols, 0, False, np.float16) for rows, cols in shapes]
@@ -147,13 +149,24 @@ def test_batched_products_have_the_bits_of_each_tile(shared: bool) -> None:
         assert dequantizer is not None
         gemvs.append(TileGemv(dequantizer, np.zeros((TileGemv.block_rows(codes.shape[1]), codes.shape[1]), np.float32)))
     batch = GemvBatch.of(gemvs, shared)
-    assert batch is not None and 0 < batch.split < batch.count
+    assert batch is not None and batch.chunk < batch.count
     rows = [inputs[0]] if shared else inputs
-    for halves in ([(0, batch.count)], [(batch.split, batch.count), (0, batch.split)]):
+    half = batch.count // 2
+    for run in ("whole", "halves", "shared"):
         batch.y[:] = -1.0
         batch.cast(rows)
-        for lo, hi in halves:
-            batch.compute(lo, hi)
+        if run == "whole":
+            batch.compute(0, batch.count)
+        elif run == "halves":
+            batch.compute(half, batch.count)
+            batch.compute(0, half)
+        else:
+            batch.claim()
+            with ThreadPoolExecutor(1) as pool:
+                other = pool.submit(batch.share)
+                batch.share()
+                other.result()
+            assert batch.counter[0] >= batch.count
         for k, (codes, scales, _) in enumerate(tiles):
             x = (inputs[0] if shared else inputs[k]).astype(np.float32)
             expected = reference_product(x, codes, scales, None, 0)
