@@ -142,7 +142,7 @@ def _dot_s8_claimed(
     none are left: threads that run this at once share the products as fast as each goes."""
     count = units.shape[0]
     while True:
-        lo = fetch_add(counter.ctypes.data, chunk)  # type: ignore[call-arg]  # numba supplies the typing context
+        lo = fetch_add(counter.ctypes.data, chunk)  # type: ignore[call-arg, var-annotated]  # numba supplies the typing context and the type
         if lo >= count:
             return
         _dot_s8_units(table, units, scales, x, y, flags, lo, min(count, lo + chunk))
