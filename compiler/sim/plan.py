@@ -807,10 +807,11 @@ def same_view(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
-def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspace: Workspace) -> list[Lookahead]:
-    """Share every run of weight matmuls big enough to be worth it with the helper."""
+def add_lookaheads(analysis: Analysis, steps: list[Step | None], memories: Memories, workspace: Workspace) -> list[Lookahead]:
+    """Share every run of weight matmuls big enough to be worth it with the helper (steps
+    a forwarded run leaves out become None)."""
     lookaheads = []
-    for group, elements in runs:
+    for group, elements in analysis.runs:
         if elements < workspace.lookahead_elements:
             continue
         matmuls = [step for step in (steps[i] for i in group) if isinstance(step, MatmulStep)]
@@ -827,8 +828,66 @@ def add_lookaheads(runs: list[tuple[list[int], int]], steps: list[Step], workspa
                 steps[index] = Shared(lookahead, k)
             else:
                 steps[index] = Batched(lookahead) if k == 0 else batched_commit(mine[k], batch.results[k])
+        if batch is not None:
+            forward_stores(group, analysis.planned, steps, memories, lookahead)
         lookaheads.append(lookahead)
     return lookaheads
+
+
+def forward_stores(group: list[int], planned: Sequence[Planned], steps: list[Step | None], memories: Memories, lookahead: Lookahead) -> None:
+    """A batched run whose every product is stored by the next step, a DMA of exactly its
+    result bytes (one OCM buffer) to the place after the previous one (the lm_head's
+    tiles to the logits), becomes its products written there in one copy, and the buffer
+    left holding the last one: what the pairs of commit and DMA leave, in two steps
+    rather than 2 x tiles (`Forwarded`)."""
+    batch = lookahead.batch
+    assert batch is not None
+    if len(group) < 2 or group != list(range(group[0], group[0] + 2 * len(group), 2)) or group[-1] + 1 >= len(planned):
+        return
+    buffer = planned[group[0]].instr.operand("out")
+    stores = [planned[index + 1] for index in group]
+    first = stores[0].instr.operand("dst")
+    assert buffer is not None and first is not None
+    out_at, store_at = planned[group[0]].addresses["out"], stores[0].addresses["dst"]
+    for k, (index, store) in enumerate(zip(group, stores)):
+        src, dst, out = store.instr.operand("src"), store.instr.operand("dst"), planned[index].instr.operand("out")
+        step = lookahead.steps[k]
+        if (
+            store.instr.op.engine != "dma" or src is None or dst is None or out is None
+            or step.alpha is not None or step.bias32 is not None or step.accumulate is not None
+            or planned[index].addresses["out"] != out_at or store.addresses["src"] != out_at
+            or not (out.sizes == src.sizes == buffer.sizes and out.dtype == src.dtype == dst.dtype and dst.numel == out.numel)
+            or not (is_row_major(out) and is_row_major(src) and is_row_major(dst))
+            or (dst.space, dst.index) != (first.space, first.index) or store.addresses["dst"] != store_at + k * dst.nbytes
+            or dst.space in (isa.OCM, isa.PARAMS)
+        ):
+            return
+    dtype = isa.DTYPE_OF_CODE[first.dtype]
+    logits = np.ndarray((batch.y.size,), dtype, memories.of(first.space, first.index), store_at + first.box[0])
+    steps[group[0]] = Forwarded(lookahead, logits, view(memories.of(buffer.space, buffer.index), buffer, out_at))
+    for index in group:
+        steps[index + 1] = None
+        if index != group[0]:
+            steps[index] = None
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """A batched run whose products go straight to where their stores put them (`forward_stores`)."""
+
+    lookahead: Lookahead
+    destination: np.ndarray
+    """Every product, in order (their stores' bytes)."""
+    buffer: np.ndarray
+    """The OCM tile each product passed through: the last one stays there."""
+
+    def __call__(self) -> None:
+        batch = self.lookahead.batch
+        assert batch is not None
+        self.lookahead.start()
+        self.lookahead.future = None
+        np.copyto(self.destination, batch.y, casting="unsafe")
+        np.copyto(self.buffer, batch.results[-1].reshape(self.buffer.shape), casting="unsafe")
 
 
 _blas: list[ThreadpoolController] = []
@@ -867,7 +926,9 @@ def build_plan(
         steps = bind(analysis, memories, workspace)
     except FAILURES as error:  # a record the checks let through but numpy refuses
         raise AxcError(f"command stream cannot be executed ({type(error).__name__}: {error}); the file is corrupt, rebuild it") from None
-    lookaheads = add_lookaheads(analysis.runs, steps, workspace) if workspace.threads > 1 else []
+    with_none: list[Step | None] = list(steps)
+    lookaheads = add_lookaheads(analysis, with_none, memories, workspace) if workspace.threads > 1 else []
+    steps = [step for step in with_none if step is not None]
     staged_in = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(inputs, memories.inputs)]
     staged_out = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(outputs, memories.outputs)]
     counters = dataclasses.replace(analysis.counters, macs=dict(analysis.counters.macs))

@@ -138,3 +138,48 @@ def test_runs_start_at_their_first_matmul_and_read_the_bias_at_commit() -> None:
         assert all(lookahead.batch is not None for lookahead in plan.lookaheads)
         for got, want in zip(plan.run([x0, b, x1], as_stored=True), expected):
             assert got.tobytes() == want.astype(ml_dtypes.bfloat16).tobytes()
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_a_run_whose_products_are_stored_one_by_one_writes_them_at_once(in_order: bool) -> None:
+    """x @ tile_k into one OCM buffer, each stored by a DMA to the logits' next slot (the
+    lm_head's pattern): with two threads the plan is the batch and one copy; the outputs
+    and the buffer's last contents are those of the stream run step by step. Stored out
+    of order, the pairs stay as they are."""
+    load, store, mm = isa.OP_BY_NAME["dma_load"], isa.OP_BY_NAME["dma_store"], isa.OP_BY_NAME["matmul"]
+    tiles, f32 = 3, 11
+    x, buffer = operand(isa.OCM, X, (1, COLS), BF16), operand(isa.OCM, OUT, (1, ROWS), f32)
+    body = [Instr(load, 0, 0, (operand(isa.INPUT, 0, (1, COLS), BF16), x), ())]
+    for k in range(tiles):
+        slot = k if in_order else tiles - 1 - k
+        body += [
+            Instr(mm, 0, isa.MATRIX_QUEUE, (
+                x, operand(isa.PARAMS, k * ROWS * COLS, (ROWS, COLS), S8),
+                operand(isa.PARAMS, tiles * ROWS * COLS + 2 * ROWS * k, (ROWS, 1), F16), None, None, buffer,
+            ), ("s8", 0, 1.0, True, False)),
+            Instr(store, 0, 0, (buffer, operand(isa.OUTPUT, 4 * ROWS * slot, (1, ROWS), f32)), ()),
+        ]
+    target = get_target("AX650")
+    prog = Program(isa.CHIPS.index(target.family), target.cores, 0, 1, 1, body)
+    assert isa.DTYPE_OF_CODE[f32] == np.float32
+    rng = np.random.default_rng(9)
+    codes = rng.integers(-128, 128, (tiles, ROWS, COLS)).astype(np.int8)
+    scales = (rng.random((tiles, ROWS, 1)) * 0.05).astype(np.float16)
+    x0 = rng.standard_normal((1, COLS)).astype(ml_dtypes.bfloat16)
+    params = np.concatenate([codes.view(np.uint8).reshape(-1), scales.view(np.uint8).reshape(-1)])
+    analysis = analyse(prog)
+    got = {}
+    for threads in (1, 2):
+        ocm = np.full(8192, sem.FILL_BYTE, np.uint8)
+        memories = Memories(ocm, params, np.zeros(0, np.uint8), [np.zeros(2 * COLS, np.uint8)], [np.zeros(4 * ROWS * tiles, np.uint8)])
+        plan = build_plan(
+            prog, memories, [((1, COLS), np.dtype(ml_dtypes.bfloat16))], [((1, ROWS * tiles), np.dtype(np.float32))],
+            Workspace(threads=threads, lookahead_elements=0), analysis,
+        )
+        assert len(plan.steps) == (2 if threads == 2 and in_order else 1 + 2 * tiles)
+        got[threads] = plan.run([x0])[0].tobytes(), ocm[OUT : OUT + 4 * ROWS].tobytes()
+    assert got[1] == got[2]
+    weights = [sem.dequantize_tile(codes[k], "s8", scales[k], None, 0) for k in range(tiles)]
+    products = [np.matmul(x0.astype(np.float32), w.T) for w in weights]
+    expected = np.concatenate(products if in_order else products[::-1], axis=1)
+    assert got[1][0] == expected.tobytes() and got[1][1] == products[-1].tobytes()
