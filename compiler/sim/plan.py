@@ -830,6 +830,7 @@ def add_lookaheads(analysis: Analysis, steps: list[Step | None], memories: Memor
                 steps[index] = Batched(lookahead) if k == 0 else batched_commit(mine[k], batch.results[k])
         if batch is not None:
             forward_stores(group, analysis.planned, steps, memories, lookahead)
+            fuse_elementwise(group, analysis.planned, steps, memories, workspace, lookahead)
         lookaheads.append(lookahead)
     return lookaheads
 
@@ -869,6 +870,98 @@ def forward_stores(group: list[int], planned: Sequence[Planned], steps: list[Ste
         steps[index + 1] = None
         if index != group[0]:
             steps[index] = None
+
+
+def fuse_elementwise(
+    group: list[int], planned: Sequence[Planned], steps: list[Step | None], memories: Memories, workspace: Workspace,
+    lookahead: Lookahead,
+) -> None:
+    """A batched run of m matmuls then one elementwise vector op, n times (the MLP's gate
+    and up tiles, each pair then `act_mul`): the same m OCM buffers each time, the op
+    reading exactly them and writing the place after its previous output. The op runs
+    once over all n tiles, its inputs the products rounded as their commits store them;
+    the buffers are left holding the last products. Elementwise, so the same bits as n
+    calls; two steps rather than n x (m + 1)."""
+    batch = lookahead.batch
+    assert batch is not None
+    m = next((j for j, index in enumerate(group) if index != group[0] + j), len(group))
+    n = len(group) // m
+    after = group[-1] + 1
+    if m * n != len(group) or after >= len(planned) or planned[group[0] + m].instr.op.mnemonic not in ELEMENTWISE:
+        return
+    op = planned[group[0] + m]
+    buffers = [planned[group[0] + j] for j in range(m)]
+    inputs = {name: o for name, o in op.instr.named() if name not in op.instr.op.outputs}
+    outputs = [name for name in op.instr.op.outputs if op.instr.operand(name) is not None]
+    result = op.instr.operand(outputs[0]) if len(outputs) == 1 else None
+    sources: dict[str, int] = {}
+    for name, operand in inputs.items():
+        match = [j for j, b in enumerate(buffers) if span(operand, op.addresses[name]) == span(_out(b), b.addresses["out"])]
+        if len(match) != 1 or operand.dtype != _out(buffers[match[0]]).dtype or operand.sizes != _out(buffers[match[0]]).sizes:
+            return
+        sources[name] = match[0]
+    if result is None or not is_row_major(result) or len(sources) != m or not all(is_row_major(_out(b)) for b in buffers):
+        return
+    for k in range(n):
+        vector = planned[group[0] + k * (m + 1) + m]
+        if (
+            vector.instr.op is not op.instr.op or vector.instr.values != op.instr.values
+            or any(vector.addresses[name] != op.addresses[name] for name in inputs)
+            or vector.addresses[outputs[0]] != op.addresses[outputs[0]] + k * result.nbytes
+            or any(group[k * m + j] != group[0] + k * (m + 1) + j for j in range(m))
+        ):
+            return
+        for j in range(m):
+            entry = planned[group[k * m + j]]
+            step = lookahead.steps[k * m + j]
+            if entry.addresses["out"] != buffers[j].addresses["out"] or step.alpha is not None or step.bias32 is not None or step.accumulate is not None:
+                return
+    if len({r.size for r in batch.results}) != 1:
+        return
+    numel = batch.results[0].size
+    staged = {name: np.zeros((n, numel), isa.DTYPE_OF_CODE[_out(buffers[j]).dtype]) for name, j in sources.items()}
+    memory = memories.of(result.space, result.index)
+    whole = np.ndarray((n, numel), isa.DTYPE_OF_CODE[result.dtype], memory, op.addresses[outputs[0]] + result.box[0])
+    views = {**staged, outputs[0]: whole}
+    kept = [view(memories.of(_out(b).space, _out(b).index), _out(b), b.addresses["out"]) for b in buffers]
+    steps[group[0]] = Fused(lookahead, batch.y.reshape(n, m, numel), staged, sources, VECTOR[op.instr.op.mnemonic](views, op.instr), kept)
+    for index in range(group[0] + 1, after + 1):
+        steps[index] = None
+
+
+ELEMENTWISE = frozenset({"act_mul", "add", "mul", "div", "act", "cast", "softcap"})
+"""Vector ops whose every output element depends on the same element of each input only."""
+
+
+def _out(entry: Planned) -> Operand:
+    out = entry.instr.operand("out")
+    assert out is not None
+    return out
+
+
+@dataclass(frozen=True)
+class Fused:
+    """A batched run and the elementwise op after every m of its matmuls, at once (`fuse_elementwise`)."""
+
+    lookahead: Lookahead
+    products: np.ndarray
+    """`[n, m, numel]`: the batch's products, tile by tile."""
+    staged: dict[str, np.ndarray]
+    """The op's inputs over all tiles `[n, numel]`, in the buffers' dtype."""
+    sources: dict[str, int]
+    """Which of the m matmuls feeds each input."""
+    op: Step
+    kept: list[np.ndarray]
+    """The m OCM buffers: the last products stay there."""
+
+    def __call__(self) -> None:
+        self.lookahead.start()
+        self.lookahead.future = None
+        for name, j in self.sources.items():
+            np.copyto(self.staged[name], self.products[:, j], casting="unsafe")
+        self.op()
+        for j, buffer in enumerate(self.kept):
+            np.copyto(buffer, self.products[-1, j].reshape(buffer.shape), casting="unsafe")
 
 
 @dataclass(frozen=True)

@@ -183,3 +183,56 @@ def test_a_run_whose_products_are_stored_one_by_one_writes_them_at_once(in_order
     products = [np.matmul(x0.astype(np.float32), w.T) for w in weights]
     expected = np.concatenate(products if in_order else products[::-1], axis=1)
     assert got[1][0] == expected.tobytes() and got[1][1] == products[-1].tobytes()
+
+
+@pytest.mark.parametrize("consecutive", [True, False])
+def test_an_elementwise_op_after_every_pair_of_a_run_runs_once(consecutive: bool) -> None:
+    """x @ gate_k into G, x @ up_k into U, act_mul(G, U) into out_k, three times (the MLP's
+    pattern): with two threads the plan is the batch and one act_mul over all tiles; the
+    outputs and G's and U's last contents are those of the stream run step by step. With
+    outputs that do not follow each other, the steps stay as they are."""
+    load, store, mm, act_mul = (isa.OP_BY_NAME[name] for name in ("dma_load", "dma_store", "matmul", "act_mul"))
+    tiles = 3
+    x = operand(isa.OCM, X, (1, COLS), BF16)
+    gate, up = operand(isa.OCM, OUT, (1, ROWS), BF16), operand(isa.OCM, OUT + 64, (1, ROWS), BF16)
+    result_at = [OUT + 256 + 2 * ROWS * (k if consecutive else 2 * k) for k in range(tiles)]
+    body = [Instr(load, 0, 0, (operand(isa.INPUT, 0, (1, COLS), BF16), x), ())]
+    for k in range(tiles):
+        for j, buffer in enumerate((gate, up)):
+            tile = 2 * k + j
+            body.append(Instr(mm, 0, isa.MATRIX_QUEUE, (
+                x, operand(isa.PARAMS, tile * ROWS * COLS, (ROWS, COLS), S8),
+                operand(isa.PARAMS, 2 * tiles * ROWS * COLS + 2 * ROWS * tile, (ROWS, 1), F16), None, None, buffer,
+            ), ("s8", 0, 1.0, True, False)))
+        body.append(Instr(act_mul, 0, isa.VECTOR_QUEUE, (gate, up, operand(isa.OCM, result_at[k], (1, ROWS), BF16)), ("silu",)))
+    body += [
+        Instr(store, 0, 0, (operand(isa.OCM, at, (1, ROWS), BF16), operand(isa.OUTPUT, 2 * ROWS * k, (1, ROWS), BF16)), ())
+        for k, at in enumerate(result_at)
+    ]
+    target = get_target("AX650")
+    prog = Program(isa.CHIPS.index(target.family), target.cores, 0, 1, 1, body)
+    rng = np.random.default_rng(11)
+    codes = rng.integers(-128, 128, (2 * tiles, ROWS, COLS)).astype(np.int8)
+    scales = (rng.random((2 * tiles, ROWS, 1)) * 0.05).astype(np.float16)
+    x0 = rng.standard_normal((1, COLS)).astype(ml_dtypes.bfloat16)
+    params = np.concatenate([codes.view(np.uint8).reshape(-1), scales.view(np.uint8).reshape(-1)])
+    analysis = analyse(prog)
+    got = {}
+    for threads in (1, 2):
+        ocm = np.full(8192, sem.FILL_BYTE, np.uint8)
+        memories = Memories(ocm, params, np.zeros(0, np.uint8), [np.zeros(2 * COLS, np.uint8)], [np.zeros(2 * ROWS * tiles, np.uint8)])
+        plan = build_plan(
+            prog, memories, [((1, COLS), np.dtype(ml_dtypes.bfloat16))], [((1, ROWS * tiles), np.dtype(ml_dtypes.bfloat16))],
+            Workspace(threads=threads, lookahead_elements=0), analysis,
+        )
+        assert len(plan.steps) == (2 + tiles if threads == 2 and consecutive else len(body))
+        got[threads] = plan.run([x0], as_stored=True)[0].tobytes(), ocm[OUT : OUT + 64 + 2 * ROWS].tobytes()
+    assert got[1] == got[2]
+    expected = []
+    for k in range(tiles):
+        g, u = (np.matmul(x0.astype(np.float32), sem.dequantize_tile(codes[2 * k + j], "s8", scales[2 * k + j], None, 0).T) for j in (0, 1))
+        out = np.zeros((1, ROWS), ml_dtypes.bfloat16)
+        sem.act_mul(out, g.astype(ml_dtypes.bfloat16), u.astype(ml_dtypes.bfloat16), "silu")
+        expected.append(out)
+    assert got[1][0] == np.concatenate(expected, axis=1).tobytes()
+    assert got[1][1][: 2 * ROWS] == g.astype(ml_dtypes.bfloat16).tobytes() and got[1][1][64:] == u.astype(ml_dtypes.bfloat16).tobytes()
