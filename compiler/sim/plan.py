@@ -831,6 +831,7 @@ def add_lookaheads(analysis: Analysis, steps: list[Step | None], memories: Memor
         if batch is not None:
             forward_stores(group, analysis.planned, steps, memories, lookahead)
             fuse_elementwise(group, analysis.planned, steps, memories, workspace, lookahead)
+            coalesce_commits(group, analysis.planned, steps, memories, lookahead)
         lookaheads.append(lookahead)
     return lookaheads
 
@@ -927,6 +928,43 @@ def fuse_elementwise(
     steps[group[0]] = Fused(lookahead, batch.y.reshape(n, m, numel), staged, sources, VECTOR[op.instr.op.mnemonic](views, op.instr), kept)
     for index in range(group[0] + 1, after + 1):
         steps[index] = None
+
+
+def coalesce_commits(group: list[int], planned: Sequence[Planned], steps: list[Step | None], memories: Memories, lookahead: Lookahead) -> None:
+    """Bare commits of a batched run that follow each other in the stream, each writing the
+    place after the previous one (the down projection's tiles into the hidden row),
+    become one copy of their products, which lie one after another too."""
+    batch = lookahead.batch
+    assert batch is not None
+    k = 1  # the first matmul's step starts the batch
+    while k < len(group):
+        end = k
+        while end < len(group) and steps[group[end]] is not None and _bare(lookahead.steps[end]):
+            if end > k and (group[end] != group[end - 1] + 1 or not _follows(planned[group[end - 1]], planned[group[end]])):
+                break
+            end += 1
+        if end - k > 1:
+            first = _out(planned[group[k]])
+            offset = int(batch.results[k].ctypes.data - batch.y.ctypes.data) // 4
+            count = sum(batch.results[j].size for j in range(k, end))
+            target = np.ndarray((count,), isa.DTYPE_OF_CODE[first.dtype], memories.of(first.space, first.index), planned[group[k]].addresses["out"])
+            steps[group[k]] = partial(np.copyto, target, batch.y[offset : offset + count], casting="unsafe")
+            for j in range(k + 1, end):
+                steps[group[j]] = None
+        k = max(end, k + 1)
+
+
+def _bare(step: MatmulStep) -> bool:
+    return step.alpha is None and step.bias32 is None and step.accumulate is None
+
+
+def _follows(previous: Planned, entry: Planned) -> bool:
+    """Whether `entry`'s row-major result starts where `previous`'s ends, in the same memory and dtype."""
+    a, b = _out(previous), _out(entry)
+    return (
+        (a.space, a.index, a.dtype) == (b.space, b.index, b.dtype) and is_row_major(a) and is_row_major(b)
+        and entry.addresses["out"] + b.box[0] == previous.addresses["out"] + a.box[1]
+    )
 
 
 ELEMENTWISE = frozenset({"act_mul", "add", "mul", "div", "act", "cast", "softcap"})

@@ -236,3 +236,44 @@ def test_an_elementwise_op_after_every_pair_of_a_run_runs_once(consecutive: bool
         expected.append(out)
     assert got[1][0] == np.concatenate(expected, axis=1).tobytes()
     assert got[1][1][: 2 * ROWS] == g.astype(ml_dtypes.bfloat16).tobytes() and got[1][1][64:] == u.astype(ml_dtypes.bfloat16).tobytes()
+
+
+def test_commits_one_after_another_become_one_copy() -> None:
+    """x @ tile_k into the place after tile k-1's result (the down projection's pattern),
+    then the row stored: with two threads the products after the first are committed in
+    one copy; the output is the step-by-step run's."""
+    load, store, mm = isa.OP_BY_NAME["dma_load"], isa.OP_BY_NAME["dma_store"], isa.OP_BY_NAME["matmul"]
+    tiles = 4
+    x = operand(isa.OCM, X, (1, COLS), BF16)
+    body = [Instr(load, 0, 0, (operand(isa.INPUT, 0, (1, COLS), BF16), x), ())]
+    body += [
+        Instr(mm, 0, isa.MATRIX_QUEUE, (
+            x, operand(isa.PARAMS, k * ROWS * COLS, (ROWS, COLS), S8),
+            operand(isa.PARAMS, tiles * ROWS * COLS + 2 * ROWS * k, (ROWS, 1), F16), None, None,
+            operand(isa.OCM, OUT + 2 * ROWS * k, (1, ROWS), BF16),
+        ), ("s8", 0, 1.0, True, False))
+        for k in range(tiles)
+    ]
+    body.append(Instr(store, 0, 0, (operand(isa.OCM, OUT, (1, tiles * ROWS), BF16), operand(isa.OUTPUT, 0, (1, tiles * ROWS), BF16)), ()))
+    target = get_target("AX650")
+    prog = Program(isa.CHIPS.index(target.family), target.cores, 0, 1, 1, body)
+    rng = np.random.default_rng(13)
+    codes = rng.integers(-128, 128, (tiles, ROWS, COLS)).astype(np.int8)
+    scales = (rng.random((tiles, ROWS, 1)) * 0.05).astype(np.float16)
+    x0 = rng.standard_normal((1, COLS)).astype(ml_dtypes.bfloat16)
+    params = np.concatenate([codes.view(np.uint8).reshape(-1), scales.view(np.uint8).reshape(-1)])
+    analysis = analyse(prog)
+    got = {}
+    for threads in (1, 2):
+        memories = Memories(
+            np.full(8192, sem.FILL_BYTE, np.uint8), params, np.zeros(0, np.uint8), [np.zeros(2 * COLS, np.uint8)],
+            [np.zeros(2 * ROWS * tiles, np.uint8)],
+        )
+        plan = build_plan(
+            prog, memories, [((1, COLS), np.dtype(ml_dtypes.bfloat16))], [((1, ROWS * tiles), np.dtype(ml_dtypes.bfloat16))],
+            Workspace(threads=threads, lookahead_elements=0), analysis,
+        )
+        assert len(plan.steps) == (4 if threads == 2 else len(body))
+        got[threads] = plan.run([x0], as_stored=True)[0].tobytes()
+    expected = [np.matmul(x0.astype(np.float32), sem.dequantize_tile(codes[k], "s8", scales[k], None, 0).T) for k in range(tiles)]
+    assert got[1] == got[2] == np.concatenate(expected, axis=1).astype(ml_dtypes.bfloat16).tobytes()
