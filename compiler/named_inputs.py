@@ -13,6 +13,11 @@ def ordered_inputs(
     owner: str, names: Sequence[str], inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray]
 ) -> list[np.ndarray]:
     """`inputs` in the order of `names`; `owner` (e.g. `@layer_0_g0`, `group 1`) names the program in errors."""
+    if type(inputs) is dict and len(inputs) == len(names):  # the names are distinct: all there, none unknown
+        try:
+            return [inputs[n] for n in names]
+        except KeyError:
+            pass
     if isinstance(inputs, Mapping):
         missing = [n for n in names if n not in inputs]
         unknown = [n for n in inputs if n not in names]

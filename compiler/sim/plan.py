@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 import dataclasses
 from dataclasses import dataclass, field
 from functools import partial
@@ -43,7 +43,7 @@ import os
 import threading
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import LibController, ThreadpoolController
 
 from axc import kernels
 from axc import npu_semantics as sem
@@ -52,6 +52,7 @@ from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
 from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv, widen
+from axc.sim.staging import stage
 
 Step = Callable[[], object]
 MAX_STEPS = 1 << 22
@@ -473,12 +474,9 @@ class Plan:
     def run(self, inputs: Sequence[np.ndarray], as_stored: bool = False) -> list[np.ndarray]:
         """Outputs as fp32 for floats (`as_stored`: in their stored dtypes), fresh copies."""
         for staged, value in zip(self.inputs, inputs, strict=True):
-            value = np.asarray(value)
-            if staged.dtype.kind in "fV" and value.dtype.kind in "fV" and value.dtype != staged.dtype:
-                value = value.astype(np.float32, copy=False)
-            np.copyto(staged, value.reshape(staged.shape), casting="unsafe")
+            stage(staged, value)
         try:
-            with one_blas_thread() if self.one_blas else nullcontext():
+            with OneBlasThread() if self.one_blas else nullcontext():
                 for step in self.steps:
                     step()
         except FAILURES as error:
@@ -1021,15 +1019,30 @@ class Forwarded:
         np.copyto(self.buffer, batch.results[-1].reshape(self.buffer.shape), casting="unsafe")
 
 
-_blas: list[ThreadpoolController] = []
+_blas: list[list[LibController]] = []
+"""The BLAS libraries loaded when a plan first ran with `OneBlasThread`."""
 
 
-def one_blas_thread() -> AbstractContextManager[object]:
-    """BLAS limited to one thread: the lookahead's two threads are the parallelism (and
-    each product is the single-threaded BLAS call, whatever the machine's core count)."""
-    if not _blas:
-        _blas.append(ThreadpoolController())
-    return _blas[0].limit(limits=1, user_api="blas")
+class OneBlasThread:
+    """BLAS limited to one thread, each library's own limit restored on exit: the
+    lookahead's two threads are the parallelism (and each product is the single-threaded
+    BLAS call, whatever the machine's core count). `ThreadpoolController.limit` does the
+    same but reads every library's full description each time (some 30 us per call)."""
+
+    def __init__(self) -> None:
+        if not _blas:
+            _blas.append([lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"])
+        self.libraries = _blas[0]
+        self.saved: list[int | None] = []
+
+    def __enter__(self) -> None:
+        self.saved = [lib.get_num_threads() for lib in self.libraries]
+        for lib in self.libraries:
+            lib.set_num_threads(1)
+
+    def __exit__(self, *_: object) -> None:
+        for lib, threads in zip(self.libraries, self.saved):
+            lib.set_num_threads(threads)
 
 
 def analyse(program: Program) -> Analysis:
