@@ -53,6 +53,7 @@ from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
 from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv, widen
 from axc.sim.staging import stage
+from axc.sim.vector import vector_step
 
 Step = Callable[[], object]
 MAX_STEPS = 1 << 22
@@ -684,7 +685,10 @@ def bind(analysis: Analysis, memories: Memories, workspace: Workspace) -> list[S
         elif instr.op.mnemonic == "matmul":
             steps.append(matmul_step(instr, views, entry, workspace))
         else:
-            steps.append(VECTOR[instr.op.mnemonic](views, instr))
+            fallback = VECTOR[instr.op.mnemonic](views, instr)
+            values = {imm.name: value for imm, value in zip(instr.op.imms, instr.values)}
+            fast = vector_step(instr.op.mnemonic, views, values, fallback, workspace.get)
+            steps.append(fallback if fast is None else fast)
     return steps
 
 
