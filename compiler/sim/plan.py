@@ -53,7 +53,7 @@ from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
 from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv, widen
 from axc.sim.staging import stage
-from axc.sim.vector import vector_step
+from axc.sim.vector import cast_into, products_step, vector_step
 
 Step = Callable[[], object]
 MAX_STEPS = 1 << 22
@@ -685,11 +685,16 @@ def bind(analysis: Analysis, memories: Memories, workspace: Workspace) -> list[S
         elif instr.op.mnemonic == "matmul":
             steps.append(matmul_step(instr, views, entry, workspace))
         else:
-            fallback = VECTOR[instr.op.mnemonic](views, instr)
-            values = {imm.name: value for imm, value in zip(instr.op.imms, instr.values)}
-            fast = vector_step(instr.op.mnemonic, views, values, fallback, workspace.get)
-            steps.append(fallback if fast is None else fast)
+            steps.append(vector_op(instr, views, workspace))
     return steps
+
+
+def vector_op(instr: Instr, views: dict[str, np.ndarray], workspace: Workspace) -> Step:
+    """A vector instruction's step: specialised (`axc.sim.vector`) or its `npu_semantics` call."""
+    fallback = VECTOR[instr.op.mnemonic](views, instr)
+    values = {imm.name: value for imm, value in zip(instr.op.imms, instr.values)}
+    fast = vector_step(instr.op.mnemonic, views, values, fallback, workspace.get)
+    return fallback if fast is None else fast
 
 
 def matmul_step(instr: Instr, views: dict[str, np.ndarray], entry: Planned, workspace: Workspace) -> Step:
@@ -927,7 +932,11 @@ def fuse_elementwise(
     whole = np.ndarray((n, numel), isa.DTYPE_OF_CODE[result.dtype], memory, op.addresses[outputs[0]] + result.box[0])
     views = {**staged, outputs[0]: whole}
     kept = [view(memories.of(_out(b).space, _out(b).index), _out(b), b.addresses["out"]) for b in buffers]
-    steps[group[0]] = Fused(lookahead, batch.y.reshape(n, m, numel), staged, sources, VECTOR[op.instr.op.mnemonic](views, op.instr), kept)
+    fused = Fused(lookahead, batch.y.reshape(n, m, numel), staged, sources, vector_op(op.instr, views, workspace), kept)
+    values = {imm.name: value for imm, value in zip(op.instr.op.imms, op.instr.values)}
+    inputs_of = {name: (j, staged[name].dtype) for name, j in sources.items()}
+    direct = products_step(op.instr.op.mnemonic, values, whole, fused.products, inputs_of, fused.apply, workspace.get)
+    steps[group[0]] = fused if direct is None else dataclasses.replace(fused, staged={}, sources={}, op=direct)
     for index in range(group[0] + 1, after + 1):
         steps[index] = None
 
@@ -997,11 +1006,15 @@ class Fused:
     def __call__(self) -> None:
         self.lookahead.start()
         self.lookahead.future = None
-        for name, j in self.sources.items():
-            np.copyto(self.staged[name], self.products[:, j], casting="unsafe")
-        self.op()
+        self.apply()
         for j, buffer in enumerate(self.kept):
             np.copyto(buffer, self.products[-1, j].reshape(buffer.shape), casting="unsafe")
+
+    def apply(self) -> None:
+        """The op over the products, staged in the buffers' dtype."""
+        for name, j in self.sources.items():
+            cast_into(self.staged[name], self.products[:, j])
+        self.op()
 
 
 @dataclass(frozen=True)

@@ -88,10 +88,9 @@ def bits_of_f32(typingctx, value):
 def bf16_bits(value: np.float32) -> np.uint16:
     """ml_dtypes' fp32 -> bf16: round to nearest even; a NaN becomes 0x7FC0 with its sign."""
     bits = np.uint64(bits_of_f32(value))  # type: ignore[call-arg]  # numba supplies the typing context
-    if value != value:
-        return np.uint16((bits >> np.uint64(16)) & np.uint64(0x8000) | np.uint64(0x7FC0))
-    lsb = (bits >> np.uint64(16)) & np.uint64(1)
-    return np.uint16((bits + np.uint64(0x7FFF) + lsb) >> np.uint64(16))
+    nan = (bits >> np.uint64(16)) & np.uint64(0x8000) | np.uint64(0x7FC0)
+    even = (bits + np.uint64(0x7FFF) + ((bits >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
+    return np.uint16(nan if value != value else even)  # a select, not a branch: loops vectorize
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -185,10 +184,12 @@ def pairwise(a: np.ndarray, start: int, n: int) -> np.float32:
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _any_nan(a: np.ndarray) -> bool:
     for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
+        found = False
+        for j in range(a.shape[1]):  # no exit inside the row, so the loop vectorizes
             v = get(a, i, j)
-            if v != v:
-                return True
+            found |= v != v
+        if found:
+            return True
     return False
 
 
@@ -200,6 +201,15 @@ def cast_2d(out: np.ndarray, x: np.ndarray) -> None:
             put(out, i, j, get(x, i, j))
 
 
+def cast_into(out: np.ndarray, x: np.ndarray) -> None:
+    """`np.copyto(out, x, casting="unsafe")` for 2-D views of one shape, compiled between
+    fp32 and bf16 (ml_dtypes converts one element at a time)."""
+    if out.ndim == 2 and out.shape == x.shape and {out.dtype, x.dtype} == {F32, BF16}:
+        cast_2d(_bits(out), _bits(x))
+    else:
+        np.copyto(out, x, casting="unsafe")
+
+
 ADD, MUL, DIV = 0, 1, 2
 BINARY = {"add": ADD, "mul": MUL, "div": DIV}
 
@@ -208,10 +218,19 @@ BINARY = {"add": ADD, "mul": MUL, "div": DIV}
 def _binary(kind: int, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray) -> bool:
     if _any_nan(lhs) or _any_nan(rhs):
         return False
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            a, b = get(lhs, i, j), get(rhs, i, j)
-            put(out, i, j, a + b if kind == ADD else a * b if kind == MUL else a / b)
+    rows, cols = out.shape
+    if kind == ADD:  # a loop per kind: no branch inside, so each vectorizes
+        for i in range(rows):
+            for j in range(cols):
+                put(out, i, j, get(lhs, i, j) + get(rhs, i, j))
+    elif kind == MUL:
+        for i in range(rows):
+            for j in range(cols):
+                put(out, i, j, get(lhs, i, j) * get(rhs, i, j))
+    else:
+        for i in range(rows):
+            for j in range(cols):
+                put(out, i, j, get(lhs, i, j) / get(rhs, i, j))
     return True
 
 
@@ -232,6 +251,30 @@ def _silu_mul(out: np.ndarray, gate: np.ndarray, up: np.ndarray, exp_neg: np.nda
             g = get(gate, i, j)
             activated = rounded(g / (np.float32(1) + exp_neg[i, j]), out)
             put(out, i, j, activated * get(up, i, j))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _negated_products(products: np.ndarray, gate: int, up: int, gate_like: np.ndarray, up_like: np.ndarray, work: np.ndarray) -> bool:
+    """`_negated` of the products `products[:, gate]` and `products[:, up]` as stored in the
+    dtypes of `gate_like` and `up_like`."""
+    found = False
+    for k in range(products.shape[0]):
+        for i in range(products.shape[2]):
+            g, u = products[k, gate, i], products[k, up, i]
+            found |= (g != g) | (u != u)
+            work[k, i] = -rounded(g, gate_like)
+    return not found
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _silu_mul_products(
+    out: np.ndarray, products: np.ndarray, gate: int, up: int, gate_like: np.ndarray, up_like: np.ndarray, exp_neg: np.ndarray
+) -> None:
+    for k in range(products.shape[0]):
+        for i in range(products.shape[2]):
+            g = rounded(products[k, gate, i], gate_like)
+            activated = rounded(g / (np.float32(1) + exp_neg[k, i]), out)
+            put(out, k, i, activated * rounded(products[k, up, i], up_like))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -429,6 +472,28 @@ class SiluMul:
 
 
 @dataclass(frozen=True)
+class SiluMulProducts:
+    """`SiluMul` whose gate and up are tiles of matmul products `[n, m, numel]`, read as
+    their commits would store them (rounded to the dtypes of `gate_like`, `up_like`)."""
+
+    out: np.ndarray
+    products: np.ndarray
+    gate: int
+    up: int
+    gate_like: np.ndarray
+    up_like: np.ndarray
+    work: np.ndarray
+    fallback: Step
+
+    def __call__(self) -> None:
+        if not _negated_products(self.products, self.gate, self.up, self.gate_like, self.up_like, self.work):
+            self.fallback()
+            return
+        np.exp(self.work, out=self.work)
+        _silu_mul_products(self.out, self.products, self.gate, self.up, self.gate_like, self.up_like, self.work)
+
+
+@dataclass(frozen=True)
 class RmsNorm:
     """`sem.rms_norm` in one kernel (`squares`: one row's fp32 work array)."""
 
@@ -462,10 +527,22 @@ class AddRmsNorm:
             self.fallback()
 
 
+ROPE_SPECS: list[kernels.RopeSpec] = []
+"""The specs of the plans' rope steps, by index (a cheap key: a spec hashes all its fields)."""
+
+
+def rope_key(spec: kernels.RopeSpec) -> int:
+    if spec not in ROPE_SPECS:
+        ROPE_SPECS.append(spec)
+    return ROPE_SPECS.index(spec)
+
+
 @lru_cache(maxsize=256)
-def rope_tables(spec: kernels.RopeSpec, dtype: str, positions: bytes) -> tuple[np.ndarray, np.ndarray]:
+def rope_tables(spec_key: int, dtype: str, positions: bytes) -> tuple[np.ndarray, np.ndarray]:
     """The `cos`, `sin` `[tokens, rotary_dim]` that `kernels.rope` multiplies by (interleaved:
-    each pair's entry repeated), computed by the same calls, read-only."""
+    each pair's entry repeated) for spec `ROPE_SPECS[spec_key]`, computed by the same calls,
+    read-only: the rope steps of a decode step share one position."""
+    spec = ROPE_SPECS[spec_key]
     cos, sin = spec.cos_sin(np.frombuffer(positions, dtype))
     if spec.interleaved:
         half = spec.rotary_dim // 2
@@ -488,9 +565,13 @@ class Rope:
     spec: kernels.RopeSpec
     work: np.ndarray
     fallback: Step
+    key: int = 0
+    """`rope_key(spec)`."""
+    dtype: str = ""
+    """The positions' dtype."""
 
     def __call__(self) -> None:
-        cos, sin = rope_tables(self.spec, self.positions.dtype.str, self.positions.tobytes())
+        cos, sin = rope_tables(self.key, self.dtype, self.positions.tobytes())
         if not _rope(self.out, self.x, cos, sin, self.heads, self.spec.head_dim, self.spec.interleaved, self.work):
             self.fallback()
 
@@ -591,7 +672,9 @@ def _rope_step(v: Mapping[str, np.ndarray], heads: int, spec: kernels.RopeSpec, 
         return None
     if x.shape[1] != heads * spec.head_dim or not 0 < spec.rotary_dim <= spec.head_dim or spec.rotary_dim % 2:
         return None
-    return Rope(_bits(out), _bits(x), positions, heads, spec, work("rope", (spec.head_dim,)), fallback)
+    return Rope(
+        _bits(out), _bits(x), positions, heads, spec, work("rope", (spec.head_dim,)), fallback, rope_key(spec), positions.dtype.str
+    )
 
 
 def _softmax_step(v: Mapping[str, np.ndarray], fallback: Step, work: Work) -> Step | None:
@@ -614,6 +697,27 @@ def _softmax_step(v: Mapping[str, np.ndarray], fallback: Step, work: Work) -> St
         probs2, max2, sum2, corr2, scores2, work("softmax", (rows * n + rows,)), work("softmax max", (rows,)),
         work("softmax sum", (rows,)), fallback,
     )
+
+
+def products_step(
+    mnemonic: str, values: Mapping[str, object], out: np.ndarray, products: np.ndarray,
+    inputs: Mapping[str, tuple[int, np.dtype]], fallback: Step, work: Work,
+) -> Step | None:
+    """An elementwise op over n tiles of m matmul products (`products [n, m, numel]`, fp32),
+    input `name` being `products[:, j]` stored as `dtype` (`inputs[name] = (j, dtype)`), its
+    output `out [n, numel]`: `act_mul` (silu) reads the products without staging them; None
+    for the others (`fallback`: the op over the staged products)."""
+    if mnemonic != "act_mul" or str(values["kind"]) != kernels.Activation.SILU or set(inputs) != {"gate", "up"}:
+        return None
+    (gate, gate_dtype), (up, up_dtype) = inputs["gate"], inputs["up"]
+    if not _kernel_dtypes(out) or not {gate_dtype, up_dtype} <= {F32, BF16} or products.dtype != F32 or products.ndim != 3:
+        return None
+    if not products.flags.c_contiguous or out.shape != (products.shape[0], products.shape[2]) or not distinct(out):
+        return None
+    if np.may_share_memory(out, products):
+        return None
+    likes = [np.zeros(0, np.uint16 if dtype == BF16 else np.float32) for dtype in (gate_dtype, up_dtype)]
+    return SiluMulProducts(_bits(out), products, gate, up, likes[0], likes[1], work("act_mul", out.shape), fallback)
 
 
 def vector_step(
