@@ -381,7 +381,7 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return a.view(np.uint16) if a.dtype == BF16 else a
 
 
-def _as_2d(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+def as_2d(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
     """`a` broadcast to `shape` and viewed as (rows, last axis), or None (not as a view)."""
     try:
         full = a if a.shape == shape else np.broadcast_to(a, shape)
@@ -610,7 +610,7 @@ def _binary_step(v: Mapping[str, np.ndarray], kind: str, fallback: Step) -> Step
     out, lhs, rhs = v["out"], v["lhs"], v["rhs"]
     if not _kernel_dtypes(out, lhs, rhs) or not separate([out], [lhs, rhs]):
         return None
-    out2, lhs2, rhs2 = (_as_2d(a, out.shape) for a in (out, lhs, rhs))
+    out2, lhs2, rhs2 = (as_2d(a, out.shape) for a in (out, lhs, rhs))
     if out2 is None or lhs2 is None or rhs2 is None:
         return None
     return Binary(BINARY[kind], out2, lhs2, rhs2, fallback)
@@ -620,7 +620,7 @@ def _act_mul(v: Mapping[str, np.ndarray], kind: str, fallback: Step, work: Work)
     out, gate, up = v["out"], v["gate"], v["up"]
     if kind != kernels.Activation.SILU or not _kernel_dtypes(out, gate, up) or not separate([out], [gate, up]):
         return None
-    out2, gate2, up2 = (_as_2d(a, out.shape) for a in (out, gate, up))
+    out2, gate2, up2 = (as_2d(a, out.shape) for a in (out, gate, up))
     if out2 is None or gate2 is None or up2 is None or gate.shape != out.shape:
         return None
     return SiluMul(out2, gate2, up2, work("act_mul", out2.shape), fallback)
@@ -634,7 +634,7 @@ def _norm_views(out: np.ndarray, x: np.ndarray, weight: np.ndarray) -> tuple[np.
             return None
     except ValueError:
         return None
-    views = _as_2d(out, x.shape), _as_2d(x, x.shape), _as_2d(weight, x.shape)
+    views = as_2d(out, x.shape), as_2d(x, x.shape), as_2d(weight, x.shape)
     if views[0] is None or views[1] is None or views[2] is None:
         return None
     return views[0], views[1], views[2]
@@ -657,7 +657,7 @@ def _add_rms_norm_step(v: Mapping[str, np.ndarray], eps: float, fallback: Step, 
     if lhs.shape != total.shape or rhs.shape != total.shape:
         return None
     views = _norm_views(out, total, weight)
-    sides = _as_2d(lhs, total.shape), _as_2d(rhs, total.shape)
+    sides = as_2d(lhs, total.shape), as_2d(rhs, total.shape)
     if views is None or sides[0] is None or sides[1] is None:
         return None
     out2, total2, weight2 = views
@@ -688,7 +688,7 @@ def _softmax_step(v: Mapping[str, np.ndarray], fallback: Step, work: Work) -> St
     column = (*shape[:-1], 1)
     if any(a.shape != column for a in (running_max, running_sum, corr)):
         return None
-    views = [_as_2d(a, a.shape) for a in operands]
+    views = [as_2d(a, a.shape) for a in operands]
     probs2, max2, sum2, corr2, scores2 = views
     if probs2 is None or max2 is None or sum2 is None or corr2 is None or scores2 is None:
         return None

@@ -1,0 +1,85 @@
+"""The decode attention's scores in one compiled call, bit-identical to `npu_semantics.matmul`.
+
+A decode step's `scores = alpha * q @ k_tile^T` multiplies each head's query row `[1, K]`
+by the transpose of a bf16 cache tile `[N, K]` held in OCM. `np.matmul` of the widened
+operands runs that as one `cblas_sgemv` per head (numpy's vector @ matrix case: column
+major, transposed, the tile's rows contiguous), which is the call `axc.sim.blas.gemv_rows`
+makes; the widening, the calls, the scaling and the store by `put` then happen in one
+numba kernel instead of a dozen numpy calls. `RowsByTile.of` returns None where the
+operands are not of that form (or numpy's BLAS was not found), and the plan keeps its
+`MatmulStep`.
+
+```python
+step = RowsByTile.of(out, lhs, rhs, alpha, work)   # out (H, 1, N) = alpha * lhs (H, 1, K) @ rhs (N, K)^T
+step()
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from axc.sim.blas import SGEMV, gemv_rows
+from axc.sim.vector import BF16, F32, Work, as_2d, distinct, get, put
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _rows_by_tile(
+    address: int, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, a: np.ndarray, b: np.ndarray, result: np.ndarray,
+    alpha: np.float32, scaled: bool,
+) -> None:
+    heads, depth = a.shape
+    for h in range(heads):
+        for k in range(depth):
+            a[h, k] = get(lhs, h, k)
+    for n in range(b.shape[0]):
+        for k in range(depth):
+            b[n, k] = get(rhs, n, k)
+    for h in range(heads):
+        gemv_rows(address, b, a[h], result[h])
+    for h in range(heads):
+        for n in range(b.shape[0]):
+            value = result[h, n]
+            if scaled:
+                value = value * alpha
+            put(out, h, n, value)
+
+
+@dataclass(frozen=True)
+class RowsByTile:
+    """`out (H, 1, N) = alpha * lhs (H, 1, K) @ rhs (N, K)^T` in fp32, stored to `out`'s
+    dtype (the `MatmulStep` of a transposed float tile, without bias or accumulation)."""
+
+    address: int
+    out: np.ndarray
+    lhs: np.ndarray
+    rhs: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    result: np.ndarray
+    alpha: np.float32
+    scaled: bool
+
+    def __call__(self) -> None:
+        _rows_by_tile(self.address, self.out, self.lhs, self.rhs, self.a, self.b, self.result, self.alpha, self.scaled)
+
+    @classmethod
+    def of(cls, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, alpha: float, work: Work) -> RowsByTile | None:
+        """The step, or None where the operands are not of its form."""
+        if SGEMV is None or lhs.ndim != 3 or rhs.ndim != 2 or out.ndim != 3 or lhs.shape[1] != 1:
+            return None
+        heads, depth, rows = lhs.shape[0], lhs.shape[2], rhs.shape[0]
+        if rhs.shape[1] != depth or out.shape != (heads, 1, rows) or rows < 2 or depth < 2:  # numpy: no sdot, no noblas loop
+            return None
+        if any(x.dtype not in (F32, BF16) for x in (out, lhs, rhs)) or not distinct(out):
+            return None
+        out2, lhs2, rhs2 = as_2d(out, out.shape), as_2d(lhs, lhs.shape), as_2d(rhs, rhs.shape)
+        if out2 is None or lhs2 is None or rhs2 is None:
+            return None
+        return cls(
+            SGEMV, out2, lhs2, rhs2, work("scores lhs", (heads, depth)), work("scores tile", (rows, depth)),
+            work("scores", (heads, rows)), np.float32(alpha), alpha != 1.0,
+        )

@@ -1,0 +1,46 @@
+"""The decode attention's scores (`axc.sim.attention.RowsByTile`) write the bytes
+`npu_semantics.matmul` writes: random operands (with NaN, inf and signed zeros), bf16 and
+fp32, the Qwen2.5-0.5B decode shape and others."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from axc import npu_semantics as sem
+from axc.sim.attention import RowsByTile
+from axc.sim.blas import SGEMV
+
+from test_sim_vector import BF16, F32, _work, random_memory
+
+
+@pytest.mark.skipif(SGEMV is None, reason="numpy's BLAS not found: the plan keeps MatmulStep")
+@pytest.mark.parametrize("special", [0.0, 0.01])
+@pytest.mark.parametrize("alpha", [0.125, 1.0])
+@pytest.mark.parametrize("dtypes", [(BF16, BF16, F32), (F32, BF16, F32), (BF16, F32, BF16)])
+@pytest.mark.parametrize("shape", [(7, 255, 64), (14, 100, 64), (2, 37, 128), (1, 2, 3)])
+def test_scores(shape: tuple[int, int, int], dtypes: tuple[np.dtype, np.dtype, np.dtype], alpha: float, special: float) -> None:
+    heads, rows, depth = shape
+    lhs_type, rhs_type, out_type = dtypes
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        memory = random_memory(rng, 8 * (heads + rows + heads) * max(depth, rows) * 4, special if seed % 2 else 0.0)
+        values = memory.view(BF16).astype(np.float32)
+        lhs = values[: heads * depth].reshape(heads, 1, depth).astype(lhs_type)
+        tile = values[heads * depth : heads * depth + rows * 2 * depth].reshape(rows, 2 * depth).astype(rhs_type)
+        rhs = tile[:, :depth]  # one KV head of a (rows, 2 x depth) cache: strided rows
+        mine, theirs = np.zeros((heads, 1, rows), out_type), np.zeros((heads, 1, rows), out_type)
+        step = RowsByTile.of(mine, lhs, rhs, alpha, _work({}))
+        assert step is not None
+        with np.errstate(all="ignore"):
+            step()
+            step()
+            sem.matmul(theirs, lhs, rhs, alpha=alpha, transpose_b=True)
+        assert mine.tobytes() == theirs.tobytes(), f"seed {seed}: bytes differ"
+
+
+def test_other_forms_keep_the_matmul_step() -> None:
+    work = _work({})
+    assert RowsByTile.of(np.zeros((7, 1, 1), F32), np.zeros((7, 1, 64), F32), np.zeros((1, 64), F32), 1.0, work) is None  # sdot
+    assert RowsByTile.of(np.zeros((7, 2, 5), F32), np.zeros((7, 2, 64), F32), np.zeros((5, 64), F32), 1.0, work) is None
+    assert RowsByTile.of(np.zeros((7, 1, 5), np.float16), np.zeros((7, 1, 64), F32), np.zeros((5, 64), F32), 1.0, work) is None
