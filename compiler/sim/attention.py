@@ -1,4 +1,5 @@
-"""The decode attention's scores in one compiled call, bit-identical to `npu_semantics.matmul`.
+"""The decode attention's small float matmuls in one compiled call each, bit-identical to
+`npu_semantics.matmul`.
 
 A decode step's `scores = alpha * q @ k_tile^T` multiplies each head's query row `[1, K]`
 by the transpose of a bf16 cache tile `[N, K]` held in OCM. `np.matmul` of the widened
@@ -7,7 +8,9 @@ major, transposed, the tile's rows contiguous), which is the call `axc.sim.blas.
 makes; the widening, the calls, the scaling and the store by `put` then happen in one
 numba kernel instead of a dozen numpy calls. `RowsByTile.of` returns None where the
 operands are not of that form (or numpy's BLAS was not found), and the plan keeps its
-`MatmulStep`.
+`MatmulStep`. The new token's value row weighted by its probability, `out (H, 1, N) +=
+p (H, 1, 1) @ v (1, N)`, is numpy's loop without BLAS (`0 + p * v` per element):
+`Outer` computes it the same way.
 
 ```python
 step = RowsByTile.of(out, lhs, rhs, alpha, work)   # out (H, 1, N) = alpha * lhs (H, 1, K) @ rhs (N, K)^T
@@ -83,3 +86,50 @@ class RowsByTile:
             SGEMV, out2, lhs2, rhs2, work("scores lhs", (heads, depth)), work("scores tile", (rows, depth)),
             work("scores", (heads, rows)), np.float32(alpha), alpha != 1.0,
         )
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _outer(out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, result: np.ndarray, alpha: np.float32, scaled: bool, accumulate: bool) -> None:
+    heads, width = result.shape
+    for h in range(heads):
+        for n in range(width):
+            value = np.float32(0) + get(lhs, h, 0) * get(rhs, 0, n)
+            if scaled:
+                value = value * alpha
+            result[h, n] = value
+    for h in range(heads):
+        for n in range(width):
+            value = result[h, n]
+            if accumulate:
+                value = get(out, h, n) + value
+            put(out, h, n, value)
+
+
+@dataclass(frozen=True)
+class Outer:
+    """`out (H, 1, N) (+)= alpha * lhs (H, 1, 1) @ rhs (1, N)` in fp32, stored to `out`'s
+    dtype: numpy's matmul loop for an inner dimension of one (`0 + a * b`)."""
+
+    out: np.ndarray
+    lhs: np.ndarray
+    rhs: np.ndarray
+    result: np.ndarray
+    alpha: np.float32
+    scaled: bool
+    accumulate: bool
+
+    def __call__(self) -> None:
+        _outer(self.out, self.lhs, self.rhs, self.result, self.alpha, self.scaled, self.accumulate)
+
+    @classmethod
+    def of(cls, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, alpha: float, accumulate: bool, work: Work) -> Outer | None:
+        """The step, or None where the operands are not of its form."""
+        if lhs.ndim != 3 or rhs.ndim != 2 or out.ndim != 3 or lhs.shape[1:] != (1, 1) or rhs.shape[0] != 1:
+            return None
+        heads, width = lhs.shape[0], rhs.shape[1]
+        if out.shape != (heads, 1, width) or any(x.dtype not in (F32, BF16) for x in (out, lhs, rhs)) or not distinct(out):
+            return None
+        out2, lhs2, rhs2 = as_2d(out, out.shape), as_2d(lhs, lhs.shape), as_2d(rhs, rhs.shape)
+        if out2 is None or lhs2 is None or rhs2 is None:
+            return None
+        return cls(out2, lhs2, rhs2, work("outer", (heads, width)), np.float32(alpha), alpha != 1.0, accumulate)

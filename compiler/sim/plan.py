@@ -51,7 +51,7 @@ from axc import isa
 from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
-from axc.sim.attention import RowsByTile
+from axc.sim.attention import Outer, RowsByTile
 from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv, widen
 from axc.sim.staging import stage
 from axc.sim.vector import cast_into, products_step, vector_step
@@ -708,10 +708,13 @@ def matmul_step(instr: Instr, views: dict[str, np.ndarray], entry: Planned, work
             sem.matmul, out, lhs, rhs, fmt=fmt, scales=views.get("scales"), zeros=views.get("zeros"), group=group,
             bias=bias, alpha=alpha, transpose_b=transpose_b, accumulate=accumulate,
         )
-    if "rhs" not in entry.blob and transpose_b and not accumulate and bias is None:
-        scores = RowsByTile.of(out, lhs, rhs, alpha, workspace.get)
-        if scores is not None:
-            return scores
+    if "rhs" not in entry.blob and bias is None:
+        small = (
+            RowsByTile.of(out, lhs, rhs, alpha, workspace.get) if transpose_b and not accumulate
+            else None if transpose_b else Outer.of(out, lhs, rhs, alpha, accumulate, workspace.get)
+        )
+        if small is not None:
+            return small
     dequantizer = gemv = None
     if "rhs" in entry.blob:
         dequantizer = TileDequantizer.checked(rhs, fmt, views.get("scales"), views.get("zeros"), group)  # the analysis checked it

@@ -1,4 +1,4 @@
-"""The decode attention's scores (`axc.sim.attention.RowsByTile`) write the bytes
+"""The decode attention's small matmuls (`axc.sim.attention`) write the bytes
 `npu_semantics.matmul` writes: random operands (with NaN, inf and signed zeros), bf16 and
 fp32, the Qwen2.5-0.5B decode shape and others."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from axc import npu_semantics as sem
-from axc.sim.attention import RowsByTile
+from axc.sim.attention import Outer, RowsByTile
 from axc.sim.blas import SGEMV
 
 from test_sim_vector import BF16, F32, _work, random_memory
@@ -44,3 +44,26 @@ def test_other_forms_keep_the_matmul_step() -> None:
     assert RowsByTile.of(np.zeros((7, 1, 1), F32), np.zeros((7, 1, 64), F32), np.zeros((1, 64), F32), 1.0, work) is None  # sdot
     assert RowsByTile.of(np.zeros((7, 2, 5), F32), np.zeros((7, 2, 64), F32), np.zeros((5, 64), F32), 1.0, work) is None
     assert RowsByTile.of(np.zeros((7, 1, 5), np.float16), np.zeros((7, 1, 64), F32), np.zeros((5, 64), F32), 1.0, work) is None
+    assert Outer.of(np.zeros((7, 1, 5), F32), np.zeros((7, 1, 2), F32), np.zeros((2, 5), F32), 1.0, False, work) is None
+
+
+@pytest.mark.parametrize("special", [0.0, 0.02])
+@pytest.mark.parametrize("accumulate", [True, False])
+@pytest.mark.parametrize("alpha", [0.5, 1.0])
+@pytest.mark.parametrize("dtypes", [(F32, BF16, F32), (BF16, BF16, BF16), (F32, F32, BF16)])
+@pytest.mark.parametrize("heads, width", [(7, 64), (14, 128), (1, 3)])
+def test_outer(heads: int, width: int, dtypes: tuple[np.dtype, np.dtype, np.dtype], alpha: float, accumulate: bool, special: float) -> None:
+    lhs_type, rhs_type, out_type = dtypes
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        values = random_memory(rng, 4 * (heads + 2 * width + heads * width), special if seed % 2 else 0.0).view(BF16).astype(np.float32)
+        lhs = values[:heads].reshape(heads, 1, 1).astype(lhs_type)
+        rhs = values[heads : heads + 2 * width].reshape(1, 2 * width)[:, ::2].astype(rhs_type)  # a strided row
+        start = values[heads + 2 * width : heads + 2 * width + heads * width].reshape(heads, 1, width).astype(out_type)
+        mine, theirs = start.copy(), start.copy()
+        step = Outer.of(mine, lhs, rhs, alpha, accumulate, _work({}))
+        assert step is not None
+        with np.errstate(all="ignore"):
+            step()
+            sem.matmul(theirs, lhs, rhs, alpha=alpha, accumulate=accumulate)
+        assert mine.tobytes() == theirs.tobytes(), f"seed {seed}: bytes differ"
