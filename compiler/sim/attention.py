@@ -21,12 +21,14 @@ step()
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numba
 import numpy as np
 
+from axc import npu_semantics as sem
 from axc.sim.blas import SGEMV, gemv_rows
-from axc.sim.vector import BF16, F32, Work, as_2d, distinct, get, put
+from axc.sim.vector import BF16, F32, Step, Work, any_nan, as_2d, distinct, get, put
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -89,7 +91,9 @@ class RowsByTile:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _outer(out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, result: np.ndarray, alpha: np.float32, scaled: bool, accumulate: bool) -> None:
+def _outer(out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, result: np.ndarray, alpha: np.float32, scaled: bool, accumulate: bool) -> bool:
+    if any_nan(lhs) or any_nan(rhs) or accumulate and any_nan(out):
+        return False
     heads, width = result.shape
     for h in range(heads):
         for n in range(width):
@@ -103,12 +107,14 @@ def _outer(out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, result: np.ndarray
             if accumulate:
                 value = get(out, h, n) + value
             put(out, h, n, value)
+    return True
 
 
 @dataclass(frozen=True)
 class Outer:
     """`out (H, 1, N) (+)= alpha * lhs (H, 1, 1) @ rhs (1, N)` in fp32, stored to `out`'s
-    dtype: numpy's matmul loop for an inner dimension of one (`0 + a * b`)."""
+    dtype: numpy's matmul loop for an inner dimension of one (`0 + a * b`); an operand
+    holding a NaN runs `npu_semantics.matmul` (which NaN a NaN * NaN keeps is the loop's)."""
 
     out: np.ndarray
     lhs: np.ndarray
@@ -117,9 +123,11 @@ class Outer:
     alpha: np.float32
     scaled: bool
     accumulate: bool
+    fallback: Step
 
     def __call__(self) -> None:
-        _outer(self.out, self.lhs, self.rhs, self.result, self.alpha, self.scaled, self.accumulate)
+        if not _outer(self.out, self.lhs, self.rhs, self.result, self.alpha, self.scaled, self.accumulate):
+            self.fallback()
 
     @classmethod
     def of(cls, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, alpha: float, accumulate: bool, work: Work) -> Outer | None:
@@ -132,4 +140,5 @@ class Outer:
         out2, lhs2, rhs2 = as_2d(out, out.shape), as_2d(lhs, lhs.shape), as_2d(rhs, rhs.shape)
         if out2 is None or lhs2 is None or rhs2 is None:
             return None
-        return cls(out2, lhs2, rhs2, work("outer", (heads, width)), np.float32(alpha), alpha != 1.0, accumulate)
+        fallback = partial(sem.matmul, out, lhs, rhs, alpha=alpha, accumulate=accumulate)
+        return cls(out2, lhs2, rhs2, work("outer", (heads, width)), np.float32(alpha), alpha != 1.0, accumulate, fallback)

@@ -182,7 +182,7 @@ def pairwise(a: np.ndarray, start: int, n: int) -> np.float32:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _any_nan(a: np.ndarray) -> bool:
+def any_nan(a: np.ndarray) -> bool:
     for i in range(a.shape[0]):
         found = False
         for j in range(a.shape[1]):  # no exit inside the row, so the loop vectorizes
@@ -216,7 +216,7 @@ BINARY = {"add": ADD, "mul": MUL, "div": DIV}
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _binary(kind: int, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray) -> bool:
-    if _any_nan(lhs) or _any_nan(rhs):
+    if any_nan(lhs) or any_nan(rhs):
         return False
     rows, cols = out.shape
     if kind == ADD:  # a loop per kind: no branch inside, so each vectorizes
@@ -236,7 +236,7 @@ def _binary(kind: int, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray) -> boo
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _negated(gate: np.ndarray, up: np.ndarray, work: np.ndarray) -> bool:
-    if _any_nan(gate) or _any_nan(up):
+    if any_nan(gate) or any_nan(up):
         return False
     for i in range(work.shape[0]):
         for j in range(work.shape[1]):
@@ -291,7 +291,7 @@ def _rms_row(out: np.ndarray, x: np.ndarray, weight: np.ndarray, i: int, squares
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _rms_norm(out: np.ndarray, x: np.ndarray, weight: np.ndarray, squares: np.ndarray, eps: np.float32) -> bool:
-    if _any_nan(x) or _any_nan(weight):
+    if any_nan(x) or any_nan(weight):
         return False
     for i in range(x.shape[0]):
         _rms_row(out, x, weight, i, squares, eps)
@@ -302,7 +302,7 @@ def _rms_norm(out: np.ndarray, x: np.ndarray, weight: np.ndarray, squares: np.nd
 def _add_rms_norm(
     total: np.ndarray, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, weight: np.ndarray, squares: np.ndarray, eps: np.float32
 ) -> bool:
-    if _any_nan(lhs) or _any_nan(rhs) or _any_nan(weight):
+    if any_nan(lhs) or any_nan(rhs) or any_nan(weight):
         return False
     for i in range(total.shape[0]):
         for j in range(total.shape[1]):
@@ -317,7 +317,7 @@ def _rope(
     out: np.ndarray, x: np.ndarray, cos: np.ndarray, sin: np.ndarray, heads: int, head_dim: int, interleaved: bool,
     work: np.ndarray,
 ) -> bool:
-    if _any_nan(x):
+    if any_nan(x):
         return False
     rotary = cos.shape[1]
     half = rotary // 2
@@ -340,7 +340,7 @@ def _rope(
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _softmax_shift(scores: np.ndarray, old_max: np.ndarray, work: np.ndarray, new_max: np.ndarray) -> bool:
     """`work` = scores - new max, row by row, then old max - new max (the correction's exponent)."""
-    if _any_nan(scores) or _any_nan(old_max):
+    if any_nan(scores) or any_nan(old_max):
         return False
     rows, n = scores.shape
     for i in range(rows):
