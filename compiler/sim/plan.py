@@ -54,7 +54,7 @@ from axc.errors import AxcError
 from axc.sim.attention import Outer, RowsByTile
 from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv, widen
 from axc.sim.staging import stage
-from axc.sim.vector import cast_into, products_step, vector_step
+from axc.sim.vector import cast_into, products_step, same_view, vector_step
 
 Step = Callable[[], object]
 MAX_STEPS = 1 << 22
@@ -812,14 +812,6 @@ def lookahead_runs(planned: Sequence[Planned]) -> list[tuple[list[int], int]]:
         written.add(_written(entry))
     runs.append((current, size))
     return [(run, elements) for run, elements in runs if len(run) > 1]
-
-
-def same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two views read the same elements in the same order."""
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
-    )
 
 
 def add_lookaheads(analysis: Analysis, steps: list[Step | None], memories: Memories, workspace: Workspace) -> list[Lookahead]:

@@ -403,7 +403,8 @@ def distinct(a: np.ndarray) -> bool:
     return True
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
+def same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two views read the same elements in the same order."""
     return (
         a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
         and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
@@ -418,7 +419,7 @@ def separate(outputs: list[np.ndarray], inputs: list[np.ndarray]) -> bool:
         return False
     for k, o in enumerate(outputs):
         for other in (*outputs[k + 1:], *inputs):
-            if np.may_share_memory(o, other) and not _same(o, other):
+            if np.may_share_memory(o, other) and not same_view(o, other):
                 return False
     return True
 
