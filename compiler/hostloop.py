@@ -7,6 +7,7 @@ interpreter or the simulator running `.axmodel` files all implement `LayerExecut
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,11 @@ from axc.runtime_contract import INDICES, INPUT, K_CACHE, K_CACHE_OUT, MASK, MAS
 
 
 class LayerExecutor(Protocol):
+    """What the host loop drives. An executor may also have `cache_dtype`, the dtype its
+    layers take the K/V cache in (the host keeps the cache in it, as the board's runtime
+    keeps bf16; default fp32), and `holding()`, a context manager the host holds over the
+    layer calls of one prefill chunk or decode step and over one post call."""
+
     def embed(self, token_ids: np.ndarray) -> np.ndarray:
         """`[T]` ids → `[1, T, hidden]`."""
         ...
@@ -68,11 +74,14 @@ class HostLoop:
     position: int = 0
     k_cache: np.ndarray = field(init=False)
     v_cache: np.ndarray = field(init=False)
+    holding: Callable[[], AbstractContextManager[object]] = field(init=False)
 
     def __post_init__(self) -> None:
         shape = (self.layout.num_layers, self.layout.kv_cache_len, self.layout.kv_dim)
-        self.k_cache = np.zeros(shape, np.float32)
-        self.v_cache = np.zeros(shape, np.float32)
+        dtype = getattr(self.executor, "cache_dtype", np.float32)
+        self.k_cache = np.zeros(shape, dtype)
+        self.v_cache = np.zeros(shape, dtype)
+        self.holding = getattr(self.executor, "holding", nullcontext)
 
     def reset(self) -> None:
         self.position = 0
@@ -108,18 +117,19 @@ class HostLoop:
         mask[0, :, history:][np.tril(np.ones((tokens, tokens), bool))] = 0.0
         indices = (cached + np.arange(tokens, dtype=np.uint32))[None, :]
         dummy = np.zeros((1, 1, layout.hidden_size), np.float32)
-        for layer in range(layout.num_layers):
-            # Rows [cached, history) are masked; the history-0 group's dummy is never read.
-            k_hist = self.k_cache[layer, :history][None] if history else dummy
-            v_hist = self.v_cache[layer, :history][None] if history else dummy
-            out = self.executor.run_layer(
-                layer,
-                group,
-                {K_CACHE: k_hist, V_CACHE: v_hist, INDICES: indices, INPUT: hidden, MASK: mask},
-            )
-            self.k_cache[layer, cached : cached + n] = out[K_CACHE_OUT][0, :n]
-            self.v_cache[layer, cached : cached + n] = out[V_CACHE_OUT][0, :n]
-            hidden = np.asarray(out[OUTPUT], np.float32)
+        with self.holding():
+            for layer in range(layout.num_layers):
+                # Rows [cached, history) are masked; the history-0 group's dummy is never read.
+                k_hist = self.k_cache[layer, :history][None] if history else dummy
+                v_hist = self.v_cache[layer, :history][None] if history else dummy
+                out = self.executor.run_layer(
+                    layer,
+                    group,
+                    {K_CACHE: k_hist, V_CACHE: v_hist, INDICES: indices, INPUT: hidden, MASK: mask},
+                )
+                self.k_cache[layer, cached : cached + n] = out[K_CACHE_OUT][0, :n]
+                self.v_cache[layer, cached : cached + n] = out[V_CACHE_OUT][0, :n]
+                hidden = np.asarray(out[OUTPUT], np.float32)
         self.position += n
         return hidden[0, :n]
 
@@ -133,27 +143,29 @@ class HostLoop:
         mask[0, 0, :pos] = 0.0
         mask[0, 0, -1] = 0.0
         indices = np.array([[pos]], np.uint32)
-        for layer in range(layout.num_layers):
-            out = self.executor.run_layer(
-                layer,
-                0,
-                {
-                    K_CACHE: self.k_cache[layer][None],
-                    V_CACHE: self.v_cache[layer][None],
-                    INDICES: indices,
-                    INPUT: hidden,
-                    MASK: mask,
-                },
-            )
-            self.k_cache[layer, pos] = out[K_CACHE_OUT][0, 0]
-            self.v_cache[layer, pos] = out[V_CACHE_OUT][0, 0]
-            hidden = np.asarray(out[OUTPUT], np.float32)
+        with self.holding():
+            for layer in range(layout.num_layers):
+                out = self.executor.run_layer(
+                    layer,
+                    0,
+                    {
+                        K_CACHE: self.k_cache[layer][None],
+                        V_CACHE: self.v_cache[layer][None],
+                        INDICES: indices,
+                        INPUT: hidden,
+                        MASK: mask,
+                    },
+                )
+                self.k_cache[layer, pos] = out[K_CACHE_OUT][0, 0]
+                self.v_cache[layer, pos] = out[V_CACHE_OUT][0, 0]
+                hidden = np.asarray(out[OUTPUT], np.float32)
         self.position += 1
         return hidden[0]
 
     def logits(self, hidden_row: np.ndarray) -> np.ndarray:
         """Logits `[vocab]` of one hidden state (the post model)."""
-        return np.asarray(self.executor.post(hidden_row.reshape(1, 1, -1)), np.float32).reshape(-1)
+        with self.holding():
+            return np.asarray(self.executor.post(hidden_row.reshape(1, 1, -1)), np.float32).reshape(-1)
 
     def generate(
         self,

@@ -15,7 +15,9 @@ tokens = loop.generate(prompt_ids, max_new_tokens=16, eos={151645})
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import ml_dtypes
@@ -23,7 +25,9 @@ import numpy as np
 
 from axc.errors import AxcError
 from axc.hostloop import GroupLayout
-from axc.runtime_contract import EMBED_FILENAME, INDICES, INPUT, K_CACHE_OUT, MASK, OUTPUT
+from axc.codegen.payload import CONTAINER_DTYPES
+from axc.runtime_contract import EMBED_FILENAME, INDICES, INPUT, K_CACHE, K_CACHE_OUT, MASK, OUTPUT, V_CACHE
+from axc.sim.blas_limit import BLAS
 from axc.sim.plan import Workspace
 from axc.sim.session import AxModelSession
 
@@ -70,6 +74,8 @@ class AxModelExecutor:
             )
         except (KeyError, IndexError):
             raise AxcError(f"{self.layer_files[0]}: the groups do not have the runtime's inputs and outputs") from None
+        self.cache_dtype = cache_dtype(first, histories)
+        """The dtype the layers take the K/V cache in, in which the host loop keeps it."""
         embed = self.directory / EMBED_FILENAME
         if not embed.is_file():
             raise AxcError(f"{directory}: missing {EMBED_FILENAME}; rebuild")
@@ -80,8 +86,21 @@ class AxModelExecutor:
 
     def layer(self, index: int) -> AxModelSession:
         if index not in self.sessions:
-            self.sessions[index] = AxModelSession(self.layer_files[index], self.workspace)
+            self.sessions[index] = self.checked(AxModelSession(self.layer_files[index], self.workspace))
         return self.sessions[index]
+
+    def checked(self, session: AxModelSession) -> AxModelSession:
+        """`session`, a layer that takes the K/V cache in the dtype of the first (the host keeps one cache)."""
+        if self.sessions and cache_dtype(session, self.layout.histories) != self.cache_dtype:
+            raise AxcError(
+                f"{session.where} takes the K/V cache as {cache_dtype(session, self.layout.histories)}, "
+                f"{self.layer_files[0].name} as {self.cache_dtype}: the layer files are from different builds; rebuild"
+            )
+        return session
+
+    def holding(self) -> AbstractContextManager[None]:
+        """Held by the host loop over the calls of one token: BLAS set to one thread at most once (`BLAS.hold`)."""
+        return BLAS.hold()
 
     def prepare(self, readers: int = 2) -> None:
         """Open every file and build the plan of every group now rather than on first use;
@@ -92,7 +111,7 @@ class AxModelExecutor:
             post = pool.submit(AxModelSession, self.post_file, self.workspace) if self.post_session is None else None
             opened = pool.map(lambda index: AxModelSession(self.layer_files[index], self.workspace), missing)
             for index, session in zip(missing, opened):
-                self.sessions[index] = session
+                self.sessions[index] = self.checked(session)
                 for group in range(session.group_count()):
                     session.plan(group)
             if post is not None:
@@ -125,3 +144,15 @@ class AxModelExecutor:
 
     def post(self, hidden: np.ndarray) -> np.ndarray:
         return self.post_model().run(0, {INPUT: hidden})[OUTPUT]
+
+
+def cache_dtype(layer: AxModelSession, histories: Sequence[int]) -> np.dtype:
+    """The one float dtype the groups with a history take `K_cache` and `V_cache` in (the
+    host's cache then holds the very values that are staged: each converted once, when
+    its row is stored rather than at every call), else fp32."""
+    taken = {
+        CONTAINER_DTYPES.get(t.dtype) for group, history in zip(layer.model.groups, histories) if history
+        for t in group.inputs if t.name in (K_CACHE, V_CACHE)
+    }
+    dtype = taken.pop() if len(taken) == 1 else None
+    return dtype if dtype is not None and dtype.kind in "fV" else np.dtype(np.float32)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import nullcontext
 import dataclasses
 from dataclasses import dataclass, field
 from functools import partial
@@ -43,7 +42,6 @@ import os
 import threading
 
 import numpy as np
-from threadpoolctl import LibController, ThreadpoolController
 
 from axc import kernels
 from axc import npu_semantics as sem
@@ -53,6 +51,7 @@ from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
 from axc.sim.attention import Outer, RowsByTile
 from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv, widen
+from axc.sim.blas_limit import BLAS
 from axc.sim.staging import stage
 from axc.sim.vector import cast_into, products_step, same_view, vector_step
 
@@ -478,7 +477,7 @@ class Plan:
         for staged, value in zip(self.inputs, inputs, strict=True):
             stage(staged, value)
         try:
-            with OneBlasThread() if self.one_blas else nullcontext():
+            with BLAS.running(self.one_blas):
                 for step in self.steps:
                     step()
         except FAILURES as error:
@@ -1034,32 +1033,6 @@ class Forwarded:
         self.lookahead.future = None
         np.copyto(self.destination, batch.y, casting="unsafe")
         np.copyto(self.buffer, batch.results[-1].reshape(self.buffer.shape), casting="unsafe")
-
-
-_blas: list[list[LibController]] = []
-"""The BLAS libraries loaded when a plan first ran with `OneBlasThread`."""
-
-
-class OneBlasThread:
-    """BLAS limited to one thread, each library's own limit restored on exit: the
-    lookahead's two threads are the parallelism (and each product is the single-threaded
-    BLAS call, whatever the machine's core count). `ThreadpoolController.limit` does the
-    same but reads every library's full description each time (some 30 us per call)."""
-
-    def __init__(self) -> None:
-        if not _blas:
-            _blas.append([lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"])
-        self.libraries = _blas[0]
-        self.saved: list[int | None] = []
-
-    def __enter__(self) -> None:
-        self.saved = [lib.get_num_threads() for lib in self.libraries]
-        for lib in self.libraries:
-            lib.set_num_threads(1)
-
-    def __exit__(self, *_: object) -> None:
-        for lib, threads in zip(self.libraries, self.saved):
-            lib.set_num_threads(threads)
 
 
 def analyse(program: Program) -> Analysis:

@@ -1,6 +1,7 @@
 """A plan's per-call work outside its steps: inputs staged with `np.copyto`'s bytes (the
 compiled fp32 -> bf16 cast against ml_dtypes' on every class of fp32 value, the other
-casts unchanged), and BLAS held at one thread only while the steps run."""
+casts unchanged), and BLAS at one thread only while the steps of a plan that needs it run
+(or, held, until the hold ends), the caller's limits back after."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from axc import npu_semantics as sem
 from axc.errors import AxcError
+from axc.sim.blas_limit import BLAS
 from axc.sim.plan import Plan
 from axc.sim.staging import stage
 
@@ -92,3 +94,24 @@ def test_blas_runs_on_one_thread_only_while_the_steps_run() -> None:
         plan.one_blas = False
         plan.run([])
         assert set(seen[-1]) == {2}
+
+
+def test_a_hold_sets_one_blas_thread_once_and_restores_at_its_end() -> None:
+    np.dot(np.ones(4), np.ones(4))
+    seen: list[list[int]] = []
+    one = Plan([lambda: seen.append(blas_threads())], [], [], sem.Counters(), 1, one_blas=True)
+    theirs = Plan([lambda: seen.append(blas_threads())], [], [], sem.Counters(), 1, one_blas=False)
+    with threadpool_limits(limits=2, user_api="blas"):
+        with BLAS.hold():
+            with BLAS.hold():  # nested: the outermost ends it
+                one.run([])
+            assert set(blas_threads()) == {1}  # kept between the plans of a token
+            one.run([])
+            theirs.run([])  # a plan that does not need it: the caller's limits
+            one.run([])
+        assert [set(s) for s in seen] == [{1}, {1}, {2}, {1}]
+        assert set(blas_threads()) == {2} and BLAS.saved is None
+        with pytest.raises(RuntimeError), BLAS.hold():
+            one.run([])
+            raise RuntimeError("the caller fails mid-token")
+        assert set(blas_threads()) == {2} and BLAS.holds == 0

@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -24,7 +25,9 @@ from axc.interpreters.executor import ModuleExecutor
 from axc.params import Checkpoint
 from axc.passes.lower_to_ax650 import LowerToAx650
 from axc.sim.cost import ENGINE_SETUP_CYCLES, estimate, group_tokens, work
+from axc.sim.blas_limit import BLAS
 from axc.sim.executor import AxModelExecutor
+from axc.sim.plan import Workspace
 from axc.sim.session import AxModelSession
 from axc.textio import module_text
 from axc.targets import get_target, with_fitted
@@ -212,3 +215,57 @@ def test_float_matmuls_on_the_convolution_units_change_no_result(built) -> None:
         after = estimate(moved.payload.programs[group], moved.payload.target)
         assert before.busy_s["conv"] == 0 < after.busy_s["conv"] < before.busy_s["matrix"] - after.busy_s["matrix"]
         assert after.ddr_bytes == before.ddr_bytes
+
+
+class Plain:
+    """An executor with neither `cache_dtype` nor `holding`: the host's fp32 cache, the BLAS limit per plan."""
+
+    def __init__(self, executor: AxModelExecutor):
+        self.executor = executor
+
+    def embed(self, token_ids: np.ndarray) -> np.ndarray:
+        return self.executor.embed(token_ids)
+
+    def run_layer(self, layer: int, group: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.executor.run_layer(layer, group, inputs)
+
+    def post(self, hidden: np.ndarray) -> np.ndarray:
+        return self.executor.post(hidden)
+
+
+def test_the_host_keeps_the_cache_as_the_layers_take_it_and_holds_the_blas_limit_per_token(built, monkeypatch) -> None:
+    """The same bytes out as with an fp32 cache and a limit set per plan, through every
+    group (two prefill chunks, the second with a history, then decode steps)."""
+    _, _, out = built
+    workspace = lambda: Workspace(threads=2, lookahead_elements=0)  # noqa: E731  # every plan needs one BLAS thread
+    executor = AxModelExecutor(out, workspace())
+    assert executor.cache_dtype == np.dtype(ml_dtypes.bfloat16)
+    loops = [HostLoop(executor, executor.layout), HostLoop(Plain(AxModelExecutor(out, workspace())), executor.layout)]
+    assert loops[0].k_cache.dtype == executor.cache_dtype and loops[1].k_cache.dtype == np.float32
+    sets = []
+    one_thread = BLAS.one_thread
+    monkeypatch.setattr(BLAS, "one_thread", lambda: (sets.append(BLAS.saved is None), one_thread()))
+    prompt = np.array([3, 17, 42, 7, 99, 1, 5, 8, 60, 2, 11])
+    seen = []
+    for loop in loops:
+        sets.clear()
+        hidden = loop.prefill(prompt)
+        runs = [hidden, loop.logits(hidden[-1])]
+        for token in (5, 9, 1):
+            runs += [hidden := loop.decode_hidden(token), loop.logits(hidden[-1])]
+        runs += [loop.k_cache.astype(np.float32), loop.v_cache.astype(np.float32)]
+        seen.append([r.tobytes() for r in runs])
+        chunks = -(-len(prompt) // executor.layout.prefill_len)
+        assert sum(sets) == (chunks + 1 + 2 * 3 if loop is loops[0] else len(sets))  # per prefill chunk, step, post call
+        assert loop is loops[0] or len(sets) > 4 * executor.layout.num_layers  # per plan
+    assert seen[0] == seen[1]
+    assert all(executor.layer(i).plan(0).one_blas for i in range(executor.layout.num_layers))
+    assert BLAS.saved is None and BLAS.holds == 0
+
+
+def test_layer_files_that_take_the_cache_in_another_dtype_are_refused(built, monkeypatch) -> None:
+    _, _, out = built
+    executor = AxModelExecutor(out)
+    monkeypatch.setattr(executor, "cache_dtype", np.dtype(np.float16))  # as a layer 0 of another build would
+    with pytest.raises(AxcError, match=r"_l1_together.axmodel takes the K/V cache as bfloat16, .*_l0_together.axmodel as float16: .*different builds; rebuild"):
+        executor.layer(1)
