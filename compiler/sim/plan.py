@@ -53,7 +53,7 @@ from axc.sim.attention import Outer, RowsByTile
 from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv, widen
 from axc.sim.blas_limit import BLAS
 from axc.sim.staging import stage
-from axc.sim.vector import cast_into, products_step, same_view, vector_step
+from axc.sim.vector import cast_into, fuse_steps, products_step, same_view, vector_step
 
 Step = Callable[[], object]
 MAX_STEPS = 1 << 22
@@ -1062,7 +1062,7 @@ def build_plan(
         raise AxcError(f"command stream cannot be executed ({type(error).__name__}: {error}); the file is corrupt, rebuild it") from None
     with_none: list[Step | None] = list(steps)
     lookaheads = add_lookaheads(analysis, with_none, memories, workspace) if workspace.threads > 1 else []
-    steps = [step for step in with_none if step is not None]
+    steps = fuse_steps([step for step in with_none if step is not None])
     staged_in = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(inputs, memories.inputs)]
     staged_out = [np.ndarray(shape, dtype, buffer) for (shape, dtype), buffer in zip(outputs, memories.outputs)]
     counters = dataclasses.replace(analysis.counters, macs=dict(analysis.counters.macs))

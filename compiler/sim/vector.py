@@ -32,6 +32,7 @@ step()                                                  # same bits as fallback(
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -338,22 +339,28 @@ def _rope(
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _softmax_shift(scores: np.ndarray, old_max: np.ndarray, work: np.ndarray, new_max: np.ndarray) -> bool:
-    """`work` = scores - new max, row by row, then old max - new max (the correction's exponent)."""
-    if any_nan(scores) or any_nan(old_max):
+def _softmax_shift(
+    scores: np.ndarray, mask: np.ndarray, masked: bool, old_max: np.ndarray, work: np.ndarray, new_max: np.ndarray
+) -> bool:
+    """`work` = scores (`masked`: + mask, as the fp32 add before would store them) - new
+    max, row by row, then old max - new max (the correction's exponent)."""
+    if any_nan(scores) or any_nan(old_max) or masked and any_nan(mask):
         return False
     rows, n = scores.shape
     for i in range(rows):
-        top = get(scores, i, 0)
+        base = i * n
+        for j in range(n):
+            work[base + j] = get(scores, i, j) + get(mask, i, j) if masked else get(scores, i, j)
+        top = work[base]
         for j in range(1, n):
-            top = max(top, get(scores, i, j))
+            top = max(top, work[base + j])
         old = get(old_max, i, 0)
         top = max(old, top)
         if top == 0:
             return False
         new_max[i] = top
         for j in range(n):
-            work[i * n + j] = get(scores, i, j) - top
+            work[base + j] = work[base + j] - top
         work[rows * n + i] = old - top
     return True
 
@@ -591,13 +598,46 @@ class OnlineSoftmax:
     new_max: np.ndarray
     sums: np.ndarray
     fallback: Step
+    mask: np.ndarray | None = None
+    """The fp32 `scores += mask` before, done here (`masked`)."""
 
     def __call__(self) -> None:
-        if not _softmax_shift(self.scores, self.running_max, self.work, self.new_max):
+        mask = self.scores if self.mask is None else self.mask
+        if not _softmax_shift(self.scores, mask, self.mask is not None, self.running_max, self.work, self.new_max):
             self.fallback()
             return
         np.exp(self.work, out=self.work)
         _softmax_store(self.probs, self.running_max, self.running_sum, self.corr, self.work, self.new_max, self.sums)
+
+
+@dataclass(frozen=True)
+class Both:
+    """Two steps, one after the other."""
+
+    first: Step
+    second: Step
+
+    def __call__(self) -> None:
+        self.first()
+        self.second()
+
+
+def fuse_steps(steps: list[Step]) -> list[Step]:
+    """`scores += mask` in place (fp32) right before the online softmax that reads those
+    scores and stores its probabilities over them: the add's stores are overwritten unread,
+    so the softmax adds the mask as it reads (`OnlineSoftmax.mask`)."""
+    fused: list[Step] = []
+    for step in steps:
+        last = fused[-1] if fused else None
+        if (
+            isinstance(step, OnlineSoftmax) and step.mask is None and isinstance(last, Binary) and last.kind == ADD
+            and last.out.dtype == F32 and same_view(last.out, last.lhs) and same_view(last.out, step.scores)
+            and same_view(step.probs, step.scores)
+        ):
+            fused[-1] = dataclasses.replace(step, mask=last.rhs, fallback=Both(last, step))
+        else:
+            fused.append(step)
+    return fused
 
 
 def _fill(v: Mapping[str, np.ndarray], value: float) -> Step:

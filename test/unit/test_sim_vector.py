@@ -343,3 +343,36 @@ def test_act_mul_over_products(staged: np.dtype, out: np.dtype, special: float) 
                 staged_op()
         assert mine.tobytes() == theirs.tobytes() or fallback.calls, f"seed {seed}: bytes differ"
         assert fallback.calls == np.isnan(products).any(), f"seed {seed}: fell back {fallback.calls} times"
+
+
+@pytest.mark.parametrize("special", [0.0, 0.01])
+@pytest.mark.parametrize("strided", [False, True])
+def test_mask_add_fused_into_the_softmax(strided: bool, special: float) -> None:
+    """`scores += mask` then the online softmax over those scores, fused (`fuse_steps`),
+    against `sem.binary` then `sem.online_softmax` on the same memory."""
+    shape, column = ((7, 1, 1), (7, 1, 1)) if strided else ((7, 1, 255), (7, 1, 1))
+    layout = (255, 255, 1) if strided else None
+    operands: dict[str, Operand] = {
+        "scores": (F32, shape, layout, 254 if strided else 0), "mask": (BF16, (1, shape[-1]), None, 9000),
+        "max": (F32, column, None, 4000), "sum": (F32, column, None, 4100), "corr": (F32, column, None, 4200),
+    }
+    for seed in range(9):
+        rng = np.random.default_rng(seed)
+        memory = random_memory(rng, 1 << 16, special if seed % 3 else 0.0, nan=seed % 3 == 1)
+        mine, theirs = memory.copy(), memory.copy()
+        v = operand_views(mine, operands)
+        work = _work({})
+        add = vector_step("add", {"out": v["scores"], "lhs": v["scores"], "rhs": v["mask"]}, {},
+                          partial(sem.binary, "add", v["scores"], v["scores"], v["mask"]), work)
+        softmax = vector_step("online_softmax", {"probs": v["scores"], "max": v["max"], "sum": v["sum"], "corr": v["corr"],
+                              "scores": v["scores"]}, {},
+                              partial(sem.online_softmax, v["scores"], v["max"], v["sum"], v["corr"], v["scores"]), work)
+        assert add is not None and softmax is not None
+        steps = vector.fuse_steps([add, softmax])
+        assert len(steps) == 1 and isinstance(steps[0], vector.OnlineSoftmax) and steps[0].mask is not None
+        t = operand_views(theirs, operands)
+        with np.errstate(all="ignore"):
+            steps[0]()
+            sem.binary("add", t["scores"], t["scores"], t["mask"])
+            sem.online_softmax(t["scores"], t["max"], t["sum"], t["corr"], t["scores"])
+        assert mine.tobytes() == theirs.tobytes(), f"seed {seed}: bytes differ"
