@@ -909,6 +909,11 @@ def fuse_elementwise(
         sources[name] = match[0]
     if result is None or not is_row_major(result) or len(sources) != m or not all(is_row_major(_out(b)) for b in buffers):
         return
+    written = (result.space, result.index, op.addresses[outputs[0]] + result.box[0], op.addresses[outputs[0]] + result.box[0] + n * result.nbytes)
+    for b in buffers:  # the outputs must not touch the buffers: their last contents are restored after the op
+        low, high = span(_out(b), b.addresses["out"])
+        if (_out(b).space, _out(b).index) == written[:2] and low < written[3] and written[2] < high:
+            return
     for k in range(n):
         vector = planned[group[0] + k * (m + 1) + m]
         if (

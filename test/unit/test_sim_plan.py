@@ -185,17 +185,18 @@ def test_a_run_whose_products_are_stored_one_by_one_writes_them_at_once(in_order
     assert got[1][0] == expected.tobytes() and got[1][1] == products[-1].tobytes()
 
 
-@pytest.mark.parametrize("consecutive", [True, False])
-def test_an_elementwise_op_after_every_pair_of_a_run_runs_once(consecutive: bool) -> None:
+@pytest.mark.parametrize("layout", ["consecutive", "apart", "over the buffers"])
+def test_an_elementwise_op_after_every_pair_of_a_run_runs_once(layout: str) -> None:
     """x @ gate_k into G, x @ up_k into U, act_mul(G, U) into out_k, three times (the MLP's
     pattern): with two threads the plan is the batch and one act_mul over all tiles; the
     outputs and G's and U's last contents are those of the stream run step by step. With
-    outputs that do not follow each other, the steps stay as they are."""
+    outputs that do not follow each other, or that overwrite G, the steps stay as they are."""
+    consecutive = layout == "consecutive"
     load, store, mm, act_mul = (isa.OP_BY_NAME[name] for name in ("dma_load", "dma_store", "matmul", "act_mul"))
     tiles = 3
     x = operand(isa.OCM, X, (1, COLS), BF16)
     gate, up = operand(isa.OCM, OUT, (1, ROWS), BF16), operand(isa.OCM, OUT + 64, (1, ROWS), BF16)
-    result_at = [OUT + 256 + 2 * ROWS * (k if consecutive else 2 * k) for k in range(tiles)]
+    result_at = [(OUT if layout == "over the buffers" else OUT + 256) + 2 * ROWS * (2 * k if layout == "apart" else k) for k in range(tiles)]
     body = [Instr(load, 0, 0, (operand(isa.INPUT, 0, (1, COLS), BF16), x), ())]
     for k in range(tiles):
         for j, buffer in enumerate((gate, up)):
@@ -228,6 +229,8 @@ def test_an_elementwise_op_after_every_pair_of_a_run_runs_once(consecutive: bool
         assert len(plan.steps) == (2 + tiles if threads == 2 and consecutive else len(body))
         got[threads] = plan.run([x0], as_stored=True)[0].tobytes(), ocm[OUT : OUT + 64 + 2 * ROWS].tobytes()
     assert got[1] == got[2]
+    if layout == "over the buffers":
+        return
     expected = []
     for k in range(tiles):
         g, u = (np.matmul(x0.astype(np.float32), sem.dequantize_tile(codes[2 * k + j], "s8", scales[2 * k + j], None, 0).T) for j in (0, 1))
