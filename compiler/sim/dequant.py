@@ -389,7 +389,9 @@ class GemvBatch:
             [(g.tile.codes.ctypes.data, g.tile.codes.strides[0], c, row_at[k], x_at[k], row_at[k])
              for k, (g, c) in enumerate(zip(gemvs, cols))], np.uint64,
         )
-        units = np.array([(k, r) for k, n in enumerate(rows) for r in range(0, n, 4)], np.uint64).reshape(-1, 2)
+        quads = np.array(rows) // 4
+        tiles = np.repeat(np.arange(len(rows)), quads)
+        units = np.stack([tiles, 4 * (np.arange(len(tiles)) - np.repeat(np.cumsum(quads) - quads, quads))], axis=1).astype(np.uint64)
         scales = np.concatenate([g.tile.scales.reshape(-1) for g in gemvs if g.tile.scales is not None])
         y = np.zeros(row_at[-1], np.float32)
         work = int(np.array(cols, np.int64)[units[:, 0].astype(np.int64)].sum())
