@@ -19,15 +19,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import ml_dtypes
 import numba
 import numpy as np
 
 from axc.sim.blas import NBMAX, ROW_BLOCK, SGEMV, dot4_s8, fetch_add, gemv_rows, prefetch
 
 NO_ZEROS = np.zeros((0, 0), np.float32)
-WIDEN_MIN = 256
-"""bf16 elements from which `widen`'s compiled loop beats numpy's cast (a call costs ~1 us)."""
 BLOCK_BYTES = 32 << 10
 """fp32 bytes of a `TileGemv` row block: what the L1 data cache holds beside the codes."""
 MIN_COLS = 16
@@ -146,23 +143,6 @@ def _dot_s8_claimed(
         if lo >= count:
             return
         _dot_s8_units(table, units, scales, x, y, flags, lo, min(count, lo + chunk))
-
-
-@numba.njit(cache=True, nogil=True)
-def _widen_bf16(bits: np.ndarray, out: np.ndarray) -> None:
-    for r in range(bits.shape[0]):
-        for c in range(bits.shape[1]):
-            out[r, c] = np.uint32(bits[r, c]) << 16
-
-
-def widen(out: np.ndarray, source: np.ndarray) -> None:
-    """`np.copyto(out, source, casting="unsafe")` for an fp32 `out`; a bf16 matrix (a KV
-    cache tile, strided) is widened through its bits in a compiled loop, the same values
-    as ml_dtypes' cast for all 65,536 of them (`axc.dtypes.float32`) in a fraction of the time."""
-    if source.dtype == ml_dtypes.bfloat16 and source.ndim == 2 and out.shape == source.shape and source.size >= WIDEN_MIN:
-        _widen_bf16(source.view(np.uint16), out.view(np.uint32))
-    else:
-        np.copyto(out, source, casting="unsafe")
 
 
 @numba.njit(cache=True, nogil=True)

@@ -50,7 +50,7 @@ from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
 from axc.sim.attention import Outer, RowsByTile
-from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv, widen
+from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv
 from axc.sim.blas_limit import BLAS
 from axc.sim.staging import stage
 from axc.sim.vector import cast_into, fuse_steps, products_step, same_view, vector_step
@@ -263,7 +263,7 @@ class MatmulStep:
             b = self.dequantizer(self.b)
         else:
             b = self.b
-            widen(b, self.rhs)
+            cast_into(b, self.rhs)
         b = b.swapaxes(-1, -2) if self.transpose_b else b
         if self.result.ndim > 2:  # numpy's batched matmul is many times slower with `out=`
             return np.matmul(self.a, b)
