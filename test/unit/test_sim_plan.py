@@ -11,7 +11,7 @@ import pytest
 from axc import isa
 from axc import npu_semantics as sem
 from axc.isa import Instr, Operand, Program
-from axc.sim.plan import Memories, Workspace, analyse, build_plan
+from axc.sim.plan import Memories, Plan, Workspace, analyse, build_plan
 from axc.targets import get_target
 
 BF16, S8, F16 = 10, 2, 9
@@ -140,6 +140,25 @@ def test_runs_start_at_their_first_matmul_and_read_the_bias_at_commit() -> None:
             assert got.tobytes() == want.astype(ml_dtypes.bfloat16).tobytes()
 
 
+def s8_tiles(seed: int, tiles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Random s8 tiles `[tiles, ROWS, COLS]`, their f16 row scales, the parameter blob
+    holding both (codes first) and a bf16 input row."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-128, 128, (tiles, ROWS, COLS)).astype(np.int8)
+    scales = (rng.random((tiles, ROWS, 1)) * 0.05).astype(np.float16)
+    params = np.concatenate([codes.view(np.uint8).reshape(-1), scales.view(np.uint8).reshape(-1)])
+    return codes, scales, params, rng.standard_normal((1, COLS)).astype(ml_dtypes.bfloat16)
+
+
+def one_row_plan(prog: Program, params: np.ndarray, out: tuple[tuple[int, ...], np.dtype], threads: int) -> tuple[Plan, np.ndarray]:
+    """The plan of a stream with one bf16 `[1, COLS]` input and one output, and its OCM."""
+    ocm = np.full(8192, sem.FILL_BYTE, np.uint8)
+    nbytes = int(np.prod(out[0])) * out[1].itemsize
+    memories = Memories(ocm, params, np.zeros(0, np.uint8), [np.zeros(2 * COLS, np.uint8)], [np.zeros(nbytes, np.uint8)])
+    specs_in = [((1, COLS), np.dtype(ml_dtypes.bfloat16))]
+    return build_plan(prog, memories, specs_in, [out], Workspace(threads=threads, lookahead_elements=0), analyse(prog)), ocm
+
+
 @pytest.mark.parametrize("in_order", [True, False])
 def test_a_run_whose_products_are_stored_one_by_one_writes_them_at_once(in_order: bool) -> None:
     """x @ tile_k into one OCM buffer, each stored by a DMA to the logits' next slot (the
@@ -162,20 +181,10 @@ def test_a_run_whose_products_are_stored_one_by_one_writes_them_at_once(in_order
     target = get_target("AX650")
     prog = Program(isa.CHIPS.index(target.family), target.cores, 0, 1, 1, body)
     assert isa.DTYPE_OF_CODE[f32] == np.float32
-    rng = np.random.default_rng(9)
-    codes = rng.integers(-128, 128, (tiles, ROWS, COLS)).astype(np.int8)
-    scales = (rng.random((tiles, ROWS, 1)) * 0.05).astype(np.float16)
-    x0 = rng.standard_normal((1, COLS)).astype(ml_dtypes.bfloat16)
-    params = np.concatenate([codes.view(np.uint8).reshape(-1), scales.view(np.uint8).reshape(-1)])
-    analysis = analyse(prog)
+    codes, scales, params, x0 = s8_tiles(9, tiles)
     got = {}
     for threads in (1, 2):
-        ocm = np.full(8192, sem.FILL_BYTE, np.uint8)
-        memories = Memories(ocm, params, np.zeros(0, np.uint8), [np.zeros(2 * COLS, np.uint8)], [np.zeros(4 * ROWS * tiles, np.uint8)])
-        plan = build_plan(
-            prog, memories, [((1, COLS), np.dtype(ml_dtypes.bfloat16))], [((1, ROWS * tiles), np.dtype(np.float32))],
-            Workspace(threads=threads, lookahead_elements=0), analysis,
-        )
+        plan, ocm = one_row_plan(prog, params, ((1, ROWS * tiles), np.dtype(np.float32)), threads)
         assert len(plan.steps) == (2 if threads == 2 and in_order else 1 + 2 * tiles)
         got[threads] = plan.run([x0])[0].tobytes(), ocm[OUT : OUT + 4 * ROWS].tobytes()
     assert got[1] == got[2]
@@ -212,20 +221,10 @@ def test_an_elementwise_op_after_every_pair_of_a_run_runs_once(layout: str) -> N
     ]
     target = get_target("AX650")
     prog = Program(isa.CHIPS.index(target.family), target.cores, 0, 1, 1, body)
-    rng = np.random.default_rng(11)
-    codes = rng.integers(-128, 128, (2 * tiles, ROWS, COLS)).astype(np.int8)
-    scales = (rng.random((2 * tiles, ROWS, 1)) * 0.05).astype(np.float16)
-    x0 = rng.standard_normal((1, COLS)).astype(ml_dtypes.bfloat16)
-    params = np.concatenate([codes.view(np.uint8).reshape(-1), scales.view(np.uint8).reshape(-1)])
-    analysis = analyse(prog)
+    codes, scales, params, x0 = s8_tiles(11, 2 * tiles)
     got = {}
     for threads in (1, 2):
-        ocm = np.full(8192, sem.FILL_BYTE, np.uint8)
-        memories = Memories(ocm, params, np.zeros(0, np.uint8), [np.zeros(2 * COLS, np.uint8)], [np.zeros(2 * ROWS * tiles, np.uint8)])
-        plan = build_plan(
-            prog, memories, [((1, COLS), np.dtype(ml_dtypes.bfloat16))], [((1, ROWS * tiles), np.dtype(ml_dtypes.bfloat16))],
-            Workspace(threads=threads, lookahead_elements=0), analysis,
-        )
+        plan, ocm = one_row_plan(prog, params, ((1, ROWS * tiles), np.dtype(ml_dtypes.bfloat16)), threads)
         assert len(plan.steps) == (2 + tiles if threads == 2 and consecutive else len(body))
         got[threads] = plan.run([x0], as_stored=True)[0].tobytes(), ocm[OUT : OUT + 64 + 2 * ROWS].tobytes()
     assert got[1] == got[2]
@@ -260,22 +259,10 @@ def test_commits_one_after_another_become_one_copy() -> None:
     body.append(Instr(store, 0, 0, (operand(isa.OCM, OUT, (1, tiles * ROWS), BF16), operand(isa.OUTPUT, 0, (1, tiles * ROWS), BF16)), ()))
     target = get_target("AX650")
     prog = Program(isa.CHIPS.index(target.family), target.cores, 0, 1, 1, body)
-    rng = np.random.default_rng(13)
-    codes = rng.integers(-128, 128, (tiles, ROWS, COLS)).astype(np.int8)
-    scales = (rng.random((tiles, ROWS, 1)) * 0.05).astype(np.float16)
-    x0 = rng.standard_normal((1, COLS)).astype(ml_dtypes.bfloat16)
-    params = np.concatenate([codes.view(np.uint8).reshape(-1), scales.view(np.uint8).reshape(-1)])
-    analysis = analyse(prog)
+    codes, scales, params, x0 = s8_tiles(13, tiles)
     got = {}
     for threads in (1, 2):
-        memories = Memories(
-            np.full(8192, sem.FILL_BYTE, np.uint8), params, np.zeros(0, np.uint8), [np.zeros(2 * COLS, np.uint8)],
-            [np.zeros(2 * ROWS * tiles, np.uint8)],
-        )
-        plan = build_plan(
-            prog, memories, [((1, COLS), np.dtype(ml_dtypes.bfloat16))], [((1, ROWS * tiles), np.dtype(ml_dtypes.bfloat16))],
-            Workspace(threads=threads, lookahead_elements=0), analysis,
-        )
+        plan, _ = one_row_plan(prog, params, ((1, ROWS * tiles), np.dtype(ml_dtypes.bfloat16)), threads)
         assert len(plan.steps) == (4 if threads == 2 else len(body))
         got[threads] = plan.run([x0], as_stored=True)[0].tobytes()
     expected = [np.matmul(x0.astype(np.float32), sem.dequantize_tile(codes[k], "s8", scales[k], None, 0).T) for k in range(tiles)]
