@@ -1,10 +1,11 @@
 """A group's inputs copied into its staged input buffers, as `np.copyto` casts them.
 
-A decode step stages every layer's whole K/V cache, fp32 on the host and bf16 in the file:
-ml_dtypes converts one element at a time (some 35 us for a 255 x 128 cache), so the
-fp32 -> bf16 case is a compiled loop with the same rounding (to nearest, ties to even,
-overflow to infinity, subnormals kept) and the same NaN (quiet, sign kept, payload
-dropped); every other case is `np.copyto`.
+A decode step given an fp32 K/V cache (a host that keeps it so) stages every layer's
+whole cache into bf16: ml_dtypes converts one element at a time (some 35 us for a
+255 x 128 cache), so a large fp32 -> bf16 input is a compiled loop with the same rounding
+(to nearest, ties to even, overflow to infinity, subnormals kept) and the same NaN (quiet,
+sign kept, payload dropped); smaller ones and every other case are `np.copyto`, whose
+per-call cost is lower between two plans' steps (caches cold).
 
 ```python
 stage(staged, value)   # np.copyto(staged, value.reshape(staged.shape), casting="unsafe")
@@ -18,6 +19,9 @@ import numba
 import numpy as np
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
+KERNEL_MIN = 1 << 13
+"""fp32 elements from which the compiled cast beats `np.copyto` (a hidden row, a decode
+mask: `np.copyto`; a K/V cache: the loop)."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -41,7 +45,10 @@ def stage(staged: np.ndarray, value: np.ndarray) -> None:
     value = np.asarray(value)
     if staged.dtype.kind in "fV" and value.dtype.kind in "fV" and value.dtype != staged.dtype:
         value = value.astype(np.float32, copy=False)
-    if staged.dtype == BF16 and value.dtype == np.float32 and value.size == staged.size and value.flags.c_contiguous:
+    if (
+        staged.dtype == BF16 and value.dtype == np.float32 and value.size == staged.size >= KERNEL_MIN
+        and value.flags.c_contiguous
+    ):
         to_bf16(staged, value)
     else:
         np.copyto(staged, value.reshape(staged.shape), casting="unsafe")

@@ -14,7 +14,7 @@ from axc import npu_semantics as sem
 from axc.errors import AxcError
 from axc.sim.blas_limit import BLAS
 from axc.sim.plan import Plan
-from axc.sim.staging import stage
+from axc.sim.staging import KERNEL_MIN, stage, to_bf16
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -38,11 +38,17 @@ def bf16_copy(value: np.ndarray) -> np.ndarray:
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast")
 def test_fp32_to_bf16_staging_has_ml_dtypes_bits() -> None:
     rng = np.random.default_rng(0)
-    for bits in (special_bits(), rng.integers(0, 1 << 32, 1 << 20, dtype=np.uint64).astype(np.uint32)):
+    special = special_bits()
+    for bits in (np.tile(special, -(-KERNEL_MIN // special.size)), rng.integers(0, 1 << 32, 1 << 20, dtype=np.uint64).astype(np.uint32)):
         value = bits.view(np.float32).reshape(1, -1, 2)
+        assert value.size >= KERNEL_MIN  # the compiled cast's
         staged = np.full(value.shape, 7, BF16)
         stage(staged, value)
         assert staged.tobytes() == bf16_copy(value).tobytes()
+    small = special.view(np.float32)[: KERNEL_MIN - 1]
+    staged = np.full(small.shape, 7, BF16)
+    to_bf16(staged, small)  # the loop on any size
+    assert staged.tobytes() == bf16_copy(small).tobytes()
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast")
@@ -53,6 +59,7 @@ def test_other_inputs_are_staged_as_before() -> None:
         (np.zeros((4, 6), BF16), wide),  # fp64 -> fp32 -> bf16, the host's two roundings
         (np.zeros((4, 6), BF16), wide.astype(np.float32)[:, ::2].repeat(2, axis=1)),  # not C-ordered
         (np.zeros((4, 6), BF16), wide.astype(np.float32).T.copy().T),  # Fortran-ordered
+        (np.zeros((128, 128), BF16), rng.standard_normal((128, 256)).astype(np.float32)[:, ::2]),  # large, strided
         (np.zeros((4, 6), np.float16), wide.astype(np.float32)),
         (np.zeros((1, 24), BF16), wide.astype(np.float32)),  # reshaped to the buffer
         (np.zeros((2, 3), np.uint32), [[1, 2, 3], [4, 5, 6]]),
