@@ -1,7 +1,7 @@
 """A plan's per-call work outside its steps: inputs staged with `np.copyto`'s bytes (the
-compiled fp32 -> bf16 cast against ml_dtypes' on every class of fp32 value, the other
-casts unchanged), and BLAS at one thread only while the steps of a plan that needs it run
-(or, held, until the hold ends), the caller's limits back after."""
+compiled fp32 -> bf16 cast of large inputs against ml_dtypes' on every class of fp32
+value, the other casts unchanged), and BLAS at one thread only while the steps of a plan
+that needs it run (or, held, until the hold ends), the caller's limits back after."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from axc import npu_semantics as sem
 from axc.errors import AxcError
 from axc.sim.blas_limit import BLAS
 from axc.sim.plan import Plan
-from axc.sim.staging import KERNEL_MIN, stage, to_bf16
+from axc.sim.staging import KERNEL_MIN, stage
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -47,7 +47,7 @@ def test_fp32_to_bf16_staging_has_ml_dtypes_bits() -> None:
         assert staged.tobytes() == bf16_copy(value).tobytes()
     small = special.view(np.float32)[: KERNEL_MIN - 1]
     staged = np.full(small.shape, 7, BF16)
-    to_bf16(staged, small)  # the loop on any size
+    stage(staged, small)  # np.copyto's own
     assert staged.tobytes() == bf16_copy(small).tobytes()
 
 
