@@ -12,8 +12,9 @@ fresh temporaries). Why the bits are the same:
   not contract `a * b + c` into an fma without fast-math; every constant and accumulator
   is fp32 as in numpy.
 - bf16 -> fp32 is the bits shifted; fp32 -> bf16 rounds to nearest even and turns a NaN
-  into the quiet NaN of its sign, as ml_dtypes does (`bf16_bits`; checked on every bf16
-  and on chosen and random fp32 patterns by test/unit/test_sim_vector.py).
+  into the quiet NaN of its sign, as ml_dtypes does (`bf16_bits`; the same bits for all
+  2^32 fp32 patterns, checked once; the unit test checks every bf16 and chosen and random
+  fp32 patterns).
 - sums over the last axis are numpy's pairwise summation (`pairwise`), in its order.
 - `np.maximum`'s choice between -0.0 and +0.0 and which NaN a NaN-and-NaN operation keeps
   depend on the loop: a step whose inputs hold a NaN, or (softmax) whose new maximum is a
@@ -23,10 +24,12 @@ Operands are viewed as 2-D arrays (rows, last axis), inputs broadcast to the out
 shape. A step is specialised only when its dtypes are fp32 or bf16 and every output is
 either disjoint from every other operand or the very same view (elementwise in place);
 otherwise `vector_step` returns None and the plan keeps the `npu_semantics` call.
+`products_step` is act_mul over a batch's matmul products (the MLP's gate and up tiles);
+`fuse_steps` folds an in-place `scores += mask` into the online softmax after it.
 
 ```python
-step = vector_step("act_mul", views, instr, fallback)   # None: keep `fallback`
-step()                                                  # same bits as fallback()
+step = vector_step("act_mul", views, {"kind": "silu"}, fallback, workspace.get)   # None: keep `fallback`
+step()                                                                          # same bits as fallback()
 ```
 """
 
