@@ -10,7 +10,9 @@ numba kernel instead of a dozen numpy calls. `RowsByTile.of` returns None where 
 operands are not of that form (or numpy's BLAS was not found), and the plan keeps its
 `MatmulStep`. The new token's value row weighted by its probability, `out (H, 1, N) +=
 p (H, 1, 1) @ v (1, N)`, is numpy's loop without BLAS (`0 + p * v` per element):
-`Outer` computes it the same way.
+`Outer` computes it the same way. The weighted sum of the value tile, `out (H, 1, N) +=
+p (H, 1, K) @ v (K, N)`, is one `cblas_sgemv` per head too (a row times a matrix: column
+major, not transposed), `ProbsByTile` makes those calls (`axc.sim.blas.gemv_cols`).
 
 ```python
 step = RowsByTile.of(out, lhs, rhs, alpha, work)   # out (H, 1, N) = alpha * lhs (H, 1, K) @ rhs (N, K)^T
@@ -27,7 +29,7 @@ import numba
 import numpy as np
 
 from axc import npu_semantics as sem
-from axc.sim.blas import SGEMV, gemv_rows
+from axc.sim.blas import SGEMV, SGEMV_COLS, gemv_cols, gemv_rows
 from axc.sim.vector import BF16, F32, Step, Work, any_nan, as_2d, distinct, get, put
 
 
@@ -142,3 +144,74 @@ class Outer:
             return None
         fallback = partial(sem.matmul, out, lhs, rhs, alpha=alpha, accumulate=accumulate)
         return cls(out2, lhs2, rhs2, work("outer", (heads, width)), np.float32(alpha), alpha != 1.0, accumulate, fallback)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _probs_by_tile(
+    address: int, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, a: np.ndarray, b: np.ndarray, result: np.ndarray,
+    alpha: np.float32, scaled: bool, accumulate: bool,
+) -> bool:
+    if any_nan(lhs) or any_nan(rhs) or accumulate and any_nan(out):
+        return False
+    heads, depth = a.shape
+    for h in range(heads):
+        for k in range(depth):
+            a[h, k] = get(lhs, h, k)
+    for k in range(depth):
+        for n in range(b.shape[1]):
+            b[k, n] = get(rhs, k, n)
+    for h in range(heads):
+        gemv_cols(address, b, a[h], result[h])
+    for h in range(heads):
+        for n in range(b.shape[1]):
+            value = result[h, n]
+            if scaled:
+                value = value * alpha
+            if accumulate:
+                value = get(out, h, n) + value
+            put(out, h, n, value)
+    return True
+
+
+@dataclass(frozen=True)
+class ProbsByTile:
+    """`out (H, 1, N) (+)= alpha * lhs (H, 1, K) @ rhs (K, N)` in fp32, stored to `out`'s
+    dtype (the value tile weighted by the probabilities): numpy's one `cblas_sgemv` per
+    head; an operand holding a NaN runs `npu_semantics.matmul`."""
+
+    address: int
+    out: np.ndarray
+    lhs: np.ndarray
+    rhs: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    result: np.ndarray
+    alpha: np.float32
+    scaled: bool
+    accumulate: bool
+    fallback: Step
+
+    def __call__(self) -> None:
+        if not _probs_by_tile(
+            self.address, self.out, self.lhs, self.rhs, self.a, self.b, self.result, self.alpha, self.scaled, self.accumulate,
+        ):
+            self.fallback()
+
+    @classmethod
+    def of(cls, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, alpha: float, accumulate: bool, work: Work) -> ProbsByTile | None:
+        """The step, or None where the operands are not of its form."""
+        if SGEMV_COLS is None or lhs.ndim != 3 or rhs.ndim != 2 or out.ndim != 3 or lhs.shape[1] != 1:
+            return None
+        heads, depth, width = lhs.shape[0], lhs.shape[2], rhs.shape[1]
+        if rhs.shape[0] != depth or out.shape != (heads, 1, width) or width < 2 or depth < 2:  # numpy: no sdot, no noblas loop
+            return None
+        if any(x.dtype not in (F32, BF16) for x in (out, lhs, rhs)) or not distinct(out):
+            return None
+        out2, lhs2, rhs2 = as_2d(out, out.shape), as_2d(lhs, lhs.shape), as_2d(rhs, rhs.shape)
+        if out2 is None or lhs2 is None or rhs2 is None:
+            return None
+        fallback = partial(sem.matmul, out, lhs, rhs, alpha=alpha, accumulate=accumulate)
+        return cls(
+            SGEMV_COLS, out2, lhs2, rhs2, work("probs lhs", (heads, depth)), work("value tile", (depth, width)),
+            work("weighted", (heads, width)), np.float32(alpha), alpha != 1.0, accumulate, fallback,
+        )

@@ -16,6 +16,7 @@ gemv_rows(SGEMV, tile, x, y)   # y[:] = (x[None] @ tile.T)[0], inside or outside
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from pathlib import Path
 
 import numba
@@ -25,7 +26,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from threadpoolctl import threadpool_info
 
-COL_MAJOR, TRANS = 102, 112
+COL_MAJOR, NO_TRANS, TRANS = 102, 111, 112
 """CBLAS enum values."""
 ROW_BLOCK = 4
 """OpenBLAS's sgemv_t takes the outputs four at a time (then two, then one): blocks of a
@@ -34,25 +35,33 @@ NBMAX = 4096
 """sgemv_t's row chunk: longer dot products are summed per chunk, then added to `y`."""
 
 
-@intrinsic
-def _sgemv(typingctx, address, m, n, a, lda, x, y):
-    """`cblas_sgemv(COL_MAJOR, TRANS, m, n, 1, a, lda, x, 1, 0, y, 1)` through `address`
-    (64-bit BLAS integers; `a`, `x`, `y` as addresses)."""
-    sig = types.void(types.intp, types.intp, types.intp, types.uintp, types.intp, types.uintp, types.uintp)
+def _sgemv_of(trans: int) -> Callable[..., None]:
+    """The `cblas_sgemv` intrinsic with `trans` fixed."""
+    @intrinsic
+    def sgemv(typingctx, address, m, n, a, lda, x, y):
+        """`cblas_sgemv(COL_MAJOR, trans, m, n, 1, a, lda, x, 1, 0, y, 1)` through `address`
+        (64-bit BLAS integers; `a`, `x`, `y` as addresses)."""
+        sig = types.void(types.intp, types.intp, types.intp, types.uintp, types.intp, types.uintp, types.uintp)
 
-    def codegen(context, builder, signature, args):
-        i32, i64, f32, ptr = ir.IntType(32), ir.IntType(64), ir.FloatType(), ir.IntType(8).as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64])
-        address_, m_, n_, a_, lda_, x_, y_ = args
-        function = builder.inttoptr(address_, fnty.as_pointer())
-        one, zero, unit = ir.Constant(f32, 1.0), ir.Constant(f32, 0.0), ir.Constant(i64, 1)
-        builder.call(function, [
-            ir.Constant(i32, COL_MAJOR), ir.Constant(i32, TRANS), m_, n_, one, builder.inttoptr(a_, ptr), lda_,
-            builder.inttoptr(x_, ptr), unit, zero, builder.inttoptr(y_, ptr), unit,
-        ])
-        return context.get_dummy_value()
+        def codegen(context, builder, signature, args):
+            i32, i64, f32, ptr = ir.IntType(32), ir.IntType(64), ir.FloatType(), ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64])
+            address_, m_, n_, a_, lda_, x_, y_ = args
+            function = builder.inttoptr(address_, fnty.as_pointer())
+            one, zero, unit = ir.Constant(f32, 1.0), ir.Constant(f32, 0.0), ir.Constant(i64, 1)
+            builder.call(function, [
+                ir.Constant(i32, COL_MAJOR), ir.Constant(i32, trans), m_, n_, one, builder.inttoptr(a_, ptr), lda_,
+                builder.inttoptr(x_, ptr), unit, zero, builder.inttoptr(y_, ptr), unit,
+            ])
+            return context.get_dummy_value()
 
-    return sig, codegen
+        return sig, codegen
+
+    return sgemv
+
+
+_sgemv = _sgemv_of(TRANS)
+_sgemv_n = _sgemv_of(NO_TRANS)
 
 
 @intrinsic
@@ -152,10 +161,18 @@ def prefetch(typingctx, address):
 
 
 @numba.njit(cache=True, nogil=True)
+def gemv_cols(address: int, tile: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """`y[:cols] = x @ tile` for an fp32 tile with contiguous rows, as `np.matmul` computes
+    one row times a matrix (`cblas_sgemv`, column major, not transposed)."""
+    rows, cols = tile.shape
+    _sgemv_n(address, cols, rows, tile.ctypes.data, tile.strides[0] // 4, x.ctypes.data, y.ctypes.data)
+
+
+@numba.njit(cache=True, nogil=True)
 def gemv_rows(address: int, tile: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
     """`y[:rows] = tile @ x` for an fp32 tile with contiguous rows, as `np.matmul` computes it."""
     rows, cols = tile.shape
-    _sgemv(address, cols, rows, tile.ctypes.data, tile.strides[0] // 4, x.ctypes.data, y.ctypes.data)  # type: ignore[call-arg]  # numba supplies the typing context
+    _sgemv(address, cols, rows, tile.ctypes.data, tile.strides[0] // 4, x.ctypes.data, y.ctypes.data)
 
 
 def _numpy_blas() -> list[str]:
@@ -177,6 +194,19 @@ def _probe(address: int) -> bool:
     return y.tobytes() == np.matmul(x, tile.swapaxes(0, 1)).tobytes()
 
 
+def _probe_cols(address: int) -> bool:
+    """Whether `gemv_cols` gives `np.matmul`'s bits for a row times a matrix (a cache tile's shape)."""
+    rng = np.random.default_rng(1)
+    for rows, cols in ((255, 64), (37, 13)):
+        tile = rng.standard_normal((rows, cols)).astype(np.float32)
+        x = rng.standard_normal((1, rows)).astype(np.float32)
+        y = np.zeros((1, cols), np.float32)
+        gemv_cols(address, tile, x[0], y[0])
+        if y.tobytes() != np.matmul(x, tile).tobytes():
+            return False
+    return True
+
+
 def _find() -> int | None:
     for path in _numpy_blas():
         try:
@@ -192,3 +222,5 @@ def _find() -> int | None:
 
 
 SGEMV: int | None = _find()
+SGEMV_COLS: int | None = SGEMV if SGEMV is not None and _probe_cols(SGEMV) else None
+"""`SGEMV` where `gemv_cols` also gives `np.matmul`'s bits, else None."""

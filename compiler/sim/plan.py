@@ -49,7 +49,7 @@ from axc import isa
 from axc.isa import Instr, Loop, Node, Operand, Program
 from axc.codegen.payload import ProgramCache
 from axc.errors import AxcError
-from axc.sim.attention import Outer, RowsByTile
+from axc.sim.attention import Outer, ProbsByTile, RowsByTile
 from axc.sim.dequant import GemvBatch, TileDequantizer, TileGemv
 from axc.sim.blas_limit import BLAS
 from axc.sim.staging import stage
@@ -711,6 +711,7 @@ def matmul_step(instr: Instr, views: dict[str, np.ndarray], entry: Planned, work
         small = (
             RowsByTile.of(out, lhs, rhs, alpha, workspace.get) if transpose_b and not accumulate
             else None if transpose_b else Outer.of(out, lhs, rhs, alpha, accumulate, workspace.get)
+            or ProbsByTile.of(out, lhs, rhs, alpha, accumulate, workspace.get)
         )
         if small is not None:
             return small
