@@ -35,6 +35,16 @@ class LayerExecutor(Protocol):
         ...
 
 
+def cache_dtype(executor: LayerExecutor) -> np.dtype:
+    """The executor's `cache_dtype`, else fp32."""
+    return np.dtype(getattr(executor, "cache_dtype", np.float32))
+
+
+def holding(executor: LayerExecutor) -> Callable[[], AbstractContextManager[object]]:
+    """The executor's `holding`, else a context that does nothing."""
+    return getattr(executor, "holding", nullcontext)
+
+
 @dataclass(frozen=True)
 class GroupLayout:
     """The shape groups of a built model (the vendor's ladder): `histories[0]` is the
@@ -78,10 +88,9 @@ class HostLoop:
 
     def __post_init__(self) -> None:
         shape = (self.layout.num_layers, self.layout.kv_cache_len, self.layout.kv_dim)
-        dtype = getattr(self.executor, "cache_dtype", np.float32)
-        self.k_cache = np.zeros(shape, dtype)
-        self.v_cache = np.zeros(shape, dtype)
-        self.holding = getattr(self.executor, "holding", nullcontext)
+        self.k_cache = np.zeros(shape, cache_dtype(self.executor))
+        self.v_cache = np.zeros(shape, cache_dtype(self.executor))
+        self.holding = holding(self.executor)
 
     def reset(self) -> None:
         self.position = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from axc.errors import AxcError
-from axc.hostloop import GroupLayout, HostLoop, LayerExecutor
+from axc.hostloop import GroupLayout, HostLoop, LayerExecutor, cache_dtype, holding
 from axc.runtime.sampling import Sampler
 from axc.sim.executor import AxModelExecutor
 
@@ -82,6 +83,13 @@ class GroupTrace:
 
     def post(self, hidden: np.ndarray) -> np.ndarray:
         return self.executor.post(hidden)
+
+    @property
+    def cache_dtype(self) -> np.dtype:
+        return cache_dtype(self.executor)
+
+    def holding(self) -> AbstractContextManager[object]:
+        return holding(self.executor)()
 
 
 @dataclass

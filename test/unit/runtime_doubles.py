@@ -1,5 +1,7 @@
-"""A wrapper of a real executor for the runtime tests that must generate long replies from
-the demo model (which stops after a few tokens): EOS is masked and each post call waits."""
+"""Wrappers of a real executor for the runtime tests: one for replies longer than the demo
+model gives (which stops after a few tokens): EOS is masked and each post call waits; one
+that passes the calls through and nothing else (no `cache_dtype`, no `holding`: the host's
+fp32 cache and the BLAS limit per plan)."""
 
 from __future__ import annotations
 
@@ -30,3 +32,17 @@ class EndlessExecutor:
         logits = np.array(self.executor.post(hidden), np.float32)
         logits[..., self.eos] = -np.inf
         return logits
+
+
+@dataclass
+class PlainExecutor:
+    executor: LayerExecutor
+
+    def embed(self, token_ids: np.ndarray) -> np.ndarray:
+        return self.executor.embed(token_ids)
+
+    def run_layer(self, layer: int, group: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.executor.run_layer(layer, group, inputs)
+
+    def post(self, hidden: np.ndarray) -> np.ndarray:
+        return self.executor.post(hidden)

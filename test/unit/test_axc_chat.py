@@ -20,7 +20,7 @@ from axc.runtime.tokenizer import ChatTokenizer
 from axc.sim.executor import AxModelExecutor
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runtime_doubles import EndlessExecutor  # noqa: E402
+from runtime_doubles import EndlessExecutor, PlainExecutor  # noqa: E402
 
 GREEDY = PostConfig(enable_top_k_sampling=True, top_k=1)
 TIMEOUT = 300
@@ -118,3 +118,17 @@ def test_the_shipped_post_config_is_greedy_over_the_simulated_logits(runtime_dem
     shipped = PostConfig.load(runtime_demo_dir / POST_CONFIG)
     assert shipped.greedy
     assert Engine(runtime_demo_dir).start(ids, Sampler(shipped), 1, set()).step() == expected
+
+
+def test_the_engine_keeps_the_cache_as_the_layers_take_it(runtime_demo_dir: Path) -> None:
+    """Through the engine's trace, the simulator's bf16 cache and per-token BLAS hold: the
+    same tokens and K/V values as through an executor with neither (fp32 cache)."""
+
+    tokenizer = ChatTokenizer.load(runtime_demo_dir)
+    simulator = AxModelExecutor(runtime_demo_dir)
+    engines = [Engine(runtime_demo_dir), Engine(runtime_demo_dir, PlainExecutor(AxModelExecutor(runtime_demo_dir)), simulator.layout)]
+    assert [e.loop.k_cache.dtype for e in engines] == [simulator.cache_dtype, np.float32] and simulator.cache_dtype != np.float32
+    runs = [generate(e, tokenizer, [{"role": "user", "content": "1+1="}], Sampler(GREEDY), 8) for e in engines]
+    assert runs[0].generation.tokens == runs[1].generation.tokens
+    for cache in ("k_cache", "v_cache"):
+        assert getattr(engines[0].loop, cache).astype(np.float32).tobytes() == getattr(engines[1].loop, cache).tobytes()

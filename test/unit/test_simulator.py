@@ -33,6 +33,7 @@ from axc.textio import module_text
 from axc.targets import get_target, with_fitted
 
 sys.path.insert(0, str(Path(__file__).parent))
+from runtime_doubles import PlainExecutor  # noqa: E402
 from target_build import PREFILL, functions, group_inputs, lowered, npu_module  # noqa: E402
 
 
@@ -217,22 +218,6 @@ def test_float_matmuls_on_the_convolution_units_change_no_result(built) -> None:
         assert after.ddr_bytes == before.ddr_bytes
 
 
-class Plain:
-    """An executor with neither `cache_dtype` nor `holding`: the host's fp32 cache, the BLAS limit per plan."""
-
-    def __init__(self, executor: AxModelExecutor):
-        self.executor = executor
-
-    def embed(self, token_ids: np.ndarray) -> np.ndarray:
-        return self.executor.embed(token_ids)
-
-    def run_layer(self, layer: int, group: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.executor.run_layer(layer, group, inputs)
-
-    def post(self, hidden: np.ndarray) -> np.ndarray:
-        return self.executor.post(hidden)
-
-
 def test_the_host_keeps_the_cache_as_the_layers_take_it_and_holds_the_blas_limit_per_token(built, monkeypatch) -> None:
     """The same bytes out as with an fp32 cache and a limit set per plan, through every
     group (two prefill chunks, the second with a history, then decode steps)."""
@@ -240,7 +225,7 @@ def test_the_host_keeps_the_cache_as_the_layers_take_it_and_holds_the_blas_limit
     workspace = lambda: Workspace(threads=2, lookahead_elements=0)  # noqa: E731  # every plan needs one BLAS thread
     executor = AxModelExecutor(out, workspace())
     assert executor.cache_dtype == np.dtype(ml_dtypes.bfloat16)
-    loops = [HostLoop(executor, executor.layout), HostLoop(Plain(AxModelExecutor(out, workspace())), executor.layout)]
+    loops = [HostLoop(executor, executor.layout), HostLoop(PlainExecutor(AxModelExecutor(out, workspace())), executor.layout)]
     assert loops[0].k_cache.dtype == executor.cache_dtype and loops[1].k_cache.dtype == np.float32
     sets = []
     one_thread = BLAS.one_thread
