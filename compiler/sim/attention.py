@@ -33,6 +33,25 @@ from axc.sim.blas import SGEMV, SGEMV_COLS, gemv_cols, gemv_rows
 from axc.sim.vector import BF16, F32, Step, Work, any_nan, as_2d, distinct, get, put
 
 
+def per_head(out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, transposed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """2-D views of `out (H, 1, N)`, `lhs (H, 1, K)` and the tile `rhs` (`(N, K)` when
+    `transposed`, else `(K, N)`), fp32 or bf16, when the product is numpy's one
+    `cblas_sgemv` per head (K and N of 2 or more: no sdot, no loop without BLAS) and `out`
+    is written once per element; else None."""
+    if lhs.ndim != 3 or rhs.ndim != 2 or out.ndim != 3 or lhs.shape[1] != 1:
+        return None
+    heads, depth = lhs.shape[0], lhs.shape[2]
+    width, inner = (rhs.shape[0], rhs.shape[1]) if transposed else (rhs.shape[1], rhs.shape[0])
+    if inner != depth or out.shape != (heads, 1, width) or width < 2 or depth < 2:
+        return None
+    if any(x.dtype not in (F32, BF16) for x in (out, lhs, rhs)) or not distinct(out):
+        return None
+    out2, lhs2, rhs2 = as_2d(out, out.shape), as_2d(lhs, lhs.shape), as_2d(rhs, rhs.shape)
+    if out2 is None or lhs2 is None or rhs2 is None:
+        return None
+    return out2, lhs2, rhs2
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _rows_by_tile(
     address: int, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, a: np.ndarray, b: np.ndarray, result: np.ndarray,
@@ -76,16 +95,11 @@ class RowsByTile:
     @classmethod
     def of(cls, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, alpha: float, work: Work) -> RowsByTile | None:
         """The step, or None where the operands are not of its form."""
-        if SGEMV is None or lhs.ndim != 3 or rhs.ndim != 2 or out.ndim != 3 or lhs.shape[1] != 1:
+        views = per_head(out, lhs, rhs, transposed=True)
+        if SGEMV is None or views is None:
             return None
+        out2, lhs2, rhs2 = views
         heads, depth, rows = lhs.shape[0], lhs.shape[2], rhs.shape[0]
-        if rhs.shape[1] != depth or out.shape != (heads, 1, rows) or rows < 2 or depth < 2:  # numpy: no sdot, no noblas loop
-            return None
-        if any(x.dtype not in (F32, BF16) for x in (out, lhs, rhs)) or not distinct(out):
-            return None
-        out2, lhs2, rhs2 = as_2d(out, out.shape), as_2d(lhs, lhs.shape), as_2d(rhs, rhs.shape)
-        if out2 is None or lhs2 is None or rhs2 is None:
-            return None
         return cls(
             SGEMV, out2, lhs2, rhs2, work("scores lhs", (heads, depth)), work("scores tile", (rows, depth)),
             work("scores", (heads, rows)), np.float32(alpha), alpha != 1.0,
@@ -200,16 +214,11 @@ class ProbsByTile:
     @classmethod
     def of(cls, out: np.ndarray, lhs: np.ndarray, rhs: np.ndarray, alpha: float, accumulate: bool, work: Work) -> ProbsByTile | None:
         """The step, or None where the operands are not of its form."""
-        if SGEMV_COLS is None or lhs.ndim != 3 or rhs.ndim != 2 or out.ndim != 3 or lhs.shape[1] != 1:
+        views = per_head(out, lhs, rhs, transposed=False)
+        if SGEMV_COLS is None or views is None:
             return None
+        out2, lhs2, rhs2 = views
         heads, depth, width = lhs.shape[0], lhs.shape[2], rhs.shape[1]
-        if rhs.shape[0] != depth or out.shape != (heads, 1, width) or width < 2 or depth < 2:  # numpy: no sdot, no noblas loop
-            return None
-        if any(x.dtype not in (F32, BF16) for x in (out, lhs, rhs)) or not distinct(out):
-            return None
-        out2, lhs2, rhs2 = as_2d(out, out.shape), as_2d(lhs, lhs.shape), as_2d(rhs, rhs.shape)
-        if out2 is None or lhs2 is None or rhs2 is None:
-            return None
         fallback = partial(sem.matmul, out, lhs, rhs, alpha=alpha, accumulate=accumulate)
         return cls(
             SGEMV_COLS, out2, lhs2, rhs2, work("probs lhs", (heads, depth)), work("value tile", (depth, width)),
