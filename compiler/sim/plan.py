@@ -322,7 +322,7 @@ class Lookahead:
 
     steps: tuple[MatmulStep, ...]
     ahead: tuple[MatmulStep, ...]
-    """The same steps over the helper's work arrays."""
+    """The same steps over the helper's work arrays (none with a batch: it has its own)."""
     eager: bool = False
     batch: GemvBatch | None = None
     """Every product of the run at its start, in one compiled call per thread (a run of
@@ -334,7 +334,7 @@ class Lookahead:
     future: Future[None] | None = None
 
     def __post_init__(self) -> None:
-        count = len(self.steps)
+        count = 0 if self.batch is not None else len(self.steps)  # a batch claims no products one by one
         self.owner, self.results, self.done = [0] * count, [None] * count, [threading.Event() for _ in range(count)]
 
     def start(self) -> None:
@@ -359,6 +359,7 @@ class Lookahead:
         if self.eager:
             self.future = helper_thread().submit(batch.compute, 0, batch.count)
             self.future.result()
+            self.future = None
         elif batch.elements < HELPER_MIN_ELEMENTS:
             batch.compute(0, batch.count)
         else:
@@ -366,6 +367,7 @@ class Lookahead:
             self.future = helper_thread().submit(batch.share)
             batch.share()
             self.future.result()
+            self.future = None
         batch.repair()
 
     @staticmethod
@@ -425,7 +427,6 @@ class Batched:
         lookahead, batch = self.lookahead, self.lookahead.batch
         assert batch is not None
         lookahead.start()
-        lookahead.future = None
         lookahead.steps[0].complete(batch.results[0])
 
 
@@ -827,9 +828,8 @@ def add_lookaheads(analysis: Analysis, steps: list[Step | None], memories: Memor
         cast = not all(same_view(m.lhs, first) for m in matmuls)
         mine = tuple(m if cast else m.in_lane(workspace, 0, k, cast) for k, m in enumerate(matmuls))
         batch = GemvBatch.of([m.gemv for m in matmuls if m.gemv is not None], shared=not cast) if all(m.gemv for m in matmuls) else None
-        lookahead = Lookahead(
-            mine, tuple(m.in_lane(workspace, 1, k, cast) for k, m in enumerate(matmuls)), workspace.eager_helper, batch
-        )
+        ahead = () if batch is not None else tuple(m.in_lane(workspace, 1, k, cast) for k, m in enumerate(matmuls))
+        lookahead = Lookahead(mine, ahead, workspace.eager_helper, batch)
         for k, index in enumerate(group):
             if batch is None:
                 steps[index] = Shared(lookahead, k)
@@ -1010,7 +1010,6 @@ class Fused:
 
     def __call__(self) -> None:
         self.lookahead.start()
-        self.lookahead.future = None
         self.apply()
         for j, buffer in enumerate(self.kept):
             np.copyto(buffer, self.products[-1, j].reshape(buffer.shape), casting="unsafe")
@@ -1036,7 +1035,6 @@ class Forwarded:
         batch = self.lookahead.batch
         assert batch is not None
         self.lookahead.start()
-        self.lookahead.future = None
         np.copyto(self.destination, batch.y, casting="unsafe")
         np.copyto(self.buffer, batch.results[-1].reshape(self.buffer.shape), casting="unsafe")
 
