@@ -1,11 +1,16 @@
-"""Tile sizes and loop orders for `tile`, chosen by the DDR bytes they move.
+"""Tile sizes and loop orders for `tile`, chosen by the time they take.
 
 `tile` gives every op the OCM that the activations kept on chip around it leave free (its
 `space`); the functions here list the schedules whose buffers fit that space and pick the
-one that moves the fewest DDR bytes, computed from the shapes, the element types and the
-descriptor's granularity. Ties go to tiles the matrix engine need not pad (N and split K
-tiles multiples of its granularity), then no K split, then tiles that divide the
-dimension (no ragged last tile, so less code), then fewer DMAs.
+fastest: DMA and the matrix engine overlap, so a linear's schedule takes the longer of its
+DDR bytes at the descriptor's peak DDR rate and its MACs, padded to the matrix tile, at the
+engine's 16-bit rate (`Budget.seconds`; hardware figures only, no fitted parameter, so a
+calibration never changes a schedule). A decode step (one row) is bound by its bytes, so
+there the fewest DDR bytes win; a prefill chunk is bound by its MACs, and there a tile the
+matrix engine must pad loses to one that moves a few more bytes under the MACs. Ties go to
+fewer DDR bytes, then tiles the matrix engine need not pad (N and split K tiles multiples
+of its granularity), then no K split, then tiles that divide the dimension (no ragged
+last tile, so less code), then fewer DMAs. Attention's tiles are chosen by DDR bytes.
 
 A linear `y[M, N] = x[M, K] @ W[N, K]^T` (one weight, or the gate and up weights of a
 gated MLP, which share `x` and their tiles) has two loop orders:
@@ -63,13 +68,32 @@ class Budget:
     """Share of OCM the activations kept on chip may take at any point (the rest: tiles)."""
     tiles: float = 1.0
     """Share of what the activations leave that one op's tiles may take."""
+    ddr_bytes_per_s: float = 0.0
+    """Peak DDR rate; with `macs_per_s`, what `seconds` weighs bytes against MACs by (0: bytes only)."""
+    macs_per_s: float = 0.0
+    """The matrix engine's 16-bit MAC rate on one core."""
 
     @staticmethod
     def of(target: TargetDescriptor, ocm_bytes: int = 0) -> Budget:
         tile = target.matmul_tile
         # One model core's OCM: tiles are placed in one core's memory (cores split work later).
         capacity = ocm_bytes or target.ocm_bytes_per_core
-        return Budget(capacity, target.ocm_alignment, tile.m, tile.n, tile.k, target.ddr_alignment)
+        macs = target.matrix.macs_per_cycle("bf16") * target.clock_hz
+        return Budget(
+            capacity, target.ocm_alignment, tile.m, tile.n, tile.k, target.ddr_alignment,
+            ddr_bytes_per_s=target.ddr_bytes_per_s, macs_per_s=macs,
+        )
+
+    def seconds(self, ddr_bytes: int, macs: int) -> float:
+        """How long a schedule of `ddr_bytes` and `macs` (padded) takes, DMA and MACs overlapping."""
+        if not self.ddr_bytes_per_s or not self.macs_per_s:
+            return 0.0
+        return max(ddr_bytes / self.ddr_bytes_per_s, macs / self.macs_per_s)
+
+    def padded(self, total: int, tile: int, gran: int) -> int:
+        """`total` in tiles of `tile`, each padded to a multiple of `gran` (the matrix tile)."""
+        whole, rest = divmod(total, tile)
+        return whole * -(-tile // gran) * gran + -(-rest // gran) * gran
 
     @property
     def stream(self) -> int:
@@ -209,6 +233,8 @@ class MatmulSchedule:
     m_outer: bool
     ddr_bytes: int
     dmas: int
+    seconds: float = 0.0
+    """`Budget.seconds` of the schedule: its DDR bytes against its padded MACs."""
 
     def split(self, k: int) -> bool:
         return self.kt < k
@@ -262,11 +288,12 @@ def schedule_matmul(
         if x_ddr:
             dmas += m_tiles if m_outer else n_tiles * k_tiles_ * m_tiles
         dmas += m_tiles * n_tiles if y_ddr else 0
-        return MatmulSchedule(mt, nt, kt, m_outer, ddr, dmas)
+        macs = len(weights) * budget.padded(m, mt, budget.gran_m) * budget.padded(n, nt, budget.gran_n) * budget.padded(k, kt, budget.gran_k)
+        return MatmulSchedule(mt, nt, kt, m_outer, ddr, dmas, budget.seconds(ddr, macs))
 
-    def key(s: MatmulSchedule) -> tuple[int, bool, bool, bool, int]:
+    def key(s: MatmulSchedule) -> tuple[float, int, bool, bool, bool, int]:
         narrow = s.nt < min(n, budget.gran_n) or (s.kt < k and s.kt % budget.gran_k != 0)  # the matrix engine pads these
-        return (s.ddr_bytes, narrow, s.kt < k, n % s.nt != 0 or m % s.mt != 0, s.dmas)
+        return (s.seconds, s.ddr_bytes, narrow, s.kt < k, n % s.nt != 0 or m % s.mt != 0, s.dmas)
 
     for copies in (2, 1):
         found: list[MatmulSchedule] = []

@@ -8,8 +8,9 @@ rewriting op by op:
 1. Homes. Every activation lives in OCM unless the live activations at some point exceed
    `Budget.activations` of OCM (half), in which case the largest live ones move to DDR
    scratch. Each op may then use what its live neighbours leave free (its `space`).
-2. Schedules (`axc.tiling`): per op, the tiles and loop order that fit its space and move
-   the fewest DDR bytes.
+2. Schedules (`axc.tiling`): per op, the tiles and loop order that fit its space and take
+   the least time (a linear: its DDR bytes against its padded MACs), then move the fewest
+   DDR bytes.
    - linear (`tfm.linear`, `quant.linear`): weight-stationary over N tiles (every weight,
      scale, zero and bias byte loaded once per call), or activation-stationary over M
      blocks when the activation lives in DDR and re-reading it per N tile would cost
