@@ -143,6 +143,11 @@ class Row:
     source: str = ""
 
     @property
+    def weights(self) -> str:
+        """The weight format as the tables print it: `s8`, `s4 g128`."""
+        return f"{self.weight}{' g' + str(self.group) if self.group else ''}"
+
+    @property
     def build(self) -> tuple[str, str, str, int | None, int]:
         return (self.model, self.chip, self.weight, self.group, self.kv)
 
@@ -537,7 +542,7 @@ def table(results: list[Result]) -> str:
     ]
     for r in results:
         row = r.row
-        weights = f"{row.weight}{' g' + str(row.group) if row.group else ''}"
+        weights = row.weights
         ttft = row.ttft_ms if row.ttft_ms is not None else "-"
         tok = row.tok_s if row.tok_s is not None else "-"
         if r.after[0] != r.after[0]:  # NaN: the build failed
@@ -560,12 +565,12 @@ def check_table(results: list[Result]) -> str:
     ]
     for r in results:
         row = r.row
-        weights = f"{row.weight}{' g' + str(row.group) if row.group else ''}"
+        weights = row.weights
         source = row.source + (f"; {row.note}" if row.note else "")
         lines.append(
             f"| {row.label} | {row.chip} | {weights} | {row.kv} | {row.ttft_ms if row.ttft_ms is not None else '-'} | "
-            f"{cells(r.after[1] if row.ttft_ms else None, row.ttft_ms, 0)} | {row.tok_s if row.tok_s is not None else '-'} | "
-            f"{cells(r.after[0] if row.tok_s else None, row.tok_s, 2)} | {source} |"
+            f"{cells(r.after[1], row.ttft_ms, 0)} | {row.tok_s if row.tok_s is not None else '-'} | "
+            f"{cells(r.after[0], row.tok_s, 2)} | {source} |"
         )
     ttft = [(r.after[1] - r.row.ttft_ms) / r.row.ttft_ms for r in results if r.row.ttft_ms and r.after[1] == r.after[1]]
     decode = [(r.after[0] - r.row.tok_s) / r.row.tok_s for r in results if r.row.tok_s and r.after[0] == r.after[0]]
@@ -669,7 +674,8 @@ def main() -> None:
                 flush=True,
             )
 
-    def results_of(selected: list[Row]) -> list[Result]:
+    def results_of(selected: list[Row], before: bool = True) -> list[Result]:
+        """Each row's predictions; `before` also the prior's (the checks print only the fit's)."""
         results = []
         for row in selected:
             family = get_target(row.chip).family
@@ -678,10 +684,11 @@ def main() -> None:
                 continue
             built, layers, fit = builds[row.build], SHAPES[row.model].layers, fits[family]
             after = predict(built, layers, fit.after)
-            results.append(Result(row, predict(built, layers, fit.before), after, fit.loo.get(row, (None, None))))
+            prior = predict(built, layers, fit.before) if before else (float("nan"),) * 2
+            results.append(Result(row, prior, after, fit.loo.get(row, (None, None))))
         return results
 
-    results, checked = results_of(rows), results_of(checks)
+    results, checked = results_of(rows), results_of(checks, before=False)
     text = table(results)
     check_text = check_table(checked)
     for key, reason in failed.items():
